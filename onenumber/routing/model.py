@@ -1,0 +1,156 @@
+"""The values routing works on: accounts, devices, bindings, and the ring plan it returns.
+
+Plain frozen dataclasses shared by the store (which loads them), the location service
+(which holds bindings) and the routing policy (which reads them). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MAX_DEVICES = 8
+
+
+class DeviceKind(StrEnum):
+    DESKPHONE = "deskphone"
+    SOFTPHONE = "softphone"
+    MOBILE = "mobile"
+    WEBPHONE = "webphone"
+
+
+class RingMode(StrEnum):
+    ORDERED = "ordered"
+    EXCLUSIVE = "exclusive"
+
+
+class DeclineMode(StrEnum):
+    EVERYWHERE = "everywhere"
+    DEVICE = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarding:
+    """Where calls go instead of (or after) the devices. `None` means the rule is off.
+
+    Targets are dialled numbers (internal number, DID or external); voicemail will be
+    the target string ``"voicemail"`` once the voicemail service exists.
+    """
+
+    unconditional: str | None = None
+    busy: str | None = None
+    no_answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    number: str
+    display_name: str
+    dids: tuple[str, ...] = ()
+    ring_mode: RingMode = RingMode.ORDERED
+    stage_seconds: int = 10
+    no_answer_seconds: int = 30
+    forwarding: Forwarding = field(default_factory=Forwarding)
+    decline: DeclineMode = DeclineMode.EVERYWHERE
+    dnd: bool = False
+    selected_device: int | None = None  # device position, for exclusive mode
+    custom_cli: str | None = None  # caller ID shown on external calls
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    account: str  # the account's number
+    position: int  # 0..7, unique per account
+    kind: DeviceKind
+    auth_username: str
+    secret: str
+    ring_order: int = 1  # 0 never rings; lower rings first
+    enabled: bool = True
+    label: str = ""
+    internet: bool = False  # may register from outside the trusted networks
+    credential_expires_at: float | None = None  # unix time; None = never
+    call_waiting: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A live registration of one device (RFC 3261 §10, RFC 5626)."""
+
+    account: str
+    auth_username: str
+    contact: str  # the Contact URI as registered (without its header parameters)
+    expires_at: float  # unix time
+    transport: str  # udp | tcp | tls | ws | wss
+    source: tuple[str, int]  # where the REGISTER came from (received/rport)
+    local: tuple[str, int] = ("", 0)  # the server socket it arrived on
+    instance: str | None = None  # +sip.instance
+    reg_id: int | None = None
+    flow: str | None = None  # connection id for TCP/TLS/WS; None for UDP
+    path: tuple[str, ...] = ()  # Path header values (RFC 3327)
+    user_agent: str = ""
+    call_id: str = ""
+    cseq: int = 0
+    q: float | None = None
+    outbound: bool = False  # the Contact carried ;ob (RFC 5626)
+    params: str = ""  # Contact header parameters other than expires/q, verbatim
+
+    @property
+    def key(self) -> str:
+        """Binding identity: instance+reg-id when present, else the contact URI."""
+        if self.instance:
+            return f"{self.instance};reg-id={self.reg_id or 0}"
+        return self.contact
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    """What the account is doing now, as far as routing cares."""
+
+    active_calls: int = 0  # established calls of the account, any device
+    devices_in_call: frozenset[int] = frozenset()  # positions of devices in a call
+
+
+class FinalKind(StrEnum):
+    FORWARD = "forward"  # retarget the call to `target`
+    REJECT = "reject"  # answer `status` `reason` upstream
+
+
+@dataclass(frozen=True, slots=True)
+class FinalAction:
+    kind: FinalKind
+    status: int = 0  # for REJECT
+    reason: str = ""  # reason phrase for REJECT, or why we forward
+    target: str | None = None  # for FORWARD: the number to call instead
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Bindings rung together, starting `start` seconds after the call arrived."""
+
+    start: float
+    bindings: tuple[Binding, ...]
+    positions: tuple[int, ...]  # the devices these bindings belong to
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDecision:
+    """Why a device is in or out of a plan, for `onenumber ring-plan` and the API."""
+
+    position: int
+    auth_username: str
+    rings: bool
+    stage: int | None  # index into RingPlan.stages when it rings
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RingPlan:
+    account: str
+    stages: tuple[Stage, ...]
+    no_answer_seconds: float
+    decline: DeclineMode
+    on_busy: FinalAction  # every rung device answered busy
+    on_no_answer: FinalAction  # no_answer_seconds passed, or every stage timed out
+    on_unavailable: FinalAction  # nothing to ring at all
+    immediate: FinalAction | None = None  # set when the call must not ring (unconditional, DND)
+    decisions: tuple[DeviceDecision, ...] = ()
