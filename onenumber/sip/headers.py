@@ -9,23 +9,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import grammar
 from .errors import ParseError
 from .uri import AbsoluteUri, SipUri, parse_uri
 
 Params = tuple[tuple[str, str | None], ...]
 
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
-_VIA_RE = re.compile(r"^SIP\s*/\s*([0-9.]+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.+)$", re.S)
+_token_match = grammar.TOKEN_RE.fullmatch
+# From/To/Contact values repeat across a dialog and REGISTER refreshes; parsed values are frozen
+_NAME_ADDR_CACHE: dict[str, NameAddr] = {}
+_CACHE_SIZE = 4096
+_param_match = grammar.PARAM_ITEM.match
 
 
 def is_token(text: str) -> bool:
-    return bool(_TOKEN_RE.match(text))
+    return _token_match(text) is not None
 
 
 def split_commas(value: str) -> list[str]:
     """Split a header value on the commas that separate list elements (not in quotes or <>)."""
     if "," not in value:
         return [value]
+    if '"' not in value and "<" not in value:
+        return [v.strip(" \t") for v in value.split(",")]
     out: list[str] = []
     depth = 0
     quoted = False
@@ -46,57 +52,39 @@ def split_commas(value: str) -> list[str]:
         elif c == ">":
             depth = max(0, depth - 1)
         elif c == "," and depth == 0:
-            out.append(value[start:i].strip())
+            out.append(value[start:i].strip(" \t"))
             start = i + 1
         i += 1
-    out.append(value[start:].strip())
+    out.append(value[start:].strip(" \t"))
     return out
 
 
 def parse_params(text: str, context: str = "header") -> Params:
-    """Parse `;name=value;flag` (leading ";" optional). Quoted values keep their quotes."""
-    text = text.strip()
-    if not text:
+    """Parse `;name=value;flag` (RFC 3261 generic-param, SWS allowed around ";" and "=").
+
+    The leading ";" is optional. Quoted values keep their quotes.
+    """
+    stripped = text.lstrip(" \t")
+    if not stripped:
         return ()
-    if text.startswith(";"):
-        text = text[1:]
+    return _params(stripped if stripped[0] == ";" else ";" + stripped, context)
+
+
+def _params(text: str, context: str = "header") -> Params:
+    """`*( SEMI generic-param )` exactly: anything else (even a stray word) is an error."""
     out: list[tuple[str, str | None]] = []
-    for part in _split_semis(text):
-        name, eq, value = part.partition("=")
-        name = name.strip()
-        value = value.strip()
-        if not name or not is_token(name) or (eq and not value):
-            raise ParseError(f"invalid {context} parameter {part.strip()[:40]!r}")
-        if value and not value.startswith('"') and not re.match(r"^[A-Za-z0-9\-.!%*_+`'~:\[\]]+$", value):
-            raise ParseError(f"invalid {context} parameter value {value[:40]!r}")
-        out.append((name, value if eq else None))
+    pos = 0
+    end = len(text)
+    match = _param_match
+    while pos < end:
+        m = match(text, pos)
+        if m is None or m.end() == pos:
+            if not text[pos:].strip(" \t"):
+                break
+            raise ParseError(f"invalid {context} parameter {text[pos:pos + 40]!r}")
+        out.append((m.group(1), m.group(2)))
+        pos = m.end()
     return tuple(out)
-
-
-def _split_semis(text: str) -> list[str]:
-    if '"' not in text:
-        return text.split(";")
-    parts: list[str] = []
-    quoted = False
-    start = 0
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if quoted:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c == ";":
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    if quoted:
-        raise ParseError("unterminated quoted string in parameters")
-    parts.append(text[start:])
-    return parts
 
 
 def format_params(params: Params) -> str:
@@ -127,18 +115,18 @@ class Via:
 
     @classmethod
     def parse(cls, value: str) -> Via:
-        m = _VIA_RE.match(value.strip())
-        if not m:
+        m = grammar.VIA.fullmatch(value.strip(" \t"))
+        if m is None or m.group("proto").upper() != "SIP":
             raise ParseError(f"invalid Via {value[:60]!r}")
-        transport = m.group(2).upper()
-        rest = m.group(3).strip()
-        sent_by, _, params_text = rest.partition(";")
-        sent_by = sent_by.strip()
-        host, port = _split_hostport(sent_by, "Via")
-        params = parse_params(params_text, "Via") if _ else ()
-        if _ and not params:
-            raise ParseError("empty Via parameter")
-        return cls(transport, host, port, params)
+        port_text = m.group("port")
+        port = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                raise ParseError(f"invalid port in Via {value[:60]!r}")
+        params_text = m.group("params")
+        params = _params(params_text, "Via") if params_text else ()
+        return cls(m.group("transport").upper(), m.group("host"), port, params)
 
     def __str__(self) -> str:
         port = f":{self.port}" if self.port is not None else ""
@@ -157,26 +145,6 @@ class Via:
         return self.host.lower(), self.port if self.port is not None else default
 
 
-def _split_hostport(text: str, context: str) -> tuple[str, int | None]:
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ParseError(f"invalid IPv6 reference in {context}")
-        host, after = text[: end + 1], text[end + 1 :].strip()
-    else:
-        host, colon, after = text.partition(":")
-        after = (":" + after) if colon else ""
-        host = host.strip()
-    if not host or not re.match(r"^[A-Za-z0-9\-.\[\]:]+$", host):
-        raise ParseError(f"invalid host in {context}: {text[:60]!r}")
-    if not after:
-        return host, None
-    port_text = after[1:].strip()
-    if not after.startswith(":") or not port_text.isdigit() or int(port_text) > 65535:
-        raise ParseError(f"invalid port in {context}: {text[:60]!r}")
-    return host, int(port_text)
-
-
 @dataclass(frozen=True, slots=True)
 class NameAddr:
     """`[display-name] <uri> *(;param)` or `addr-spec *(;param)` (From, To, Contact, Route…)."""
@@ -188,41 +156,33 @@ class NameAddr:
 
     @classmethod
     def parse(cls, value: str) -> NameAddr:
-        value = value.strip()
-        display = None
-        if value.startswith('"'):
-            i = 1
-            while i < len(value):
-                if value[i] == "\\":
-                    i += 2
-                    continue
-                if value[i] == '"':
-                    break
-                i += 1
-            else:
-                raise ParseError("unterminated quoted display name")
-            display = value[: i + 1]
-            value = value[i + 1 :].lstrip()
-            if not value.startswith("<"):
-                raise ParseError("display name without <URI>")
-        lt = value.find("<")
-        if lt >= 0:
-            if display is None and lt > 0:
-                display = value[:lt].strip()
-                if not all(is_token(w) for w in display.split()):
-                    raise ParseError(f"invalid display name {display[:40]!r}")
-            gt = value.find(">", lt)
-            if gt < 0:
-                raise ParseError("missing '>' in name-addr")
-            uri = parse_uri(value[lt + 1 : gt].strip())
-            params = parse_params(value[gt + 1 :])
-            return cls(uri, display or None, params, True)
-        # addr-spec: parameters after the URI belong to the header, not the URI (§20)
+        cached = _NAME_ADDR_CACHE.get(value)
+        if cached is not None:
+            return cached
+        na = cls._parse(value)
+        if len(_NAME_ADDR_CACHE) >= _CACHE_SIZE:
+            _NAME_ADDR_CACHE.clear()  # bounded: distinct values cannot grow memory
+        _NAME_ADDR_CACHE[value] = na
+        return na
+
+    @classmethod
+    def _parse(cls, value: str) -> NameAddr:
+        value = value.strip(" \t")
+        if "<" in value:
+            m = grammar.NAME_ADDR.fullmatch(value)
+            if m is None:
+                raise ParseError(f"invalid name-addr {value[:60]!r}")
+            display = m.group("quoted") or m.group("tokens")
+            params_text = m.group("params")
+            params = _params(params_text) if params_text else ()
+            return cls(parse_uri(m.group("uri")), display, params, True)
+        # addr-spec: parameters after the URI belong to the header, not the URI (§20), and
+        # a URI holding ",", "?" or ";" must have been put in <> (§20.10)
         uri_text, semi, params_text = value.partition(";")
-        if any(c in uri_text.strip() for c in " \t,?"):
+        uri_text = uri_text.rstrip(" \t")
+        if not uri_text or any(c in uri_text for c in " \t,?\"<>"):
             raise ParseError(f"invalid addr-spec {value[:60]!r}")
-        uri = parse_uri(uri_text.strip())
-        return cls(uri, None, parse_params(params_text) if semi else (), False)
+        return cls(parse_uri(uri_text), None, _params(";" + params_text) if semi else (), False)
 
     def __str__(self) -> str:
         disp = f"{self.display} " if self.display else ""
@@ -247,11 +207,10 @@ class CSeq:
 
     @classmethod
     def parse(cls, value: str) -> CSeq:
-        num, _, method = value.strip().partition(" ")
-        method = method.strip()
-        if not num.isdigit() or len(num) > 10 or int(num) > 0xFFFFFFFF or not is_token(method):
+        m = grammar.CSEQ.fullmatch(value.strip(" \t"))
+        if m is None or int(m.group(1)) > 0xFFFFFFFF:
             raise ParseError(f"invalid CSeq {value[:40]!r}")
-        return cls(int(num), method)
+        return cls(int(m.group(1)), m.group(2))
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"

@@ -10,10 +10,13 @@ Anything malformed raises `ParseError` with the status to answer (400, 505) or N
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+from . import grammar
 from .errors import ParseError
-from .headers import CSeq, NameAddr, Via, is_token, split_commas
+from .headers import CSeq, NameAddr, Via, is_token, parse_contacts, split_commas
+from .uri import AbsoluteUri, SipUri, parse_uri
 
 # compact form → canonical lower-case name (RFC 3261 §7.3.3, RFC 3515, RFC 3841, RFC 4028…)
 COMPACT = {
@@ -55,10 +58,29 @@ SINGLE_HEADERS = frozenset({"call-id", "to", "from", "cseq", "max-forwards", "co
 
 MAX_MESSAGE = 65535
 
+# name as written → (key, name to write back); filled as names are seen, bounded
+_NAME_CACHE: dict[str, tuple[str, str]] = {}
+_NAME_CACHE_SIZE = 2048
+
+_is_digits = grammar.DIGITS.fullmatch
+
 
 def _canon(name: str) -> str:
     lname = name.lower()
     return COMPACT.get(lname, lname)
+
+
+def _name_entry(name: str) -> tuple[str, str] | None:
+    """(key, canonical name) for a header name as written, None when it is not a token."""
+    entry = _NAME_CACHE.get(name)
+    if entry is None:
+        if not is_token(name):
+            return None
+        key = _canon(name)
+        entry = (key, CANONICAL.get(key, name))
+        if len(_NAME_CACHE) < _NAME_CACHE_SIZE:
+            _NAME_CACHE[name] = entry
+    return entry
 
 
 class Headers:
@@ -66,12 +88,14 @@ class Headers:
 
     Stored as a list of [key, name, value] where key is the lower-case long name; list
     headers hold one element per entry (a comma-joined field becomes several entries).
+    Typed views parsed from the values are cached until the next change.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_cache", "_items")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
         self._items: list[list[str]] = []
+        self._cache: dict[str, Any] = {}
         if items:
             for name, value in items:
                 self.add(name, value)
@@ -80,6 +104,7 @@ class Headers:
     def _raw(cls, items: list[list[str]]) -> Headers:
         h = cls.__new__(cls)
         h._items = items
+        h._cache = {}
         return h
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
@@ -94,11 +119,15 @@ class Headers:
             return NotImplemented
         return [(k, v) for k, _, v in self._items] == [(k, v) for k, _, v in other._items]
 
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
     def __repr__(self) -> str:
         return f"Headers({[(n, v) for _, n, v in self._items]!r})"
 
     def copy(self) -> Headers:
-        return Headers._raw([list(i) for i in self._items])
+        h = Headers._raw([list(i) for i in self._items])
+        h._cache = dict(self._cache)  # typed values are frozen: safe to share
+        return h
 
     def get(self, name: str, default: str | None = None) -> str | None:
         key = _canon(name)
@@ -111,18 +140,26 @@ class Headers:
         key = _canon(name)
         return [item[2] for item in self._items if item[0] == key]
 
-    def __contains__(self, name: str) -> bool:
+    def count(self, name: str) -> int:
+        key = _canon(name)
+        return sum(1 for item in self._items if item[0] == key)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
         key = _canon(name)
         return any(item[0] == key for item in self._items)
 
     def add(self, name: str, value: str) -> None:
         """Append a field (after any others of the same name)."""
         key = _canon(name)
+        self._cache.clear()
         self._items.append([key, CANONICAL.get(key, name), value])
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a field before the first of the same name (or at the top): Via, Record-Route."""
         key = _canon(name)
+        self._cache.clear()
         for i, item in enumerate(self._items):
             if item[0] == key:
                 self._items.insert(i, [key, item[1], value])
@@ -132,6 +169,7 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one (kept at the first one's place)."""
         key = _canon(name)
+        self._cache.clear()
         for i, item in enumerate(self._items):
             if item[0] == key:
                 item[2] = value
@@ -141,15 +179,25 @@ class Headers:
 
     def remove(self, name: str) -> None:
         key = _canon(name)
+        self._cache.clear()
         self._items = [it for it in self._items if it[0] != key]
 
     def pop_first(self, name: str) -> str | None:
         key = _canon(name)
         for i, item in enumerate(self._items):
             if item[0] == key:
+                self._cache.clear()
                 del self._items[i]
                 return item[2]
         return None
+
+    def typed(self, key: str, build: Callable[[Headers], Any]) -> Any:
+        """`build(self)` cached under `key` until the headers change (ParseError is not cached)."""
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = build(self)
+            return value
 
     def encode_into(self, out: list[str]) -> None:
         for _, name, value in self._items:
@@ -159,6 +207,59 @@ class Headers:
             out.append("\r\n")
 
 
+# typed builders, cached per Headers ---------------------------------------------------------
+
+
+def _build_vias(h: Headers) -> tuple[Via, ...]:
+    return tuple(Via.parse(v) for v in h.get_all("via"))
+
+
+def _build_top_via(h: Headers) -> Via:
+    cached = h._cache.get("vias")
+    if cached:
+        return cached[0]
+    v = h.get("via")
+    if v is None:
+        raise ParseError("missing Via")
+    return Via.parse(v)
+
+
+def _build_name_addr(key: str) -> Callable[[Headers], NameAddr]:
+    def build(h: Headers) -> NameAddr:
+        v = h.get(key)
+        if v is None:
+            raise ParseError(f"missing {CANONICAL[key]}")
+        return NameAddr.parse(v)
+
+    return build
+
+
+def _build_name_addrs(key: str) -> Callable[[Headers], tuple[NameAddr, ...]]:
+    def build(h: Headers) -> tuple[NameAddr, ...]:
+        return tuple(NameAddr.parse(v) for v in h.get_all(key))
+
+    return build
+
+
+def _build_cseq(h: Headers) -> CSeq:
+    return CSeq.parse(h.get("cseq") or "")
+
+
+def _build_contacts(h: Headers) -> tuple[NameAddr, ...] | None:
+    values = h.get_all("contact")
+    if not values:
+        return ()
+    c = parse_contacts(values)
+    return None if c is None else tuple(c)
+
+
+_build_from = _build_name_addr("from")
+_build_to = _build_name_addr("to")
+_build_routes = _build_name_addrs("route")
+_build_record_routes = _build_name_addrs("record-route")
+_build_paths = _build_name_addrs("path")
+
+
 class Message:
     __slots__ = ("body", "headers", "version")
 
@@ -166,44 +267,77 @@ class Message:
     body: bytes
     version: str
 
-    # typed access to what every layer reads -------------------------------------------------
+    # typed access to what every layer reads (parsed once, cached in the Headers) ---------------
     @property
     def call_id(self) -> str:
         return self.headers.get("call-id") or ""
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self.headers.get("cseq") or "")
+        return self.headers.typed("cseq", _build_cseq)  # type: ignore[no-any-return]
 
     @property
     def vias(self) -> list[Via]:
-        return [Via.parse(v) for v in self.headers.get_all("via")]
+        return list(self.headers.typed("vias", _build_vias))
 
     @property
     def top_via(self) -> Via:
-        v = self.headers.get("via")
-        if v is None:
-            raise ParseError("missing Via")
-        return Via.parse(v)
+        return self.headers.typed("top_via", _build_top_via)  # type: ignore[no-any-return]
 
     @property
     def from_(self) -> NameAddr:
-        return NameAddr.parse(self.headers.get("from") or "")
+        return self.headers.typed("from", _build_from)  # type: ignore[no-any-return]
 
     @property
     def to(self) -> NameAddr:
-        return NameAddr.parse(self.headers.get("to") or "")
+        return self.headers.typed("to", _build_to)  # type: ignore[no-any-return]
+
+    @property
+    def contacts(self) -> list[NameAddr] | None:
+        """Every Contact as a name-addr ([] when there is none); None for `Contact: *`."""
+        c = self.headers.typed("contacts", _build_contacts)
+        return None if c is None else list(c)
+
+    @property
+    def routes(self) -> list[NameAddr]:
+        return list(self.headers.typed("routes", _build_routes))
+
+    @property
+    def record_routes(self) -> list[NameAddr]:
+        return list(self.headers.typed("record_routes", _build_record_routes))
+
+    @property
+    def paths(self) -> list[NameAddr]:
+        return list(self.headers.typed("paths", _build_paths))
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards as an int (validated by parse), None when absent."""
+        mf = self.headers.get("max-forwards")
+        return None if mf is None else int(mf)
 
     def start_line(self) -> str:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
+        """The message on the wire; Content-Length always tells the real body length."""
         out = [self.start_line(), "\r\n"]
-        self.headers.encode_into(out)
-        if "content-length" not in self.headers:
-            out.append(f"Content-Length: {len(self.body)}\r\n")
+        body = self.body
+        has_cl = False
+        for key, name, value in self.headers._items:
+            if key == "content-length":
+                if has_cl:
+                    continue
+                has_cl = True
+                value = str(len(body))
+            out.append(name)
+            out.append(": ")
+            out.append(value)
+            out.append("\r\n")
+        if not has_cl:
+            out.append(f"Content-Length: {len(body)}\r\n")
         out.append("\r\n")
-        return "".join(out).encode("utf-8", "surrogateescape") + self.body
+        return "".join(out).encode("utf-8", "surrogateescape") + body
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -214,6 +348,8 @@ class Message:
             and self.body == other.body  # type: ignore[attr-defined]
         )
 
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
     def set_body(self, body: bytes, content_type: str | None = None) -> None:
         self.body = body
         self.headers.set("Content-Length", str(len(body)))
@@ -222,29 +358,54 @@ class Message:
 
 
 class Request(Message):
-    __slots__ = ("method", "uri")
+    __slots__ = ("_ruri", "_uri", "method")
 
     def __init__(
-        self, method: str, uri: str, headers: Headers | None = None, body: bytes = b"", version: str = "SIP/2.0"
+        self, method: str, uri: str,
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = "SIP/2.0",
     ) -> None:
         self.method = method
-        self.uri = uri  # the Request-URI as text; parse with uri.parse_uri when needed
+        self._uri = uri
+        self._ruri: SipUri | AbsoluteUri | None = None
         self.headers = headers if headers is not None else Headers()
         self.body = body
         self.version = version
 
+    @property
+    def uri(self) -> str:
+        """The Request-URI as text; `request_uri` gives it parsed."""
+        return self._uri
+
+    @uri.setter
+    def uri(self, value: str) -> None:
+        self._uri = value
+        self._ruri = None
+
+    @property
+    def request_uri(self) -> SipUri | AbsoluteUri:
+        """The Request-URI parsed (cached); raises ParseError when it is not a valid URI."""
+        ruri = self._ruri
+        if ruri is None:
+            ruri = self._ruri = parse_uri(self._uri)
+        return ruri
+
     def start_line(self) -> str:
-        return f"{self.method} {self.uri} {self.version}"
+        return f"{self.method} {self._uri} {self.version}"
 
     def __repr__(self) -> str:
-        return f"<Request {self.method} {self.uri}>"
+        return f"<Request {self.method} {self._uri}>"
 
 
 class Response(Message):
     __slots__ = ("reason", "status")
 
     def __init__(
-        self, status: int, reason: str, headers: Headers | None = None, body: bytes = b"", version: str = "SIP/2.0"
+        self, status: int, reason: str,
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = "SIP/2.0",
     ) -> None:
         self.status = status
         self.reason = reason
@@ -264,138 +425,234 @@ class Response(Message):
 
 
 def parse(data: bytes, *, stream: bool = False) -> Request | Response:
-    """Parse one message. With `stream` False (UDP), the body is framed by Content-Length
-    inside the datagram: a longer Content-Length is an error, trailing octets are ignored."""
+    """Parse one message.
+
+    With `stream` False (UDP) the body is framed by Content-Length inside the datagram: a
+    larger Content-Length is an error, trailing octets are ignored, and without one the
+    body is the rest of the datagram. With `stream` True (TCP/TLS, after `StreamFramer`)
+    a missing Content-Length means an empty body. CRLFs before the start line are skipped.
+
+    Raises ParseError: status 400 (505 for another SIP version) with `partial` set when
+    the request can be answered; status None when the bytes must be dropped (garbage, or
+    any malformed response: responses are never answered).
+    """
     if len(data) > MAX_MESSAGE and not stream:
         raise ParseError("message too large", status=None)
+    if data[:1] == b"\r" or data[:1] == b"\n":
+        data = data.lstrip(b"\r\n")
     head_end = data.find(b"\r\n\r\n")
-    if head_end < 0:
-        # tolerate bare-LF messages from sloppy peers; reject anything else unframed
-        lf = data.find(b"\n\n")
-        if lf < 0:
-            raise ParseError("no end of headers", status=None)
-        head = data[:lf].replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape").split("\n")
-        rest = data[lf + 2 :]
-    else:
-        head = data[:head_end].decode("utf-8", "surrogateescape").split("\r\n")
+    complete = True
+    if head_end >= 0:
+        lines = data[:head_end].decode("utf-8", "surrogateescape").split("\r\n")
         rest = data[head_end + 4 :]
-    first = head[0]
-    if not first or "\x00" in first:
-        raise ParseError("invalid start line", status=None)
+    else:
+        # tolerate bare-LF messages from sloppy peers; note a missing empty line
+        lf = data.find(b"\n\n")
+        if lf >= 0:
+            head, rest = data[:lf], data[lf + 2 :]
+        else:
+            head, rest, complete = data, b"", False
+        lines = head.decode("utf-8", "surrogateescape").replace("\r\n", "\n").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+    if not lines or not lines[0]:
+        raise ParseError("empty message", status=None)
+    try:
+        msg = _parse_head(lines)
+        if b"\x00" in data[: head_end if head_end >= 0 else len(data)]:
+            _check_nul(msg)
+    except ParseError as exc:
+        if exc.partial is not None and isinstance(exc.partial, Response):
+            exc.status = None
+        raise
+    try:
+        _frame_body(msg, rest, stream)
+        if not complete:
+            raise ParseError("no empty line after the header fields", partial=msg)
+        _validate(msg)
+    except ParseError as exc:
+        if isinstance(msg, Response):
+            exc.status = None
+        raise
+    return msg
 
+
+def _parse_head(lines: list[str]) -> Request | Response:
+    first = lines[0]
     items: list[list[str]] = []
-    for line in head[1:]:
+    bad: str | None = None
+    last: list[str] | None = None
+    name_entry = _name_entry
+    for line in lines[1:]:
         if not line:
-            continue
+            continue  # only a bare-CR line could get here; ignore it
         c0 = line[0]
         if c0 == " " or c0 == "\t":
-            if not items:
-                raise ParseError("continuation line before any header", status=None)
-            items[-1][2] = items[-1][2] + " " + line.strip()
+            if last is None:
+                bad = bad or "continuation line before any header"
+                continue
+            # LWS folding: the line break and leading white space become one SP (§7.3.1)
+            last[2] = (last[2] + " " + line.strip(" \t")).strip(" \t")
             continue
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not name or not is_token(name):
-            items.append(["", "", ""])  # marks the message invalid once we can answer it
-            continue
-        key = name.lower()
-        key = COMPACT.get(key, key)
-        items.append([key, CANONICAL.get(key, name), value.strip()])
+        entry = name_entry(name) if colon else None
+        if entry is None:
+            entry = name_entry(name.rstrip(" \t")) if colon else None
+            if entry is None:
+                bad = bad or f"malformed header line {line[:40]!r}"
+                last = None
+                continue
+        last = [entry[0], entry[1], value.strip(" \t")]
+        items.append(last)
 
-    # split list headers into their elements
-    expanded: list[list[str]] = []
-    bad_header = False
-    for item in items:
-        if not item[0]:
-            bad_header = True
-            continue
-        if item[0] in LIST_HEADERS and "," in item[2]:
-            for v in split_commas(item[2]):
-                expanded.append([item[0], item[1], v])
-        else:
-            expanded.append(item)
-    headers = Headers._raw(expanded)
-
+    headers = Headers._raw(items)
     msg: Request | Response
     if first.startswith("SIP/"):
         msg = _parse_status_line(first, headers)
     else:
         msg = _parse_request_line(first, headers)
-    if bad_header:
-        raise ParseError("malformed header line", partial=msg)
-
-    # body framing (§18.3)
-    cl_values = headers.get_all("content-length")
-    if len(cl_values) > 1:
-        raise ParseError("more than one Content-Length", partial=msg)
-    if cl_values:
-        cl = cl_values[0].strip()
-        if not cl.isdigit() or len(cl) > 9:
-            raise ParseError(f"invalid Content-Length {cl[:20]!r}", partial=msg)
-        length = int(cl)
-        if length > len(rest):
-            raise ParseError("Content-Length larger than the message", partial=msg)
-        msg.body = rest[:length]
-    elif stream:
-        msg.body = b""
-    else:
-        msg.body = rest
-    _validate(msg)
+    if bad is not None:
+        raise ParseError(bad, partial=msg)
+    # split list headers into their elements (§7.3.1)
+    for i in range(len(items) - 1, -1, -1):
+        item = items[i]
+        if "," in item[2] and item[0] in LIST_HEADERS:
+            items[i : i + 1] = [[item[0], item[1], v] for v in split_commas(item[2])]
     return msg
+
+
+def _check_nul(msg: Request | Response) -> None:
+    """A NUL octet is legal only as a quoted-pair inside a quoted string (intmeth)."""
+    for _, _, value in msg.headers._items:
+        if "\x00" not in value:
+            continue
+        quoted = False
+        i = 0
+        while i < len(value):
+            c = value[i]
+            if c == "\x00" and not quoted:
+                raise ParseError("NUL octet in a header field", partial=msg)
+            if quoted and c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = not quoted
+            i += 1
 
 
 def _parse_request_line(first: str, headers: Headers) -> Request:
     parts = first.split(" ")
     if len(parts) != 3:
-        partial = Request("UNKNOWN", "", headers)
-        raise ParseError("malformed Request-Line", partial=partial)
+        # only a line that ends in a SIP version is a request we can answer (ltgtruri, trws…)
+        status = 400 if grammar.REQUEST_LINE_VERSION.search(first) else None
+        raise ParseError("malformed Request-Line", status=status, partial=Request("UNKNOWN", "", headers))
     method, uri, version = parts
+    if not grammar.REQUEST_LINE_VERSION.fullmatch(version):
+        raise ParseError("malformed Request-Line", status=None, partial=Request("UNKNOWN", "", headers))
     req = Request(method, uri, headers)
-    if not method or not is_token(method) or not uri or any(c in uri for c in "<>\t\"") or not version:
+    if not is_token(method) or "\x00" in first:
         raise ParseError("malformed Request-Line", partial=req)
-    req.version = version
-    if version.upper() != "SIP/2.0":
-        if version.upper().startswith("SIP/"):
+    if version != "SIP/2.0":
+        if version.upper() != "SIP/2.0":
             raise ParseError("SIP Version Not Supported", status=505, partial=req)
-        raise ParseError("malformed Request-Line", partial=req)
-    req.version = "SIP/2.0"
+        req.version = "SIP/2.0"
     return req
 
 
 def _parse_status_line(first: str, headers: Headers) -> Response:
     version, _, rest = first.partition(" ")
     code, _, reason = rest.partition(" ")
-    if version.upper() != "SIP/2.0" or len(code) != 3 or not code.isdigit() or code[0] == "0":
+    if version.upper() != "SIP/2.0" or len(code) != 3 or not _is_digits(code) or code[0] == "0":
         raise ParseError("malformed Status-Line", status=None)
-    return Response(int(code), reason, headers)
+    resp = Response(int(code), reason, headers)
+    if version != "SIP/2.0":
+        resp.version = "SIP/2.0"
+    return resp
+
+
+def _frame_body(msg: Request | Response, rest: bytes, stream: bool) -> None:
+    """Body framing (§18.3, §20.14)."""
+    items = msg.headers._items
+    cl: str | None = None
+    for item in items:
+        if item[0] == "content-length":
+            if cl is not None:
+                raise ParseError("more than one Content-Length", partial=msg)
+            cl = item[2]
+    if cl is not None:
+        if not _is_digits(cl) or len(cl) > 9:
+            raise ParseError(f"invalid Content-Length {cl[:20]!r}", partial=msg)
+        length = int(cl)
+        if length > len(rest):
+            raise ParseError("Content-Length larger than the message", partial=msg)
+        msg.body = rest[:length] if length != len(rest) else rest
+    else:
+        msg.body = b"" if stream else rest
+
+
+_MULTI_KEYS = frozenset({"via", "contact", "route", "record-route"})
 
 
 def _validate(msg: Request | Response) -> None:
-    """The checks every message must pass before any layer reads it (§8.1.1, §20)."""
+    """The checks every message must pass before any layer reads it (§8.1.1, §20).
+
+    Every header a proxy or registrar reads is parsed here once and cached in the
+    Headers, so a malformed one is a 400 at the door instead of an exception deep in a layer.
+    """
     h = msg.headers
-    for key in SINGLE_HEADERS:
-        if len(h.get_all(key)) > 1:
-            raise ParseError(f"more than one {CANONICAL.get(key, key)}", partial=msg)
-    for key in ("call-id", "from", "to", "cseq", "via"):
-        if key not in h:
-            raise ParseError(f"missing {CANONICAL.get(key, key)}", partial=msg if key != "via" else None)
-    cseq = msg.cseq  # raises on an invalid CSeq
+    first: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for key, _, value in h._items:
+        if key in _MULTI_KEYS:
+            lst = multi.get(key)
+            if lst is None:
+                multi[key] = [value]
+            else:
+                lst.append(value)
+        elif key in first:
+            if key in SINGLE_HEADERS:
+                raise ParseError(f"more than one {CANONICAL.get(key, key)}", partial=msg)
+        else:
+            first[key] = value
+    vias = multi.get("via")
+    if vias is None:
+        raise ParseError("missing Via", status=None, partial=msg)  # nowhere to send an answer
+    for key in ("call-id", "from", "to", "cseq"):
+        if key not in first:
+            raise ParseError(f"missing {CANONICAL[key]}", partial=msg)
+    if not first["call-id"]:
+        raise ParseError("empty Call-ID", partial=msg)
+    cache = h._cache
     try:
-        for v in h.get_all("via"):
-            Via.parse(v)
-        msg.from_  # noqa: B018  (parse to validate)
-        msg.to  # noqa: B018
+        cache["cseq"] = cseq = CSeq.parse(first["cseq"])
+        cache["vias"] = parsed_vias = tuple([Via.parse(v) for v in vias])
+        cache["top_via"] = parsed_vias[0]
+        cache["from"] = NameAddr.parse(first["from"])
+        cache["to"] = NameAddr.parse(first["to"])
+        values = multi.get("contact")
+        if values is not None:
+            contacts = parse_contacts(values)
+            cache["contacts"] = None if contacts is None else tuple(contacts)
+        else:
+            cache["contacts"] = contacts = ()  # type: ignore[assignment]
+        values = multi.get("route")
+        cache["routes"] = tuple([NameAddr.parse(v) for v in values]) if values else ()
+        values = multi.get("record-route")
+        cache["record_routes"] = tuple([NameAddr.parse(v) for v in values]) if values else ()
+        if isinstance(msg, Request):
+            ruri = msg.request_uri
     except ParseError as exc:
         raise ParseError(exc.reason, partial=msg) from None
-    mf = h.get("max-forwards")
-    if mf is not None and (not mf.isdigit() or int(mf) > 255):
+    mf = first.get("max-forwards")
+    if mf is not None and (not _is_digits(mf) or int(mf) > 255):
         raise ParseError(f"invalid Max-Forwards {mf[:20]!r}", partial=msg)
     if isinstance(msg, Request):
+        if isinstance(ruri, SipUri) and ruri.headers is not None:
+            # §19.1.1: headers are not allowed in a Request-URI (escruri)
+            raise ParseError("header fields in the Request-URI", partial=msg)
         if cseq.method != msg.method:
             raise ParseError("CSeq method does not match the Request-Line", partial=msg)
-        exp = h.get("expires")
-        if exp is not None and (not exp.isdigit() or int(exp) > 0xFFFFFFFF):
+        if contacts is None and msg.method != "REGISTER":
+            raise ParseError("'*' Contact outside REGISTER", partial=msg)
+        exp = first.get("expires")
+        if exp is not None and (not _is_digits(exp) or int(exp) > 0xFFFFFFFF):
             raise ParseError(f"invalid Expires {exp[:20]!r}", partial=msg)
-    else:
-        if not cseq.method:
-            raise ParseError("invalid CSeq", status=None)

@@ -14,15 +14,16 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from . import grammar
 from .errors import ParseError
 
-_HOST_RE = re.compile(
-    r"^(?:\[[0-9A-Fa-f:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)$"
-)
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
-# unreserved / escaped / user-unreserved, plus ":" only in password (RFC 3261 §25.1)
-_USER_RE = re.compile(r"^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$")
-_PARAM_RE = re.compile(r"^(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+$")
+# parsed URIs are immutable: a small cache saves re-parsing the same AOR/contact on every message
+_CACHE: dict[str, SipUri | AbsoluteUri] = {}
+_CACHE_SIZE = 4096
+
+# RFC 3261 §19.1.4: an escaped character is equivalent to itself unless it is "reserved"
+_RESERVED = frozenset(";/?:@&=+$,")
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +74,17 @@ class SipUri:
         return self.host.lower()
 
     def param(self, name: str) -> str | None:
-        """The value of a URI parameter (name compared case-insensitively); "" if it has none."""
+        """The value (as written) of a URI parameter, "" if it has none, None if absent.
+
+        Names compare case-insensitively with escapes decoded (`n%61me` is `name`)."""
         lname = name.lower()
         for k, v in self.params:
-            if k.lower() == lname:
+            if k.lower() == lname or ("%" in k and _norm(k).lower() == lname):
                 return "" if v is None else v
         return None
 
     def has_param(self, name: str) -> bool:
-        lname = name.lower()
-        return any(k.lower() == lname for k, _ in self.params)
+        return self.param(name) is not None
 
     def with_params(self, params: tuple[tuple[str, str | None], ...]) -> SipUri:
         return SipUri(self.scheme, self.user, self.password, self.host, self.port, params, self.headers)
@@ -100,80 +102,120 @@ class SipUri:
             return self.port
         return 5061 if self.scheme == "sips" or self.transport == "tls" else 5060
 
-    def equivalent(self, other: SipUri) -> bool:
-        """URI comparison of RFC 3261 §19.1.4 (user case-sensitive, host not, escapes decoded)."""
-        if self.scheme != other.scheme:
+    def equivalent(self, other: SipUri | AbsoluteUri) -> bool:
+        """URI comparison of RFC 3261 §19.1.4.
+
+        Scheme, host and parameters compare case-insensitively, userinfo case-sensitively;
+        escapes of unreserved characters equal the characters; an absent port or
+        user/ttl/method/maddr/transport parameter never equals an explicit default; other
+        parameters count only when both URIs have them; URI headers must all match.
+        """
+        if not isinstance(other, SipUri) or self.scheme != other.scheme:
             return False
-        if unquote(self.user or "") != unquote(other.user or "") or self.password != other.password:
+        if (self.user is None) != (other.user is None) or (self.password is None) != (other.password is None):
+            return False
+        if _norm(self.user or "") != _norm(other.user or "") or _norm(self.password or "") != _norm(
+            other.password or ""
+        ):
             return False
         if self.host.lower() != other.host.lower() or self.port != other.port:
             return False
-        mine = {k.lower(): unquote(v or "").lower() for k, v in self.params}
-        theirs = {k.lower(): unquote(v or "").lower() for k, v in other.params}
+        mine = _param_map(self.params)
+        theirs = _param_map(other.params)
         for special in ("user", "ttl", "method", "maddr", "transport"):
             if mine.get(special) != theirs.get(special):
                 return False
-        return all(theirs[k] == v for k, v in mine.items() if k in theirs)
+        if any(theirs[k] != v for k, v in mine.items() if k in theirs):
+            return False
+        return _header_set(self.headers) == _header_set(other.headers)
+
+
+def _norm(text: str) -> str:
+    """Decode the escapes of unreserved characters (a reserved one stays escaped, upper-cased)."""
+    if "%" not in text:
+        return text
+
+    def repl(m: re.Match[str]) -> str:
+        ch = chr(int(m.group(1), 16))
+        return "%" + m.group(1).upper() if ch in _RESERVED else ch
+
+    return _ESCAPE_RE.sub(repl, text)
+
+
+def _param_map(params: tuple[tuple[str, str | None], ...]) -> dict[str, str]:
+    return {_norm(k).lower(): _norm(v or "").lower() for k, v in params}
+
+
+def _header_set(headers: str | None) -> frozenset[tuple[str, str]]:
+    if not headers:
+        return frozenset()
+    out = set()
+    for h in headers.split("&"):
+        name, _, value = h.partition("=")
+        out.add((_norm(name).lower(), _norm(value)))
+    return frozenset(out)
 
 
 def parse_uri(text: str) -> SipUri | AbsoluteUri:
     """Parse a URI; raise ParseError(400) when it is not valid."""
+    cached = _CACHE.get(text)
+    if cached is not None:
+        return cached
     scheme, colon, rest = text.partition(":")
-    if not colon or not _SCHEME_RE.match(scheme) or not rest:
+    if not colon or not rest or not grammar.SCHEME.fullmatch(scheme):
         raise ParseError(f"invalid URI {text[:80]!r}")
     lscheme = scheme.lower()
-    if lscheme not in ("sip", "sips"):
-        if any(c in rest for c in " \t\r\n<>"):
+    uri: SipUri | AbsoluteUri
+    if lscheme == "sip" or lscheme == "sips":
+        uri = parse_sip_uri(lscheme, rest, text)
+    else:
+        if not grammar.ABSOLUTE_REST.fullmatch(rest):
             raise ParseError(f"invalid URI {text[:80]!r}")
-        return AbsoluteUri(lscheme, rest)
-    return parse_sip_uri(lscheme, rest, text)
+        uri = AbsoluteUri(lscheme, rest)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()  # crude but bounded: a flood of distinct URIs cannot grow memory
+    _CACHE[text] = uri
+    return uri
 
 
 def parse_sip_uri(scheme: str, rest: str, text: str = "") -> SipUri:
-    if any(c in rest for c in " \t\r\n<>\""):
-        raise ParseError(f"invalid SIP URI {text[:80]!r}")
+    """Parse what follows "sip:" or "sips:" (RFC 3261 §19.1.1, §25.1).
+
+    userinfo is everything before the "@": the user may hold ";", "?" and "/" (semiuri,
+    intmeth), so parameters and headers are looked for only after it. A peer that leaves
+    octets unescaped in the URI headers gets a liberal second try (headers kept verbatim).
+    """
+    m = grammar.SIP_URI_REST.fullmatch(rest)
     headers = None
-    q = rest.find("?")
-    if q >= 0:
-        rest, headers = rest[:q], rest[q + 1 :]
-    user = password = None
-    at = rest.rfind("@")
-    if at >= 0:
-        userinfo, rest = rest[:at], rest[at + 1 :]
-        # the user part may hold ";" (semiuri), so split params only after the "@"
-        user, pcolon, pw = userinfo.partition(":")
-        if pcolon:
-            password = pw
-        if not user or not _USER_RE.match(user):
-            raise ParseError(f"invalid user in URI {text[:80]!r}")
-    hostport, *raw_params = rest.split(";")
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0:
-            raise ParseError(f"invalid IPv6 reference in URI {text[:80]!r}")
-        host, after = hostport[: end + 1], hostport[end + 1 :]
-        if after and not after.startswith(":"):
-            raise ParseError(f"invalid host in URI {text[:80]!r}")
-        port_text = after[1:] if after else None
+    if m is not None:
+        headers = m.group("headers")
     else:
-        host, pcolon, port_text_ = hostport.partition(":")
-        port_text = port_text_ if pcolon else None
-    if not host or not _HOST_RE.match(host):
-        raise ParseError(f"invalid host in URI {text[:80]!r}")
+        q = rest.find("?")
+        while q >= 0:
+            m = grammar.SIP_URI_REST_NOHDR.fullmatch(rest, 0, q)
+            if m is not None:
+                headers = rest[q + 1 :]
+                if not headers or not grammar.ABSOLUTE_REST.fullmatch(headers):
+                    m = None
+                break
+            q = rest.find("?", q + 1)
+        if m is None:
+            raise ParseError(f"invalid SIP URI {(text or rest)[:80]!r}")
+    port_text = m.group("port")
     port = None
     if port_text is not None:
-        if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
-            raise ParseError(f"invalid port in URI {text[:80]!r}")
         port = int(port_text)
-    params: list[tuple[str, str | None]] = []
-    for p in raw_params:
-        if not p:
-            raise ParseError(f"empty URI parameter in {text[:80]!r}")
-        name, eq, value = p.partition("=")
-        if not _PARAM_RE.match(name) or (eq and not value) or (value and not _PARAM_RE.match(value)):
-            raise ParseError(f"invalid URI parameter {p[:40]!r}")
-        params.append((name, value if eq else None))
-    return SipUri(scheme, user, password, host, port, tuple(params), headers)
+        if port > 65535:
+            raise ParseError(f"invalid port in URI {(text or rest)[:80]!r}")
+    params_text = m.group("params")
+    params: tuple[tuple[str, str | None], ...] = ()
+    if params_text:
+        out: list[tuple[str, str | None]] = []
+        for p in params_text[1:].split(";"):
+            name, eq, value = p.partition("=")
+            out.append((name, value if eq else None))
+        params = tuple(out)
+    return SipUri(scheme, m.group("user"), m.group("password"), m.group("host"), port, params, headers)
 
 
 def parse_sip(text: str) -> SipUri:

@@ -1,0 +1,77 @@
+"""The HTTP side (FastAPI), served by uvicorn on the same event loop as SIP.
+
+For now: health, and what the running server holds (live bindings, the ring plan of an
+account). The portal, the web phone and the admin REST API grow here in later issues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+from ..config import ServerConfig
+from ..services.directory import Directory
+from ..services.location import Location
+from ..store import Store
+
+
+def create_app(*, store: Store, directory: Directory, location: Location) -> FastAPI:
+    app = FastAPI(title="OneNumber", version="0.1.0")
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "bindings": location.count(), "revision": directory.revision}
+
+    @app.get("/api/accounts/{number}/bindings")
+    async def bindings(number: str) -> list[dict[str, Any]]:
+        if number not in directory.accounts:
+            raise HTTPException(404, detail=f"no account {number}")
+        now = time.time()
+        out = []
+        for b in location.get(number):
+            row = asdict(b)
+            row["expires"] = max(0, int(b.expires_at - now))
+            out.append(row)
+        return out
+
+    @app.get("/api/accounts/{number}/ring-plan")
+    async def ring_plan(number: str) -> list[dict[str, Any]]:
+        from ..routing.explain import explain
+        from ..routing.plan import plan_call
+
+        account = directory.accounts.get(number)
+        if account is None:
+            raise HTTPException(404, detail=f"no account {number}")
+        plan = plan_call(account, directory.devices(number), location.get(number), now=time.time())
+        return explain(plan)
+
+    return app
+
+
+@dataclass
+class HttpServer:
+    server: Any
+    task: asyncio.Task
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout=3)
+        except (TimeoutError, asyncio.CancelledError):
+            self.task.cancel()
+
+
+async def start_http(app: FastAPI, config: ServerConfig) -> HttpServer:
+    import uvicorn
+
+    ucfg = uvicorn.Config(
+        app, host=config.bind, port=config.http_port, log_level="warning", lifespan="off", loop="none"
+    )
+    server = uvicorn.Server(ucfg)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.get_running_loop().create_task(server.serve())
+    return HttpServer(server, task)

@@ -1,0 +1,54 @@
+"""How the server process is started: addresses, ports, database, TLS. One typed object.
+
+Server-wide settings that admins change at run time (domain, trusted networks, digest
+order, expiry limits) live in the database instead: see `onenumber.settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SIP_PORT = 5060
+DEFAULT_HTTP_PORT = 8080
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("ONENUMBER_DATA_DIR", "data"))
+
+
+def default_db_url(data_dir: Path | None = None) -> str:
+    """ONENUMBER_DB, else a SQLite file in the data directory (created when missing)."""
+    env = os.environ.get("ONENUMBER_DB")
+    if env:
+        return env
+    d = data_dir or default_data_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(d / 'onenumber.sqlite3').resolve()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    bind: str = "0.0.0.0"
+    sip_port: int = DEFAULT_SIP_PORT
+    http_port: int = DEFAULT_HTTP_PORT
+    domain: str | None = None  # overrides the stored setting when given
+    db_url: str = ""
+    data_dir: Path = Path("data")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_port: int | None = None  # default: sip_port + 1 when a certificate is configured
+    log_level: str = "info"
+    demo: bool = False  # seed demo accounts when the database is new
+    udp_buffer: int = 8 * 1024 * 1024  # socket buffers: bursts of REGISTERs must not be dropped
+    max_stream_message: int = 65535
+    flush_interval: float = 0.05  # seconds between write-behind flushes of bindings
+    reload_interval: float = 0.25  # seconds between checks for configuration changes
+    secret_file: Path | None = None  # nonce secret; default <data_dir>/nonce.secret
+
+    @property
+    def effective_tls_port(self) -> int | None:
+        if not self.tls_cert:
+            return None
+        return self.tls_port or self.sip_port + 1

@@ -1,0 +1,171 @@
+"""The location service: live bindings in memory, written behind to the store.
+
+Held per account and indexed by connection, so the call path never touches the
+database. Changes are queued and flushed by `run_flusher` every `flush_interval`
+(Kamailio usrloc's write-back mode); `flush()` on shutdown writes what is left, so a
+restart finds the bindings again. Bindings on a closed TCP/TLS/WS connection and
+expired bindings are removed here.
+
+The interface (`get`, `apply`, `drop_flow`, `expire`) is what a Redis-backed store
+would implement for several workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Callable, Iterable
+
+from ..routing.model import Binding
+from ..store import Store
+
+log = logging.getLogger("onenumber.location")
+
+Listener = Callable[[str], None]
+
+
+class Location:
+    def __init__(self, store: Store | None, *, flush_interval: float = 0.05) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self._by_account: dict[str, dict[str, Binding]] = {}
+        self._by_flow: dict[str, set[tuple[str, str]]] = {}
+        self._by_contact: dict[str, Binding] = {}  # for in-dialog requests to a device's contact
+        self._expiry: list[tuple[float, str, str]] = []
+        self._pending_up: dict[tuple[str, str], Binding] = {}
+        self._pending_del: set[tuple[str, str]] = set()
+        self._wake = asyncio.Event()
+        self.listeners: list[Listener] = []  # told the account number whenever its bindings change
+
+    # ------------------------------------------------------------------ reads
+    def get(self, account: str) -> list[Binding]:
+        found = self._by_account.get(account)
+        return list(found.values()) if found else []
+
+    def all(self) -> Iterable[Binding]:
+        for bindings in self._by_account.values():
+            yield from bindings.values()
+
+    def find_contact(self, contact: str) -> Binding | None:
+        return self._by_contact.get(contact)
+
+    def count(self) -> int:
+        return sum(len(b) for b in self._by_account.values())
+
+    # ------------------------------------------------------------------ writes
+    def load(self, bindings: Iterable[Binding]) -> None:
+        """Start-up: take the persisted bindings (already filtered to live ones)."""
+        for b in bindings:
+            self._put(b)
+
+    def apply(self, upserts: Iterable[Binding], removes: Iterable[Binding]) -> None:
+        changed: set[str] = set()
+        for b in removes:
+            if self._remove(b.account, b.key):
+                changed.add(b.account)
+        for b in upserts:
+            self._put(b)
+            self._pending_up[(b.account, b.key)] = b
+            self._pending_del.discard((b.account, b.key))
+            changed.add(b.account)
+        if changed:
+            self._notify(changed)
+
+    def drop_flow(self, flow: str) -> int:
+        """A connection closed: its bindings are dead at once."""
+        keys = self._by_flow.pop(flow, None)
+        if not keys:
+            return 0
+        changed = set()
+        for account, key in list(keys):
+            if self._remove(account, key):
+                changed.add(account)
+        self._notify(changed)
+        return len(keys)
+
+    def expire(self, now: float) -> int:
+        """Remove bindings whose expiry has passed; return how many."""
+        removed = 0
+        changed = set()
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            _, account, key = heapq.heappop(heap)
+            b = self._by_account.get(account, {}).get(key)
+            if b is None:
+                continue
+            if b.expires_at > now:  # refreshed since: one heap entry per binding, moved on
+                heapq.heappush(heap, (b.expires_at, account, key))
+            elif self._remove(account, key):
+                removed += 1
+                changed.add(account)
+        if changed:
+            self._notify(changed)
+        return removed
+
+    def _put(self, b: Binding) -> None:
+        slot = self._by_account.setdefault(b.account, {})
+        old = slot.get(b.key)
+        if old is not None and old.flow and old.flow != b.flow:
+            self._unindex_flow(old)
+        slot[b.key] = b
+        self._by_contact[b.contact] = b
+        if b.flow:
+            self._by_flow.setdefault(b.flow, set()).add((b.account, b.key))
+        if old is None or b.expires_at < old.expires_at:
+            heapq.heappush(self._expiry, (b.expires_at, b.account, b.key))
+
+    def _remove(self, account: str, key: str) -> bool:
+        slot = self._by_account.get(account)
+        if not slot or key not in slot:
+            return False
+        b = slot.pop(key)
+        if self._by_contact.get(b.contact) is b:
+            del self._by_contact[b.contact]
+        if not slot:
+            del self._by_account[account]
+        self._unindex_flow(b)
+        self._pending_up.pop((account, key), None)
+        self._pending_del.add((account, key))
+        return True
+
+    def _unindex_flow(self, b: Binding) -> None:
+        if b.flow:
+            keys = self._by_flow.get(b.flow)
+            if keys is not None:
+                keys.discard((b.account, b.key))
+                if not keys:
+                    del self._by_flow[b.flow]
+
+    def _notify(self, accounts: set[str]) -> None:
+        self._wake.set()
+        for listener in self.listeners:
+            for account in accounts:
+                try:
+                    listener(account)
+                except Exception:
+                    log.exception("binding listener failed")
+
+    # ------------------------------------------------------------------ persistence
+    async def flush(self) -> None:
+        if self.store is None or (not self._pending_up and not self._pending_del):
+            return
+        ups = list(self._pending_up.values())
+        dels = list(self._pending_del)
+        self._pending_up = {}
+        self._pending_del = set()
+        try:
+            await self.store.write_bindings(ups, dels)
+        except Exception:
+            log.exception("could not write %d bindings; will retry", len(ups) + len(dels))
+            for b in ups:
+                self._pending_up.setdefault((b.account, b.key), b)
+            self._pending_del.update(d for d in dels if d not in self._pending_up)
+            await asyncio.sleep(1.0)
+
+    async def run_flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.flush_interval)  # batch what arrives meanwhile
+            await self.flush()

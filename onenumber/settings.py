@@ -1,0 +1,187 @@
+"""Server-wide settings and trunks: the values, their parsing and their validation.
+
+Settings are stored as text key/value rows (the `settings` table); this module turns those
+rows into a typed, frozen `Settings` and validates what an admin sets, so the store, the
+CLI and the API all give the same one-line messages. No I/O here, no database, no clock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+DEFAULT_TRUSTED_NETWORKS = (
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fc00::/7",
+)
+DIGEST_ALGORITHMS = ("MD5", "SHA-256")
+TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Server-wide settings; every field has a default so an empty table is a valid setup."""
+
+    domain: str | None = None  # SIP domain; None = the server's own address
+    trusted_networks: tuple[str, ...] = DEFAULT_TRUSTED_NETWORKS
+    digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS  # challenge order
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    auth_max_failures: int = 5
+    auth_block_seconds: int = 30
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[str, str]) -> Settings:
+        """Build from stored rows. Unknown keys are ignored and a bad stored value falls back
+        to the default, so a hand-edited database never stops the server."""
+        values: dict[str, Any] = {}
+        for key, text in rows.items():
+            spec = _SPECS.get(key)
+            if spec is None:
+                continue
+            try:
+                values[key] = spec.parse(spec.normalise(text))
+            except ValueError:
+                continue
+        return replace(cls(), **values)
+
+    def to_rows(self) -> dict[str, str]:
+        """Every setting as its stored text form (for display and export)."""
+        return {f.name: _SPECS[f.name].render(getattr(self, f.name)) for f in fields(self)}
+
+    def check(self) -> None:
+        """Cross-field rules; raises ValueError with a one-line message."""
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError(
+                f"expires settings must satisfy min_expires <= default_expires <= max_expires "
+                f"(now {self.min_expires} <= {self.default_expires} <= {self.max_expires}); "
+                "set them in an order that keeps this true"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """A SIP gateway that external numbers are sent to; `prefix` is dialled before the number."""
+
+    name: str
+    host: str
+    port: int = 5060
+    transport: str = "udp"
+    prefix: str = ""
+
+
+# --- per-key validation ---------------------------------------------------------------------------
+
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+
+
+def is_host(text: str) -> bool:
+    """A DNS name or an IPv4/IPv6 address (IPv6 without brackets)."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(_HOST_RE.match(text))
+
+
+def _domain(text: str) -> str:
+    text = text.strip().lower()
+    if text in ("", "none", "auto"):
+        return ""
+    if not is_host(text):
+        raise ValueError(f"domain {text!r} is not a host name or IP address; e.g. 'pbx.example.com'")
+    return text.rstrip(".")
+
+
+def _networks(text: str) -> str:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    out = []
+    for item in items:
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"trusted_networks: {item!r} is not a network; give CIDRs separated by commas, "
+                "e.g. 127.0.0.1/32,10.0.0.0/8"
+            ) from None
+    return ",".join(out)
+
+
+def _algorithms(text: str) -> str:
+    items = [item.strip().upper() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValueError("digest_algorithms needs at least one of MD5, SHA-256, e.g. 'MD5,SHA-256'")
+    for item in items:
+        if item not in DIGEST_ALGORITHMS:
+            raise ValueError(f"digest_algorithms: unknown algorithm {item!r}; use MD5 and/or SHA-256")
+    if len(set(items)) != len(items):
+        raise ValueError("digest_algorithms: each algorithm may appear once")
+    return ",".join(items)
+
+
+def _int_range(key: str, low: int, high: int) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"{key} must be a whole number between {low} and {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"{key} must be between {low} and {high} (got {value})")
+        return str(value)
+
+    return check
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(item for item in text.split(",") if item)
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    normalise: Callable[[str], str]  # admin text -> stored text (raises ValueError)
+    parse: Callable[[str], Any]  # stored text -> typed value
+    render: Callable[[Any], str]  # typed value -> stored text
+    help: str
+
+
+_SPECS: dict[str, _Spec] = {
+    "domain": _Spec(
+        _domain, lambda s: s or None, lambda v: v or "", "SIP domain (empty: the server's address)"
+    ),
+    "trusted_networks": _Spec(_networks, _split, ",".join, "CIDRs non-internet devices may register from"),
+    "digest_algorithms": _Spec(_algorithms, _split, ",".join, "digest challenge order, e.g. MD5,SHA-256"),
+    "min_expires": _Spec(_int_range("min_expires", 1, 86400), int, str, "shortest registration accepted"),
+    "max_expires": _Spec(_int_range("max_expires", 1, 86400 * 7), int, str, "longest registration granted"),
+    "default_expires": _Spec(_int_range("default_expires", 1, 86400 * 7), int, str, "when none is asked"),
+    "auth_max_failures": _Spec(
+        _int_range("auth_max_failures", 1, 1000), int, str, "failures before blocking"
+    ),
+    "auth_block_seconds": _Spec(_int_range("auth_block_seconds", 0, 86400), int, str, "block duration"),
+}
+
+SETTING_KEYS: tuple[str, ...] = tuple(_SPECS)
+
+
+def setting_help(key: str) -> str:
+    return _SPECS[key].help
+
+
+def validate_setting(key: str, value: str) -> str:
+    """Check one admin-given setting and return its stored (normalised) text form.
+
+    Raises ValueError with one line saying what is wrong and what to do.
+    """
+    spec = _SPECS.get(key)
+    if spec is None:
+        raise ValueError(f"unknown setting {key!r}; known settings: {', '.join(SETTING_KEYS)}")
+    return spec.normalise(value)

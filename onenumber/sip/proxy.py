@@ -1,0 +1,181 @@
+"""Stateful proxy building blocks (RFC 3261 §16): pure functions and the per-call fork state.
+
+- `prepare_forward` copies a request for one branch (§16.6): Request-URI, Max-Forwards,
+  Record-Route, Via with a loop-detecting branch, Path/Route for the target.
+- `Fork` keeps one forked INVITE's branches and chooses the response to send upstream
+  (§16.7): first 2xx wins, provisional responses pass once per branch, busy/decline/
+  failure are collected until every branch is done.
+- `make_cancel`, `strip_own_routes`, `loop_detected`: the rest of what a proxy needs.
+
+No sockets, no clock: the call service (services/calls.py) drives these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .headers import NameAddr, Via
+from .message import Headers, Request, Response
+from .uri import SipUri, parse_uri
+
+REASON_COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
+REASON_BUSY_EVERYWHERE = 'SIP;cause=600;text="Busy Everywhere"'
+
+
+def loop_hash(req: Request) -> str:
+    """A digest of what identifies this request's route (§16.6 step 8, §16.3 step 4)."""
+    h = hashlib.blake2s(digest_size=5)
+    h.update(req.uri.encode())
+    h.update(b"\0" + (req.from_.tag or "").encode())
+    h.update(b"\0" + (req.to.tag or "").encode())
+    h.update(b"\0" + req.call_id.encode())
+    h.update(b"\0" + str(req.cseq.number).encode())
+    for r in req.headers.get_all("route"):
+        h.update(b"\0" + r.encode())
+    return h.hexdigest()
+
+
+def loop_detected(req: Request, own: Iterable[tuple[str, int]], branch_tag: str = "on") -> bool:
+    """True when one of our own Vias carries the same loop hash: the request came back unchanged."""
+    own_set = {(h.lower(), p) for h, p in own}
+    mine = [v for v in req.vias if v.sent_by in own_set and (v.branch or "").startswith("z9hG4bK" + branch_tag)]
+    if not mine:
+        return False
+    digest = loop_hash(req)
+    return any((v.branch or "").split(".")[0].endswith(digest) for v in mine)
+
+
+def strip_own_routes(req: Request, is_own: callable) -> None:  # type: ignore[valid-type]
+    """Remove the Route entries that name this proxy from the top (§16.4)."""
+    while True:
+        top = req.headers.get("route")
+        if top is None:
+            return
+        try:
+            uri = NameAddr.parse(top).uri
+        except Exception:
+            return
+        if isinstance(uri, SipUri) and is_own(uri):
+            req.headers.pop_first("route")
+        else:
+            return
+
+
+def record_route(host: str, port: int, transport: str) -> str:
+    tp = "" if transport == "udp" else f";transport={transport}"
+    return f"<sip:{host}:{port}{tp};lr>"
+
+
+def via_value(transport: str, host: str, port: int, branch: str) -> str:
+    return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport"
+
+
+def prepare_forward(
+    req: Request,
+    *,
+    uri: str,
+    via: str,
+    record_routes: Iterable[str] = (),
+    routes: Iterable[str] = (),
+) -> Request:
+    """A copy of `req` for one branch: new Request-URI, Max-Forwards - 1, our Via on top,
+    Record-Route (ours first), and Route headers for the target's Path."""
+    h = req.headers.copy()
+    mf = h.get("max-forwards")
+    h.set("Max-Forwards", str(int(mf) - 1) if mf is not None else "70")
+    for rr in reversed(list(record_routes)):
+        h.prepend("Record-Route", rr)
+    route_list = list(routes)
+    if route_list:
+        for r in reversed(route_list):
+            h.prepend("Route", r)
+    h.prepend("Via", via)
+    return Request(req.method, uri, h, req.body)
+
+
+def make_cancel(branch_request: Request, reason: str | None) -> Request:
+    """§9.1: CANCEL with the INVITE's Request-URI, Call-ID, From, To, CSeq number, top Via, Route."""
+    h = Headers()
+    h.add("Via", branch_request.headers.get("via") or "")
+    for r in branch_request.headers.get_all("route"):
+        h.add("Route", r)
+    h.add("Max-Forwards", "70")
+    h.add("From", branch_request.headers.get("from") or "")
+    h.add("To", branch_request.headers.get("to") or "")
+    h.add("Call-ID", branch_request.call_id)
+    h.add("CSeq", f"{branch_request.cseq.number} CANCEL")
+    if reason:
+        h.add("Reason", reason)
+    h.add("Content-Length", "0")
+    return Request("CANCEL", branch_request.uri, h)
+
+
+def pop_own_via(resp: Response) -> Response:
+    """The response to send upstream: our top Via removed (§16.7 step 3)."""
+    h = resp.headers.copy()
+    h.pop_first("via")
+    return Response(resp.status, resp.reason, h, resp.body)
+
+
+class BranchState(StrEnum):
+    TRYING = "trying"  # INVITE sent, nothing back
+    RINGING = "ringing"  # a provisional came back
+    ANSWERED = "answered"
+    FAILED = "failed"  # a final non-2xx, a timeout or a transport error
+    CANCELLED = "cancelled"  # we sent CANCEL; waiting for its 487
+
+
+@dataclass(slots=True)
+class Branch:
+    branch: str
+    request: Request
+    position: int | None  # the device (None for a trunk or forward target)
+    auth_username: str | None
+    state: BranchState = BranchState.TRYING
+    status: int | None = None
+    response: Response | None = None
+    provisionals: set[int] = field(default_factory=set)
+    cancel_reason: str | None = None  # a CANCEL waits for a provisional (§9.1)
+    cancel_pending: bool = False
+    leg: int = 0  # which target of the call (forwarding starts a new leg)
+
+    @property
+    def pending(self) -> bool:
+        return self.state in (BranchState.TRYING, BranchState.RINGING)
+
+
+# §16.7 step 6: which final wins when every branch failed (lower rank = better)
+def response_rank(status: int) -> tuple[int, int]:
+    if 600 <= status < 700:
+        return (0, status)
+    if status in (401, 407, 415, 420, 484):
+        return (1, status)
+    if 300 <= status < 400:
+        return (2, status)
+    if status == 486:
+        return (3, status)
+    if 400 <= status < 500:
+        return (4, status)
+    return (5, status)
+
+
+def best_response(branches: Iterable[Branch]) -> Branch | None:
+    done = [b for b in branches if b.status is not None and b.status >= 300]
+    if not done:
+        return None
+    return min(done, key=lambda b: response_rank(b.status or 999))
+
+
+def target_uri(text: str) -> SipUri | None:
+    try:
+        uri = parse_uri(text)
+    except Exception:
+        return None
+    return uri if isinstance(uri, SipUri) else None
+
+
+def top_via_branch(req: Request) -> str:
+    return Via.parse(req.headers.get("via") or "").branch or ""

@@ -1,0 +1,139 @@
+"""The database schema as SQLAlchemy Core tables (the shape Alembic's migrations create).
+
+Keep this in step with migrations/versions/: a schema change is a new migration plus the
+matching change here. Depends on SQLAlchemy only.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("number", String(32), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("portal_password_hash", String(300), nullable=True),
+    Column("ring_mode", String(16), nullable=False, server_default="ordered"),
+    Column("stage_seconds", Integer, nullable=False, server_default="10"),
+    Column("no_answer_seconds", Integer, nullable=False, server_default="30"),
+    Column("fwd_unconditional", String(64), nullable=True),
+    Column("fwd_busy", String(64), nullable=True),
+    Column("fwd_no_answer", String(64), nullable=True),
+    Column("decline", String(16), nullable=False, server_default="everywhere"),
+    Column("dnd", Boolean, nullable=False, server_default="0"),
+    Column("selected_device", Integer, nullable=True),
+    Column("custom_cli", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+dids = Table(
+    "dids",
+    metadata,
+    Column("did", String(32), primary_key=True),
+    Column(
+        "account",
+        String(32),
+        ForeignKey("accounts.number", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(32), ForeignKey("accounts.number", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("ring_order", Integer, nullable=False, server_default="1"),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    Column("label", String(200), nullable=False, server_default=""),
+    Column("auth_username", String(64), nullable=False, unique=True),
+    Column("secret", String(128), nullable=False),
+    Column("internet", Boolean, nullable=False, server_default="0"),
+    Column("credential_expires_at", Float, nullable=True),
+    Column("call_waiting", Boolean, nullable=False, server_default="1"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("account", "position"),
+    CheckConstraint("position >= 0 AND position <= 7", name="position_range"),
+)
+
+# No foreign key to accounts: the server writes bindings in batches and one binding of an
+# account removed a moment ago must not fail the whole batch; remove_account cleans up.
+bindings = Table(
+    "bindings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(32), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("auth_username", String(64), nullable=False),
+    Column("contact", Text, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+    Column("transport", String(8), nullable=False),
+    Column("source_host", String(255), nullable=False),
+    Column("source_port", Integer, nullable=False),
+    Column("local_host", String(255), nullable=False, server_default=""),
+    Column("local_port", Integer, nullable=False, server_default="0"),
+    Column("instance", Text, nullable=True),
+    Column("reg_id", Integer, nullable=True),
+    Column("flow", Text, nullable=True),
+    Column("path", Text, nullable=False, server_default="[]"),  # JSON list of Path values
+    Column("user_agent", Text, nullable=False, server_default=""),
+    Column("call_id", Text, nullable=False, server_default=""),
+    Column("cseq", Integer, nullable=False, server_default="0"),
+    Column("q", Float, nullable=True),
+    Column("outbound", Boolean, nullable=False, server_default="0"),
+    Column("params", Text, nullable=False, server_default=""),
+    UniqueConstraint("account", "key"),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+trunks = Table(
+    "trunks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False, server_default="5060"),
+    Column("transport", String(8), nullable=False, server_default="udp"),
+    Column("prefix", String(32), nullable=False, server_default=""),
+)
+
+# One row (id = 1): `revision` goes up by one with every configuration write.
+meta = Table(
+    "meta",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", Integer, nullable=False),
+)
