@@ -14,7 +14,11 @@ from onenumber.sip.message import Headers, Request, Response, parse
 from onenumber.sip.uri import SipUri, parse_uri
 
 # SIP_PROPERTY_EXAMPLES=5000 for a long hunt; the default keeps each test under ~5 s
-SETTINGS = settings(max_examples=int(os.environ.get("SIP_PROPERTY_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("SIP_PROPERTY_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 TOKEN_CHARS = ALNUM + "-.!%*_+`'~"

@@ -1,0 +1,155 @@
+"""REGISTER through the real stack and application, sans-IO: auth, policy, bindings."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from onenumber.settings import Settings
+from onenumber.sip.message import Response, parse
+
+from .sipnet import Net, answer_auth, make_account, responses_to
+
+PHONE = ("127.0.0.1", 33000)
+_n = itertools.count(1)
+
+
+def register(aor: str, *, contact: str | None = "sip:x@127.0.0.1:33000", expires: str | None = "300",
+             auth: str | None = None, call_id: str = "reg-1", cseq: int = 1, extra: str = "",
+             src: tuple[str, int] = PHONE) -> bytes:
+    lines = [
+        "REGISTER sip:127.0.0.1:25060 SIP/2.0",
+        f"Via: SIP/2.0/UDP {src[0]}:{src[1]};branch=z9hG4bKr{next(_n)};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:{aor}@127.0.0.1>;tag=f1",
+        f"To: <sip:{aor}@127.0.0.1>",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} REGISTER",
+    ]
+    if contact:
+        lines.append(f"Contact: {contact if contact == '*' else '<' + contact + '>' + extra}")
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    if auth:
+        lines.append(f"Authorization: {auth}")
+    lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def do_register(net: Net, aor: str, user: str, password: str, src: tuple[str, int] = PHONE, **kw: object) -> Response:
+    first = responses_to(net.send(register(aor, src=src, **kw), src), src[1])[-1]  # type: ignore[arg-type]
+    if first.status != 401:
+        return first
+    req = parse(register(aor, src=src, **kw))  # type: ignore[arg-type]
+    auth = answer_auth(first, req, user, password)  # type: ignore[arg-type]
+    cseq = int(kw.pop("cseq", 1)) + 1  # type: ignore[call-overload]
+    return responses_to(net.send(register(aor, auth=auth, cseq=cseq, src=src, **kw), src), src[1])[-1]  # type: ignore[arg-type]
+
+
+def setup(**settings: object) -> tuple[Net, list]:
+    alice, devs = make_account("1000", "Alice", 2)
+    bob, bob_devs = make_account("1001", "Bob", 1)
+    return Net([alice, bob], devs + bob_devs, settings=Settings(**settings)), devs + bob_devs  # type: ignore[arg-type]
+
+
+def test_two_devices_of_one_account_register_and_200_lists_bindings() -> None:
+    net, devs = setup()
+    r = do_register(net, "1000", "1000", devs[0].secret, contact="sip:a@127.0.0.1:33000")
+    assert r.status == 200
+    r = do_register(net, "1000", "1000_2", devs[1].secret, contact="sip:b@127.0.0.1:33002", call_id="reg-2")
+    assert r.status == 200
+    contacts = r.headers.get_all("contact")
+    assert len(contacts) == 2 and all("expires=" in c for c in contacts)
+    assert {b.auth_username for b in net.location.get("1000")} == {"1000", "1000_2"}
+
+
+def test_challenge_is_md5_first_with_qop_and_same_for_unknown_users() -> None:
+    net, _ = setup()
+    known = responses_to(net.send(register("1000"), PHONE), PHONE[1])[0]
+    unknown = responses_to(net.send(register("9999"), PHONE), PHONE[1])[0]
+    assert known.status == unknown.status == 401
+    ch = known.headers.get_all("www-authenticate")
+    assert "algorithm=MD5" in ch[0] and 'qop="auth"' in ch[0] and "SHA-256" in ch[1]
+    strip = lambda r: [v.split("nonce=")[0] for v in r.headers.get_all("www-authenticate")]  # noqa: E731
+    assert strip(known) == strip(unknown)
+
+
+def test_wrong_password_rechallenged_then_403_when_throttled() -> None:
+    net, devs = setup(auth_max_failures=3)
+    statuses = [do_register(net, "1000", "1000", "wrong").status for _ in range(3)]
+    assert statuses == [401, 401, 403]
+    assert do_register(net, "1000", "1000", devs[0].secret).status == 403  # blocked for a while
+    net.now += 31
+    assert do_register(net, "1000", "1000", devs[0].secret).status == 200
+
+
+def test_credentials_of_one_account_cannot_register_another() -> None:
+    net, devs = setup()
+    assert do_register(net, "1001", "1000_2", devs[1].secret).status == 403
+
+
+def test_untrusted_network_and_expired_credentials_refused() -> None:
+    net, devs = setup(trusted_networks=("127.0.0.1/32",))
+    outside = ("127.0.0.2", 33010)
+    r = do_register(net, "1000", "1000", devs[0].secret, src=outside)
+    assert r.status == 403 and "network" in r.reason
+    net.directory.devices_by_auth["1000"] = replace(devs[0], internet=True)
+    assert do_register(net, "1000", "1000", devs[0].secret, src=outside).status == 200
+    net.directory.devices_by_auth["1000_2"] = replace(devs[1], credential_expires_at=net.now - 1)
+    r = do_register(net, "1000", "1000_2", devs[1].secret)
+    assert (r.status, r.reason) == (403, "Credentials expired")
+
+
+def test_interval_too_brief_and_removal_and_fetch() -> None:
+    net, devs = setup()
+    r = do_register(net, "1000", "1000", devs[0].secret, expires="10")
+    assert r.status == 423 and r.headers.get("min-expires") == "60"
+    assert do_register(net, "1000", "1000", devs[0].secret).status == 200
+    assert do_register(net, "1000", "1000_2", devs[1].secret, contact="sip:b@127.0.0.1:1", call_id="c2").status == 200
+    fetch = do_register(net, "1000", "1000", devs[0].secret, contact=None, call_id="c3")
+    assert fetch.status == 200 and len(fetch.headers.get_all("contact")) == 2
+    star = do_register(net, "1000", "1000", devs[0].secret, contact="*", expires="0", call_id="c4")
+    assert star.status == 200
+    assert [b.auth_username for b in net.location.get("1000")] == ["1000_2"]  # only its own bindings
+
+
+def test_same_instance_replaces_binding() -> None:
+    net, devs = setup()
+    inst = ';+sip.instance="<urn:uuid:00000000-0000-0000-0000-000000000001>";reg-id=1'
+    do_register(net, "1000", "1000", devs[0].secret, contact="sip:a@127.0.0.1:40000", extra=inst)
+    r = do_register(net, "1000", "1000", devs[0].secret, contact="sip:a@127.0.0.1:40002", extra=inst, call_id="n")
+    assert r.status == 200
+    (b,) = net.location.get("1000")
+    assert b.contact == "sip:a@127.0.0.1:40002" and b.instance and b.reg_id == 1
+
+
+def test_expired_bindings_removed_and_flow_close_drops_tcp_bindings() -> None:
+    net, devs = setup()
+    do_register(net, "1000", "1000", devs[0].secret, expires="60")
+    net.now += 61
+    assert net.location.expire(net.now) == 1 and not net.location.get("1000")
+    net.bind(devs[1], 34000, transport="tcp", flow="tcp-7")
+    net.app.on_flow_closed("tcp-7", net.now)
+    assert not net.location.get("1000")
+
+
+def test_options_and_unknown_method_and_bad_extension() -> None:
+    net, _ = setup()
+    base = register("1000").decode()
+    opts = base.replace("REGISTER sip", "OPTIONS sip", 1).replace("1 REGISTER", "1 OPTIONS")
+    (r,) = responses_to(net.send(opts.encode(), PHONE), PHONE[1])
+    assert r.status == 200 and r.headers.get("allow") and r.headers.get("accept") and r.headers.get("supported")
+    foo = base.replace("REGISTER sip", "FOO sip", 1).replace("1 REGISTER", "1 FOO")
+    assert responses_to(net.send(foo.encode(), PHONE), PHONE[1])[0].status == 501
+    fresh = register("1000").decode().replace("REGISTER sip", "OPTIONS sip", 1).replace("1 REGISTER", "1 OPTIONS")
+    req = fresh.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nRequire: nosuchthing")
+    r = responses_to(net.send(req.encode(), PHONE), PHONE[1])[0]
+    assert r.status == 420 and r.headers.get("unsupported") == "nosuchthing"
+
+
+def test_garbage_is_dropped_and_bad_request_gets_400() -> None:
+    net, _ = setup()
+    assert net.send(b"\x00\x01garbage", PHONE) == []
+    bad = register("1000").decode().replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE")
+    (r,) = responses_to(net.send(bad.encode(), PHONE), PHONE[1])
+    assert r.status == 400

@@ -1,0 +1,103 @@
+"""The transaction layer glue: Via stamping, retransmission absorption, stateless errors."""
+
+from __future__ import annotations
+
+from onenumber.sip.message import Request, Response, parse
+from onenumber.sip.stack import Source, Stack, Target
+
+SRC = Source("udp", ("10.0.0.5", 40000), ("127.0.0.1", 25060))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.responses: list[Response] = []
+        self.timeouts = 0
+        self.stack: Stack
+
+    def on_request(self, txn, req, now):  # noqa: ANN001
+        self.requests.append(req)
+        self.stack.respond(txn, self.stack.make_response(req, 200, "OK"), now)
+
+    def on_ack(self, req, source, now):  # noqa: ANN001
+        self.requests.append(req)
+
+    def on_cancel(self, txn, req, now):  # noqa: ANN001
+        pass
+
+    def on_response(self, txn, resp, now):  # noqa: ANN001
+        self.responses.append(resp)
+
+    def on_timeout(self, txn, now):  # noqa: ANN001
+        self.timeouts += 1
+
+    def on_stray_response(self, resp, source, now):  # noqa: ANN001
+        pass
+
+
+def make() -> tuple[Stack, Recorder]:
+    tu = Recorder()
+    stack = Stack(tu)
+    tu.stack = stack
+    return stack, tu
+
+
+OPTIONS = (
+    b"OPTIONS sip:127.0.0.1:25060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.9:5062;branch=z9hG4bKabc;rport\r\n"
+    b"Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def test_response_goes_to_received_and_rport_and_retransmission_is_absorbed() -> None:
+    stack, tu = make()
+    stack.receive(OPTIONS, SRC, 0.0)
+    (sent,) = stack.outbox
+    assert sent.remote == ("10.0.0.5", 40000)
+    via = parse(sent.data).top_via
+    assert via.param("received") == "10.0.0.5" and via.param("rport") == "40000"
+    stack.outbox.clear()
+    stack.receive(OPTIONS, SRC, 0.1)
+    assert len(tu.requests) == 1 and len(stack.outbox) == 1  # the stored 200 again, TU not called
+
+
+def test_malformed_request_gets_400_and_garbage_is_dropped() -> None:
+    stack, tu = make()
+    stack.receive(OPTIONS.replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE"), SRC, 0.0)
+    (sent,) = stack.outbox
+    assert parse(sent.data).status == 400  # type: ignore[union-attr]
+    stack.outbox.clear()
+    stack.receive(b"\xff\xfe not sip at all", SRC, 0.0)
+    assert stack.outbox == [] and tu.requests == []
+
+
+def test_client_transaction_retransmits_and_times_out() -> None:
+    stack, tu = make()
+    req = parse(OPTIONS.replace(b"z9hG4bKabc", b"z9hG4bKout1"))
+    assert isinstance(req, Request)
+    stack.send_request(req, Target("udp", "127.0.0.1", 40002), 0.0)
+    assert len(stack.outbox) == 1
+    now = 0.0
+    while (t := stack.next_timer()) is not None and t <= 40:
+        now = t
+        stack.handle_timer(now)
+    assert tu.timeouts == 1
+    assert len(stack.outbox) > 5  # E retransmissions until F
+
+
+def test_sip_core_is_sans_io() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parents[2] / "onenumber"
+    for package in ("sip", "routing"):
+        for path in (root / package).glob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                for name in names:
+                    assert name.split(".")[0] not in {"asyncio", "socket", "time", "sqlalchemy"}, (path, name)
