@@ -506,11 +506,8 @@ def _parse_head(lines: list[str]) -> Request | Response:
         items.append(last)
 
     headers = Headers._raw(items)
-    msg: Request | Response
-    if first.startswith("SIP/"):
-        msg = _parse_status_line(first, headers)
-    else:
-        msg = _parse_request_line(first, headers)
+    parse_line = _parse_status_line if first.startswith("SIP/") else _parse_request_line
+    msg: Request | Response = parse_line(first, headers)
     if bad is not None:
         raise ParseError(bad, partial=msg)
     # split list headers into their elements (§7.3.1)
