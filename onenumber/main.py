@@ -20,7 +20,7 @@ from pathlib import Path
 from .config import ServerConfig
 from .services.directory import Directory
 from .services.location import Location
-from .services.sipapp import SipApp
+from .services.sipapp import KNOWN_METHODS, SipApp
 from .sip.stack import Stack
 from .store import Store
 from .transport.driver import Driver, listen_stream, listen_udp
@@ -114,7 +114,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         realm=realm,
         local_hosts=local_hosts(config, host),
     )
-    stack = Stack(app)
+    stack = Stack(app, known_methods=KNOWN_METHODS)
     app.attach(stack)
     try:
         from .services.calls import CallService

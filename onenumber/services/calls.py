@@ -91,6 +91,8 @@ class ActiveCall:
     accounts: tuple[str, ...]
     started: float
     positions: dict[str, int] = field(default_factory=dict)
+    caller: Target | None = None  # where the caller's side of the dialog is reached
+    callee: Target | None = None  # the answering device's side
 
 
 class CallService:
@@ -570,7 +572,7 @@ class CallService:
     # ------------------------------------------------------------------ dialogs
     def on_ack(self, req: Request, source: Source, now: float) -> None:
         """ACK for a 2xx: relayed statelessly along the route set (§16.11 behaviour)."""
-        target, fwd = self._in_dialog_target(req)
+        target, fwd = self._in_dialog_target(req, source)
         if target is None or fwd is None:
             return
         host, port = self._local(target.transport)
@@ -582,9 +584,9 @@ class CallService:
         if mf is not None and int(mf) == 0:
             self.app.reply(txn, 483, "Too Many Hops")
             return
-        target, fwd = self._in_dialog_target(req)
+        target, fwd = self._in_dialog_target(req, txn.source)
         if target is None or fwd is None:
-            self.app.reply(txn, 404, "Not Found (no route for this in-dialog request)")
+            self.app.reply(txn, 481, "Call/Transaction Does Not Exist")
             return
         host, port = self._local(target.transport)
         fwd.headers.prepend("Via", via_value(target.transport, host, port, self._new_branch(req)))
@@ -594,9 +596,15 @@ class CallService:
         txn.context = relay
         self.stack.send_request(fwd, target, now, context=relay)
 
-    def _in_dialog_target(self, req: Request) -> tuple[Target | None, Request | None]:
-        """Loose routing (§16.4, §16.12): pop our Routes, then the next Route or the Request-URI."""
-        strip_own_routes(req, self.is_own_uri)
+    def _in_dialog_target(self, req: Request, source: Source) -> tuple[Target | None, Request | None]:
+        """Loose routing (§16.4, §16.12): pop our Routes, then the next Route or the Request-URI.
+
+        For an answered call the two ends are known: a request from one side goes to where the
+        other side was reached (its connection, or its source address behind NAT). A request
+        that neither carries our Record-Route nor belongs to a call we know is not relayed:
+        that would make the server an open relay."""
+        if not strip_own_routes(req, self.is_own_uri) and req.call_id not in self.active:
+            return None, None
         h = req.headers.copy()
         mf = h.get("max-forwards")
         h.set("Max-Forwards", str(int(mf) - 1) if mf is not None else "70")
@@ -608,6 +616,9 @@ class CallService:
             except ParseError:
                 return None, None
         else:
+            call = self.active.get(req.call_id)
+            if call is not None and call.caller is not None and call.callee is not None:
+                return (call.callee if _same_end(source, call.caller) else call.caller), fwd
             uri = target_uri(req.uri)  # type: ignore[assignment]
         if not isinstance(uri, SipUri):
             return None, None
@@ -627,7 +638,9 @@ class CallService:
     def _call_started(self, ctx: CallContext, br: Branch, now: float) -> None:
         call_id = ctx.base.call_id
         accounts = tuple(a for a in (ctx.caller_account, ctx.account.number if ctx.account else None) if a)
-        call = ActiveCall(call_id, accounts, now)
+        src = ctx.txn.source
+        call = ActiveCall(call_id, accounts, now, caller=Target(src.transport, src.remote[0], src.remote[1], src.conn),
+                          callee=ctx.targets.get(br.branch))
         if ctx.account is not None and br.position is not None:
             call.positions[ctx.account.number] = br.position
         self.active[call_id] = call
@@ -651,3 +664,9 @@ class CallService:
             return
         for call_id in [c for c, call in self.active.items() if now - call.started > DIALOG_LIMIT]:
             self._call_ended(call_id)
+
+
+def _same_end(source: Source, end: Target) -> bool:
+    if source.conn is not None and source.conn == end.conn:
+        return True
+    return source.transport == end.transport and source.remote == (end.host, end.port)

@@ -33,7 +33,7 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, NOTIF
 SUPPORTED = frozenset({"path", "outbound", "replaces", "timer", "100rel"})
 SUPPORTED_HEADER = "path, outbound"
 ACCEPT = "application/sdp"
-KNOWN_METHODS = frozenset(ALLOW.replace(" ", "").split(",") + ["PUBLISH"])
+KNOWN_METHODS = frozenset([*ALLOW.replace(" ", "").split(","), "PUBLISH"])
 
 
 class SipApp:

@@ -13,7 +13,7 @@ No sockets, no clock: the call service (services/calls.py) drives these.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -48,20 +48,22 @@ def loop_detected(req: Request, own: Iterable[tuple[str, int]], branch_tag: str 
     return any((v.branch or "").split(".")[0].endswith(digest) for v in mine)
 
 
-def strip_own_routes(req: Request, is_own: callable) -> None:  # type: ignore[valid-type]
-    """Remove the Route entries that name this proxy from the top (§16.4)."""
+def strip_own_routes(req: Request, is_own: Callable[[SipUri], bool]) -> int:
+    """Remove the Route entries that name this proxy from the top (§16.4); return how many."""
+    removed = 0
     while True:
         top = req.headers.get("route")
         if top is None:
-            return
+            return removed
         try:
             uri = NameAddr.parse(top).uri
         except Exception:
-            return
+            return removed
         if isinstance(uri, SipUri) and is_own(uri):
             req.headers.pop_first("route")
+            removed += 1
         else:
-            return
+            return removed
 
 
 def record_route(host: str, port: int, transport: str) -> str:

@@ -125,7 +125,9 @@ class Stack:
         *,
         timers: TimerSettings | None = None,
         server_header: str = "OneNumber",
+        known_methods: frozenset[str] = frozenset(),
     ) -> None:
+        self.known_methods = known_methods
         self.tu = tu
         self.timers = timers or TimerSettings()
         self.server_header = server_header
@@ -176,6 +178,11 @@ class Stack:
         except ParseError:
             self.stats["dropped"] += 1
             return
+        if (exc.status == 400 and self.known_methods and partial.method not in self.known_methods
+                and exc.reason.startswith("CSeq method")):
+            # an unknown method with another defect: say what matters most (RFC 4475 §3.1.2.18)
+            self.send_response_stateless(self.make_response(partial, 501, "Not Implemented"), source)
+            return
         reason = "Bad Request" if exc.status == 400 else "Version Not Supported" if exc.status == 505 else "Error"
         resp = self.make_response(partial, exc.status, f"{reason} ({exc.reason})"[:200])
         if exc.status == 400:
@@ -190,8 +197,11 @@ class Stack:
         params = list(via.params)
         changed = False
         host = source.remote[0]
-        if via.host.strip("[]").lower() != host.lower():
+        stale = [p for p in params if p[0].lower() == "received" and (p[1] or "").strip("[]").lower() != host.lower()]
+        if stale:  # a received= we did not write must not steer our response elsewhere
             params = [p for p in params if p[0].lower() != "received"]
+            changed = True
+        if via.host.strip("[]").lower() != host.lower() and not any(p[0].lower() == "received" for p in params):
             params.append(("received", host))
             changed = True
         for i, (k, v) in enumerate(params):
@@ -307,10 +317,7 @@ class Stack:
             return
         host = via.param("received") or via.host
         rport = via.param("rport")
-        if rport and rport.isdigit():
-            port = int(rport)
-        else:
-            port = via.sent_by[1]
+        port = int(rport) if rport and rport.isdigit() else via.sent_by[1]
         host = host.strip("[]")
         self.outbox.append(Send(data, transport if transport in RELIABLE else "udp", (host, port), None))
 

@@ -10,6 +10,7 @@ concurrent writers (CLI and server) wait instead of failing. Depends on SQLAlche
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,10 @@ def _sqlite_events(engine: AsyncEngine) -> None:
         # take over transaction control from the driver: it would emit a deferred BEGIN
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA synchronous=NORMAL",
-        ):
-            cursor.execute(pragma)
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        _set_wal(cursor)
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -126,3 +124,16 @@ def _sqlite_events(engine: AsyncEngine) -> None:
         # and honours busy_timeout instead.
         immediate = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch to WAL (persistent in the file). Switching needs a moment with no other
+    connection active, and SQLite does not always wait for it: retry briefly."""
+    for attempt in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError: "database is locked"
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.02)

@@ -8,6 +8,8 @@ fresh database do not both create the tables.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -67,11 +69,17 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(_current)
 
 
+# Alembic keeps its running migration in module globals (alembic.op, alembic.context), so two
+# migrations interleaved on one event loop would corrupt each other: one at a time per loop.
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def upgrade(engine: AsyncEngine) -> bool:
     """Upgrade to head; returns True when something was migrated."""
     if await current_revision(engine) == HEAD:
         return False
-    async with engine.connect() as conn:
+    lock = _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock, engine.connect() as conn:
         await conn.execution_options(**{WRITE_OPTION: True})
         async with conn.begin():
             await conn.run_sync(_upgrade)

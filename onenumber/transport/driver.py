@@ -8,8 +8,11 @@ stack's earliest deadline. Nothing else here decides anything.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import itertools
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -77,9 +80,12 @@ class Driver:
             sock = self.udp_default
             if sock is None:
                 return
+            if not _is_ip(item.remote[0]):
+                self.loop.create_task(self._resolve_and_send(item))
+                return
             try:
                 sock.sendto(item.data, item.remote)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 log.debug("udp send to %s failed: %s", item.remote, exc)
             return
         conn = self.connections.get(item.conn) if item.conn else None
@@ -106,6 +112,18 @@ class Driver:
     def _fail_target(self, item: Send) -> None:
         self.stack.target_failed((item.transport, item.remote[0], item.remote[1]), self.clock())
         self.pump()
+
+    async def _resolve_and_send(self, item: Send) -> None:
+        """A UDP destination given by name (a trunk, a Via sent-by): resolve it off the hot path."""
+        try:
+            infos = await self.loop.getaddrinfo(item.remote[0], item.remote[1], family=socket.AF_INET,
+                                                type=socket.SOCK_DGRAM)
+            if self.udp_default is not None and infos:
+                self.udp_default.sendto(item.data, infos[0][4][:2])
+                return
+        except (OSError, ValueError) as exc:
+            log.info("cannot send to %s:%d: %s", item.remote[0], item.remote[1], exc)
+        self._fail_target(item)
 
     async def _connect_and_send(self, item: Send) -> None:
         key = (item.transport, item.remote[0], item.remote[1])
@@ -151,6 +169,15 @@ class Driver:
             conn.close()
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, driver: Driver, buffer: int) -> None:
         self.driver = driver
@@ -159,8 +186,6 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")
-        import socket
-
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, opt, self.buffer)

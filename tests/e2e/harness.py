@@ -241,3 +241,392 @@ def run_sipp(
     if background:
         return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout + 15)
+
+
+# -------------------------------------------------------------------- a bare SIP UA (registrar tests)
+
+
+@dataclass
+class SipReply:
+    """One SIP response as text: status, reason and headers in order (names as sent)."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    raw: str
+
+    def get_all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def get(self, name: str) -> str | None:
+        values = self.get_all(name)
+        return values[0] if values else None
+
+
+def parse_reply(data: bytes) -> SipReply:
+    text = data.decode(errors="replace")
+    head = text.split("\r\n\r\n", 1)[0]
+    lines = head.split("\r\n")
+    _, code, *reason = lines[0].split(" ", 2)
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and headers:
+            headers[-1] = (headers[-1][0], headers[-1][1] + " " + line.strip())
+        elif ":" in line:
+            k, v = line.split(":", 1)
+            headers.append((k.strip(), v.strip()))
+    return SipReply(int(code), reason[0] if reason else "", headers, text)
+
+
+def digest_params(challenge: str) -> dict[str, str]:
+    """The parameters of one `Digest k=v, k="v"` challenge (lower-case keys)."""
+    import re as _re
+
+    body = challenge.split(" ", 1)[1] if challenge.lower().startswith("digest") else challenge
+    return {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _re.finditer(r'([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))', body)
+    }
+
+
+def digest_authorization(challenge: str, method: str, uri: str, user: str, password: str) -> str:
+    """An MD5 qop=auth Authorization value answering `challenge` (what most phones send)."""
+    import hashlib
+
+    p = digest_params(challenge)
+
+    def h(s: str) -> str:
+        return hashlib.md5(s.encode()).hexdigest()
+
+    cnonce, nc = uuid.uuid4().hex[:16], "00000001"
+    ha1, ha2 = h(f"{user}:{p['realm']}:{password}"), h(f"{method}:{uri}")
+    if "qop" in p:
+        resp = h(f"{ha1}:{p['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+        extra = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
+    else:
+        resp, extra = h(f"{ha1}:{p['nonce']}:{ha2}"), ""
+    opaque = f', opaque="{p["opaque"]}"' if "opaque" in p else ""
+    return (
+        f'Digest username="{user}", realm="{p["realm"]}", nonce="{p["nonce"]}", uri="{uri}", '
+        f'response="{resp}", algorithm=MD5{extra}{opaque}'
+    )
+
+
+class RawUA:
+    """A bare SIP UA on one UDP socket for precise registrar checks (headers a phone would send).
+
+    One Call-ID per UA with a growing CSeq, as RFC 3261 §10.2 asks of a registering UA.
+    """
+
+    def __init__(self, server: Server, *, local_ip: str = LOOPBACK, port: int = 0) -> None:
+        self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((local_ip, check_port(port) if port else 0))
+        self.local_ip, self.port = self.sock.getsockname()
+        self.call_id = uuid.uuid4().hex
+        self.cseq = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawUA:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def contact(self, user: str = "ua", params: str = "") -> str:
+        return f"<sip:{user}@{self.local_ip}:{self.port}{params}>"
+
+    def send(self, method: str, ruri: str, headers: list[tuple[str, str]], timeout: float = 2.0) -> SipReply:
+        """Send one request (retransmitted every 0.5 s) and return its final response."""
+        self.cseq += 1
+        branch = "z9hG4bK" + uuid.uuid4().hex[:16]
+        lines = [
+            f"{method} {ruri} SIP/2.0",
+            f"Via: SIP/2.0/UDP {self.local_ip}:{self.port};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"Call-ID: {self.call_id}",
+            f"CSeq: {self.cseq} {method}",
+            *(f"{k}: {v}" for k, v in headers),
+            "Content-Length: 0",
+        ]
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        deadline = time.monotonic() + timeout
+        target = (LOOPBACK, check_port(self.server.sip_port))
+        self.sock.sendto(data, target)
+        resend = time.monotonic() + 0.5
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise AssertionError(f"no final response to {method} within {timeout}s")
+            self.sock.settimeout(max(0.01, min(deadline, resend) - now))
+            try:
+                raw, _ = self.sock.recvfrom(65535)
+            except TimeoutError:
+                if time.monotonic() >= resend:
+                    self.sock.sendto(data, target)
+                    resend = time.monotonic() + 0.5
+                continue
+            reply = parse_reply(raw)
+            if branch in (reply.get("Via") or "") and reply.status >= 200:
+                return reply
+
+    def register(
+        self,
+        user: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        contact: str | None = "",
+        expires: int | None = 300,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> SipReply:
+        """REGISTER sip:USER@server; answers a 401 with `auth` (MD5). contact="" means this socket,
+        None means no Contact (a binding fetch)."""
+        aor = f"sip:{user}@{self.server.address}"
+        ruri = f"sip:{self.server.address}"
+        hdrs = [("From", f"<{aor}>;tag={self.call_id[:8]}"), ("To", f"<{aor}>")]
+        if contact is not None:
+            hdrs.append(("Contact", contact or self.contact(user)))
+        if expires is not None:
+            hdrs.append(("Expires", str(expires)))
+        hdrs += headers or []
+        reply = self.send("REGISTER", ruri, hdrs)
+        if reply.status == 401 and auth is not None:
+            challenge = next(
+                (c for c in reply.get_all("WWW-Authenticate") if "MD5" in c.upper() or "algorithm" not in c),
+                reply.get_all("WWW-Authenticate")[0],
+            )
+            value = digest_authorization(challenge, "REGISTER", ruri, auth[0], auth[1])
+            reply = self.send("REGISTER", ruri, [*hdrs, ("Authorization", value)])
+        return reply
+
+
+# -------------------------------------------------------------------- calls (forking proxy)
+# SIPp devices and callers for the call tests: each peer keeps its own message trace so a
+# test can assert on what every device saw (INVITE or not, when, From/PAI/Reason/Diversion).
+
+TRACE_SEPARATOR = "-" * 47 + " "
+
+
+def wait_config(server: Server, timeout: float = 5.0) -> None:
+    """Block until the running server has loaded the latest configuration written by the CLI."""
+    import re
+    import sqlite3
+
+    path = server.db.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT revision FROM meta WHERE id = 1").fetchone()
+    want = int(row[0]) if row else 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = [int(m) for m in re.findall(r"configuration reloaded \(revision (\d+)\)", server.log())]
+        if seen and max(seen) >= want:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"server did not load configuration revision {want}:\n{server.log()[-2000:]}")
+
+
+def configure(server: Server, *args: str) -> None:
+    """One CLI configuration change, applied by the running server before returning."""
+    server.cli(*args)
+    wait_config(server)
+
+
+@dataclass(frozen=True, slots=True)
+class Traced:
+    """One SIP message from a SIPp -message_file trace."""
+
+    at: float  # epoch seconds, SIPp's clock
+    sent: bool
+    text: str
+
+    @property
+    def first_line(self) -> str:
+        return self.text.split("\n", 1)[0].strip()
+
+    @property
+    def method(self) -> str | None:
+        return None if self.first_line.startswith("SIP/2.0") else self.first_line.split(" ", 1)[0]
+
+    @property
+    def status(self) -> int | None:
+        parts = self.first_line.split(" ", 2)
+        return int(parts[1]) if parts[0] == "SIP/2.0" else None
+
+    @property
+    def reason_phrase(self) -> str:
+        parts = self.first_line.split(" ", 2)
+        return parts[2] if parts[0] == "SIP/2.0" and len(parts) > 2 else ""
+
+    def headers(self, name: str) -> list[str]:
+        head = self.text.split("\n\n", 1)[0]
+        want = name.lower()
+        out = []
+        for line in head.split("\n")[1:]:
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() == want:
+                out.append(value.strip())
+        return out
+
+    def header(self, name: str) -> str | None:
+        values = self.headers(name)
+        return values[0] if values else None
+
+
+def read_trace(path: Path) -> list[Traced]:
+    """Parse a SIPp `-trace_msg` file: a dashed line with the time, a direction line, the message."""
+    from datetime import datetime
+
+    if not path.exists():
+        return []
+    out: list[Traced] = []
+    for chunk in path.read_text(errors="replace").split(TRACE_SEPARATOR)[1:]:
+        lines = chunk.replace("\r\n", "\n").split("\n")
+        stamp = lines[0].strip().replace("\t", " ")
+        try:
+            at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        except ValueError:
+            continue
+        if len(lines) < 3 or "message" not in lines[1]:
+            continue
+        sent = " sent" in lines[1]
+        body = "\n".join(lines[2:]).strip("\n")
+        if body:
+            out.append(Traced(at, sent, body + "\n"))
+    return out
+
+
+@dataclass
+class SippPeer:
+    """A SIPp process (device UAS or caller UAC) with its message trace."""
+
+    name: str
+    proc: subprocess.Popen[str] | None
+    trace: Path
+    port: int
+    returncode: int | None = None
+    output: str = ""
+
+    def wait(self, timeout: float = 15.0) -> int:
+        """Wait for the scenario to end; a peer still running after `timeout` is killed (rc -9)."""
+        if self.proc is None:
+            return self.returncode if self.returncode is not None else -1
+        try:
+            self.output, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.output, _ = self.proc.communicate()
+        self.returncode = self.proc.returncode
+        self.proc = None
+        return self.returncode
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.wait(5)
+
+    def messages(self) -> list[Traced]:
+        return read_trace(self.trace)
+
+    def received(self, what: str | int) -> list[Traced]:
+        """Messages received: requests by method ("INVITE") or responses by status (180)."""
+        return [m for m in self.messages() if not m.sent and (m.method == what or m.status == what)]
+
+    def errors(self) -> str:
+        """SIPp's own error log for this peer (what went wrong in the scenario)."""
+        return "\n".join(p.read_text(errors="replace") for p in self.trace.parent.glob(f"{self.name}.err*"))
+
+    def describe(self) -> str:
+        flow = "\n".join(f"  {'>>' if m.sent else '<<'} {m.first_line}" for m in self.messages())
+        return f"[{self.name} rc={self.returncode}]\n{flow}\n{self.errors()}\n{self.output[-1500:]}"
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return True
+        return False
+
+
+def register(server: Server, device: Device, port: int, transport: str = "u1", workdir: Path | None = None) -> None:
+    """REGISTER `device` (digest) from local port `port` so calls to its account reach that socket."""
+    proc = run_sipp(
+        "register.xml", server, service=device.account, auth=(device.auth_username, device.secret),
+        local_port=port, transport=transport, timeout=10, workdir=workdir,
+    )
+    assert isinstance(proc, subprocess.CompletedProcess)
+    assert proc.returncode == 0, f"REGISTER of {device.auth_username} failed:\n{proc.stdout[-2000:]}"
+
+
+def sipp_trace_args(trace: Path, name: str) -> list[str]:
+    return [
+        "-trace_msg", "-message_file", str(trace),
+        "-error_file", str(trace.parent / f"{name}.err"),
+    ]
+
+
+def start_device(
+    server: Server,
+    device: Device,
+    scenario: str,
+    workdir: Path,
+    *,
+    name: str | None = None,
+    transport: str = "u1",
+    timeout: float = 20,
+    registered: bool = True,
+    port: int | None = None,
+) -> SippPeer:
+    """Register `device` from `port` (a fresh one by default; not with registered=False), then serve
+    `scenario` there."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    name = name or f"dev-{device.auth_username}"
+    port = port or free_port()
+    if registered:
+        register(server, device, port, transport, workdir)
+    trace = workdir / f"{name}.trace"
+    proc = run_sipp(
+        scenario, server, local_port=port, transport=transport, background=True, timeout=timeout,
+        workdir=workdir, extra=sipp_trace_args(trace, name),
+    )
+    assert isinstance(proc, subprocess.Popen)
+    deadline = time.monotonic() + 5
+    while not _port_taken(port) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.05)
+    return SippPeer(name, proc, trace, port)
+
+
+def place_call(
+    server: Server,
+    device: Device,
+    number: str,
+    scenario: str,
+    workdir: Path,
+    *,
+    from_user: str | None = None,
+    name: str = "caller",
+    transport: str = "u1",
+    timeout: float = 20,
+    background: bool = False,
+    local_port: int | None = None,
+) -> SippPeer:
+    """Call `number` from `device` with a call_*.xml scenario (407 answered with its credentials)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    trace = workdir / f"{name}.trace"
+    port = local_port or free_port()
+    proc = run_sipp(
+        scenario, server, service=number, auth=(device.auth_username, device.secret), local_port=port,
+        transport=transport, timeout=timeout, workdir=workdir, background=background,
+        extra=["-key", "from_user", from_user or device.auth_username, *sipp_trace_args(trace, name)],
+    )
+    if isinstance(proc, subprocess.Popen):
+        return SippPeer(name, proc, trace, port)
+    return SippPeer(name, None, trace, port, proc.returncode, proc.stdout)

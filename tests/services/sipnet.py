@@ -72,7 +72,8 @@ class Net:
 
     def bind(self, device: Device, port: int, *, transport: str = "udp", flow: str | None = None) -> Binding:
         b = Binding(
-            account=device.account, auth_username=device.auth_username, contact=f"sip:{device.auth_username}@127.0.0.1:{port}",
+            account=device.account, auth_username=device.auth_username,
+            contact=f"sip:{device.auth_username}@127.0.0.1:{port}",
             expires_at=self.now + 3600, transport=transport, source=("127.0.0.1", port), local=SERVER, flow=flow,
         )
         self.location.apply([b], [])
@@ -134,7 +135,10 @@ def reply(req: Request, status: int, reason: str, *, tag: str | None = None, con
 
 
 def requests_to(out: list[tuple[Send, Request | Response]], port: int, method: str | None = None) -> list[Request]:
-    return [m for s, m in out if isinstance(m, Request) and s.remote[1] == port and (method is None or m.method == method)]
+    return [
+        m for s, m in out
+        if isinstance(m, Request) and s.remote[1] == port and (method is None or m.method == method)
+    ]
 
 
 def responses_to(out: list[tuple[Send, Request | Response]], port: int) -> list[Response]:

@@ -70,7 +70,7 @@ def test_busy_branch_drops_and_other_answers_then_all_busy_gives_486() -> None:
 
 
 def test_busy_forward_to_another_account_with_diversion() -> None:
-    net, devs = two_devices(forwarding=Forwarding(busy="1001"))
+    net, _devs = two_devices(forwarding=Forwarding(busy="1001"))
     net.bind(net.directory.devices("1001")[0], D2)
     out = net.send(invite("1000", TRUNK), TRUNK)
     inv0, inv1 = requests_to(out, D0, "INVITE")[0], requests_to(out, D1, "INVITE")[0]

@@ -15,23 +15,23 @@ class Recorder:
         self.timeouts = 0
         self.stack: Stack
 
-    def on_request(self, txn, req, now):  # noqa: ANN001
+    def on_request(self, txn, req, now):
         self.requests.append(req)
         self.stack.respond(txn, self.stack.make_response(req, 200, "OK"), now)
 
-    def on_ack(self, req, source, now):  # noqa: ANN001
+    def on_ack(self, req, source, now):
         self.requests.append(req)
 
-    def on_cancel(self, txn, req, now):  # noqa: ANN001
+    def on_cancel(self, txn, req, now):
         pass
 
-    def on_response(self, txn, resp, now):  # noqa: ANN001
+    def on_response(self, txn, resp, now):
         self.responses.append(resp)
 
-    def on_timeout(self, txn, now):  # noqa: ANN001
+    def on_timeout(self, txn, now):
         self.timeouts += 1
 
-    def on_stray_response(self, resp, source, now):  # noqa: ANN001
+    def on_stray_response(self, resp, source, now):
         pass
 
 

@@ -53,9 +53,7 @@ async def test_ninth_device_is_refused(store: Store) -> None:
         await admin.add_device("1000", "softphone")
     assert len(await admin.list_devices("1000")) == MAX_DEVICES
     assert await store.revision() == revision
-    assert {d.auth_username for d in await admin.list_devices("1000")} == {"1000"} | {
-        f"1000_{i}" for i in range(2, 9)
-    }
+    assert {d.auth_username for d in await admin.list_devices("1000")} == {"1000"} | {f"1000_{i}" for i in range(2, 9)}
 
 
 async def test_position_taken_and_out_of_range(store: Store) -> None:

@@ -41,9 +41,7 @@ async def test_data_survives_reopen(db_url: str) -> None:
     store = await Store.open(db_url)
     try:
         await populate(store)
-        await store.write_bindings(
-            [Binding("1000", "1000", "sip:1000@10.0.0.1", 2e9, "udp", ("10.0.0.1", 5060))], []
-        )
+        await store.write_bindings([Binding("1000", "1000", "sip:1000@10.0.0.1", 2e9, "udp", ("10.0.0.1", 5060))], [])
         before = await store.snapshot()
         bindings = await store.load_bindings(0)
     finally:

@@ -1,0 +1,403 @@
+"""Shared pieces of the load benchmarks: processes, provisioning, SIPp runs and their figures.
+
+The server runs pinned to core 0 and SIPp to core 1 (`taskset`), everything on 127.0.0.1,
+never port 5060. Every SIPp run is bounded by `-m`, `-timeout` and an outer timeout; every
+process is stopped by its PID. Depends on the onenumber package (store, admin helpers)
+and on the `sipp` and `taskset` programs; no test code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = HERE / "scenarios"
+LOOPBACK = "127.0.0.1"
+ONENUMBER = str(Path(sys.executable).parent / "onenumber")
+SERVER_CORE = "0"
+SIPP_CORE = "1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# ---------------------------------------------------------------------------------------- ports
+
+
+def free_port() -> int:
+    """A port free for UDP and TCP on 127.0.0.1; never 5060/5061."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((LOOPBACK, 0))
+            port = u.getsockname()[1]
+        if port in (5060, 5061) or port > 65000:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((LOOPBACK, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port")
+
+
+def options_ping(port: int, timeout: float = 0.5) -> float | None:
+    """Round trip of one OPTIONS in seconds, or None when nothing answered."""
+    if port in (5060, 5061):
+        raise ValueError("benchmarks never use port 5060")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOOPBACK, 0))
+        s.settimeout(timeout)
+        me = s.getsockname()[1]
+        cid = uuid.uuid4().hex
+        msg = (
+            f"OPTIONS sip:{LOOPBACK}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {LOOPBACK}:{me};branch=z9hG4bK{cid[:12]};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@{LOOPBACK}:{me}>;tag={cid[:8]}\r\nTo: <sip:{LOOPBACK}:{port}>\r\n"
+            f"Call-ID: {cid}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        start = time.monotonic()
+        s.sendto(msg, (LOOPBACK, port))
+        deadline = start + timeout
+        while time.monotonic() < deadline:
+            try:
+                data, _ = s.recvfrom(65535)
+            except OSError:
+                return None
+            if data.startswith(b"SIP/2.0 ") and cid.encode() in data:
+                return time.monotonic() - start
+    return None
+
+
+def wait_idle(port: int, limit: float = 60.0) -> None:
+    """Wait until the server answers an OPTIONS quickly again (its backlog is drained)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        rtt = options_ping(port, 1.0)
+        if rtt is not None and rtt < 0.02:
+            return
+        time.sleep(0.5)
+
+
+# ---------------------------------------------------------------------------------------- /proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its waited-for children, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # after the ')' : state is fields[0]; utime and stime are fields 14 and 15 of stat (1-based) → 11 and 12 here
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            pass
+    return total
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+# ---------------------------------------------------------------------------------------- processes
+
+
+def stop_pid(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; only this one PID."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class OneNumberServer:
+    """`onenumber serve` pinned to core 0, with its own SQLite database and free ports."""
+
+    workdir: Path
+    sip_port: int = 0
+    proc: subprocess.Popen | None = None
+    db: str = ""
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db = self.db or f"sqlite:///{self.workdir / 'onenumber.sqlite3'}"
+        self.sip_port = self.sip_port or free_port()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, wrapper: Sequence[str] = ()) -> OneNumberServer:
+        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - the child keeps it
+        env = dict(os.environ)
+        env.pop("ONENUMBER_DB", None)
+        args = [
+            "taskset", "-c", SERVER_CORE, *wrapper, ONENUMBER, "serve", "--bind", LOOPBACK,
+            "--sip-port", str(self.sip_port), "--http-port", str(free_port()),
+            "--data-dir", str(self.workdir), "--db", self.db, "--log-level", "warning",
+        ]
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early; see {self.workdir / 'server.log'}")
+            if options_ping(self.sip_port, 0.2) is not None:
+                return self
+            time.sleep(0.1)
+        stop_pid(self.proc)
+        raise RuntimeError("server did not answer OPTIONS within 30 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_pid(self.proc)
+        self.proc = None
+
+
+# ---------------------------------------------------------------------------------------- provisioning
+
+
+@dataclass(frozen=True, slots=True)
+class Dev:
+    account: str
+    position: int
+    auth_username: str
+    secret: str
+
+
+async def _provision(db: str, accounts: int, devices: int, first: int) -> list[Dev]:
+    """Bulk-insert accounts and devices in one transaction (the admin API's rows and helpers,
+    without 3,000 separate validated transactions)."""
+    from sqlalchemy import insert
+
+    from onenumber.store import Store
+    from onenumber.store import tables as t
+    from onenumber.store.admin import default_auth_username, new_secret
+
+    store = await Store.open(db)
+    try:
+        await store.admin.get_settings()  # the admin API is importable and the schema is current
+        now = datetime.now(UTC)
+        acc_rows, dev_rows, out = [], [], []
+        for i in range(accounts):
+            number = str(first + i)
+            acc_rows.append({"number": number, "display_name": f"Bench {number}", "created_at": now,
+                             "updated_at": now})
+            for pos in range(devices):
+                dev = Dev(number, pos, default_auth_username(number, pos), new_secret())
+                out.append(dev)
+                dev_rows.append({
+                    "account": number, "position": pos, "kind": "softphone", "ring_order": 1,
+                    "label": "", "auth_username": dev.auth_username, "secret": dev.secret,
+                    "internet": False, "call_waiting": True, "created_at": now,
+                })
+        async with store.write() as conn:
+            await conn.execute(insert(t.accounts), acc_rows)
+            await conn.execute(insert(t.devices), dev_rows)
+        return out
+    finally:
+        await store.close()
+
+
+def provision(db: str, accounts: int, devices: int, first: int = 200000) -> list[Dev]:
+    return asyncio.run(_provision(db, accounts, devices, first))
+
+
+async def _count_bindings(db: str) -> int:
+    from sqlalchemy import func, select
+
+    from onenumber.store import Store
+    from onenumber.store import tables as t
+
+    store = await Store.open(db, migrate=False)
+    try:
+        async with store.read() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(t.bindings)) or 0)
+    finally:
+        await store.close()
+
+
+def count_bindings(db: str) -> int:
+    """Bindings persisted by the server's write-behind (what `location.flush` wrote)."""
+    return asyncio.run(_count_bindings(db))
+
+
+def auth_keyword(dev: Dev) -> str:
+    """SIPp 3.6 does not expand [fieldN] inside [authentication …], but it does expand a whole
+    `[authentication username=U password=P]` keyword given as an injection field value."""
+    return f"[authentication username={dev.auth_username} password={dev.secret}]"
+
+
+def write_csv(path: Path, rows: Sequence[Sequence[str]]) -> Path:
+    with open(path, "w") as f:
+        f.write("SEQUENTIAL\n")
+        for row in rows:
+            f.write(";".join(row) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------- SIPp
+
+
+@dataclass
+class SippResult:
+    scenario: str
+    rate: float
+    calls: int
+    successful: int = 0
+    failed: int = 0
+    elapsed: float = 0.0  # seconds from SIPp start to its last completed call
+    latencies_ms: list[float] = field(default_factory=list)
+    sipp_cpu: float = 0.0
+    returncode: int = 0
+    errors: str = ""
+
+    @property
+    def failure_pct(self) -> float:
+        done = self.successful + self.failed
+        missing = max(self.calls - done, 0)  # never completed within the bounds: a failure too
+        return 100.0 * (self.failed + missing) / self.calls if self.calls else 0.0
+
+    @property
+    def achieved(self) -> float:
+        return self.successful / self.elapsed if self.elapsed > 0 else 0.0
+
+    def pct(self, q: float) -> float | None:
+        return percentile(self.latencies_ms, q)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100.0 * (len(s) - 1))))
+    return s[k]
+
+
+def sipp_args(
+    scenario: str, port: int, *, local_port: int, workdir: Path, calls: int, rate: float | None,
+    inf: Path | None = None, timeout: float = 30.0, extra: Sequence[str] = (),
+) -> list[str]:
+    if port in (5060, 5061) or local_port in (5060, 5061):
+        raise ValueError("benchmarks never use port 5060")
+    args = [
+        "taskset", "-c", SIPP_CORE, "sipp", f"{LOOPBACK}:{port}", "-sf", str(SCENARIOS / scenario),
+        "-i", LOOPBACK, "-p", str(local_port), "-m", str(calls), "-mp", str(free_port()),
+        "-buff_size", "8388608", "-timeout", f"{max(1, int(timeout))}s", "-nostdin",
+        "-max_recv_loops", "10000", "-max_sched_loops", "10000", "-recv_timeout", "5000",
+        "-trace_err", "-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
+    ]
+    if inf is not None:
+        args += ["-inf", str(inf)]
+    if rate:
+        args += ["-r", str(rate), "-l", str(max(100, int(rate * 10)))]
+    return [*args, *extra]
+
+
+def run_sipp(
+    scenario: str, port: int, *, workdir: Path, calls: int, rate: float | None, inf: Path | None = None,
+    timeout: float = 30.0, local_port: int | None = None, extra: Sequence[str] = (),
+) -> SippResult:
+    """Run a SIPp UAC to completion (bounded) and read its statistics and RTD samples."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    run_dir = workdir / f"sipp-{scenario.removesuffix('.xml')}-{int(rate or 0)}-{uuid.uuid4().hex[:6]}"
+    run_dir.mkdir()
+    args = sipp_args(scenario, port, local_port=local_port or free_port(), workdir=run_dir, calls=calls,
+                     rate=rate, inf=inf, timeout=timeout, extra=extra)
+    before = children_cpu()
+    try:
+        proc = subprocess.run(args, cwd=run_dir, capture_output=True, text=True, timeout=timeout + 20)
+        rc, out = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:  # run() killed it by PID
+        rc, out = -9, str(exc)
+    res = SippResult(scenario, rate or 0.0, calls, returncode=rc, sipp_cpu=children_cpu() - before)
+    _read_stats(run_dir, res)
+    _read_rtt(run_dir, res)
+    if rc not in (0, 1) and not res.successful:
+        res.errors = out[-2000:]
+    errs = list(run_dir.glob("*_errors.log"))
+    if errs:
+        res.errors = (res.errors + errs[0].read_text(errors="replace")[:1500]).strip()
+    return res
+
+
+def _read_stats(run_dir: Path, res: SippResult) -> None:
+    files = [p for p in run_dir.glob("*_.csv")]
+    if not files:
+        return
+    with open(files[0], newline="") as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    if len(rows) < 2:
+        return
+    head, last = rows[0], rows[-1]
+    col = {name: i for i, name in enumerate(head)}
+    res.successful = int(last[col["SuccessfulCall(C)"]])
+    res.failed = int(last[col["FailedCall(C)"]])
+
+
+def _read_rtt(run_dir: Path, res: SippResult) -> None:
+    files = list(run_dir.glob("*_rtt.csv"))
+    if not files:
+        return
+    last = 0.0
+    with open(files[0]) as f:
+        next(f, None)
+        for line in f:
+            parts = line.strip().split(";")
+            if len(parts) < 3 or parts[2] != "1":
+                continue
+            last = max(last, float(parts[0]))
+            res.latencies_ms.append(float(parts[1]))
+    res.elapsed = last / 1000.0
+
+
+def start_sipp_uas(
+    scenario: str, local_port: int, *, workdir: Path, timeout: float, remote_port: int,
+) -> subprocess.Popen:
+    """A SIPp UAS standing for many devices (their bindings all point at its socket)."""
+    run_dir = workdir / f"uas-{scenario.removesuffix('.xml')}-{local_port}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        "taskset", "-c", SIPP_CORE, "sipp", f"{LOOPBACK}:{remote_port}", "-sf", str(SCENARIOS / scenario),
+        "-i", LOOPBACK, "-p", str(local_port), "-mp", str(free_port()), "-buff_size", "8388608",
+        "-timeout", f"{int(timeout)}s", "-nostdin", "-max_recv_loops", "10000", "-m", "10000000",
+        "-trace_err",
+    ]
+    log = open(run_dir / "uas.log", "wb")  # noqa: SIM115 - the child keeps it
+    return subprocess.Popen(args, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT)
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
