@@ -356,7 +356,8 @@ class Stack:
     def _run_server(self, txn: ServerTxn, actions: list) -> None:
         for action in actions:
             if isinstance(action, Transmit):
-                self._queue_response(action.data, _top_via_of(action.data), txn.source)
+                # a response carries the request's (stamped) top Via: route it by that (§18.2.2)
+                self._queue_response(action.data, txn.request.headers.get("via") or "", txn.source)
             elif isinstance(action, Terminated):
                 self.server_txns.pop(txn.key, None)
                 return
@@ -462,17 +463,6 @@ def _first_index(headers: Headers, key: str) -> int:
         if item[0] == key:
             return i
     raise KeyError(key)
-
-
-def _top_via_of(data: bytes) -> str:
-    """The first Via value of serialized bytes (for retransmissions the stack only holds bytes)."""
-    for line in data.split(b"\r\n", 40)[1:]:
-        if not line:
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() in (b"via", b"v"):
-            return value.decode("utf-8", "surrogateescape").split(",")[0].strip()
-    return ""
 
 
 def _quote(text: str) -> str:

@@ -1,0 +1,256 @@
+"""Forked-call benchmark (issue 3): every call rings two devices of an account; one answers,
+the other rings and is cancelled; the caller ACKs, pauses 200 ms and hangs up.
+
+Two SIPp UAS processes stand for all devices: every account's first device is registered
+with the "answer" UAS's socket as contact, its second device with the "cancelled" UAS's.
+The same scenario optionally runs against a minimal Kamailio (registrar + usrloc in memory +
+tm parallel forking, no auth) as a reference. Depends on benchlib and bench_register.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from bench_register import SATURATED_PCT, Step, best_rate, row_text, run_step
+from benchlib import (
+    LOOPBACK,
+    SERVER_CORE,
+    OneNumberServer,
+    auth_keyword,
+    free_port,
+    options_ping,
+    provision,
+    run_sipp,
+    start_sipp_uas,
+    stop_pid,
+    write_csv,
+)
+
+KAMAILIO_MODULES = ("tm", "sl", "rr", "maxfwd", "usrloc", "registrar", "textops", "siputils", "pv")
+
+
+def run_calls(workdir: Path, *, accounts: int, rates: list[float], seconds: float, kamailio: bool) -> dict:
+    accounts = max(accounts, 2)
+    out: dict = {"runs": {}}
+    out["runs"]["OneNumber"] = _run_onenumber(workdir / "onenumber", accounts, rates, seconds)
+    if not kamailio:
+        out["kamailio_skipped"] = "--no-kamailio"
+    elif shutil.which("kamailio") is None:
+        out["kamailio_skipped"] = "kamailio is not installed"
+    else:
+        out["runs"]["Kamailio"] = _run_kamailio(workdir / "kamailio", accounts, rates, seconds)
+        one, kam = out["runs"]["OneNumber"].get("best"), out["runs"]["Kamailio"].get("best")
+        if one and kam:
+            out["ratio"] = (
+                f"highest clean rate {kam['attempted_per_s']:.0f}/s vs {one['attempted_per_s']:.0f}/s "
+                f"(×{kam['attempted_per_s'] / one['attempted_per_s']:.1f}); CPU per call "
+                f"{kam['server_cpu_us_per_call']} µs vs {one['server_cpu_us_per_call']} µs at their best steps"
+            )
+    return out
+
+
+def _caller_rows(numbers: list[str], keyword: dict[str, str] | None) -> list[tuple[str, ...]]:
+    """Account i is called by account i + N/2 (its first device's credentials)."""
+    n = len(numbers)
+    rows = []
+    for i, callee in enumerate(numbers):
+        caller = numbers[(i + n // 2) % n]
+        rows.append((callee, caller, keyword[caller]) if keyword else (callee, caller))
+    return rows
+
+
+def _steps(
+    server_port: int, pids_of: callable, scenario: str, inf: Path, rates: list[float], seconds: float,
+    workdir: Path, sip_server: object, label: str,
+) -> tuple[list[Step], list[dict]]:
+    steps: list[Step] = []
+    rows = []
+    caller_port = free_port()
+    for rate in rates:
+        step = run_step(sip_server, scenario, inf, rate, seconds, workdir, caller_port, pids=pids_of())
+        steps.append(step)
+        rows.append(step.row())
+        print(f"  {label} calls {rate:>6.0f}/s: " + row_text(step.row()), flush=True)
+        if step.result.failure_pct > SATURATED_PCT:
+            break
+    return steps, rows
+
+
+def _run_onenumber(workdir: Path, accounts: int, rates: list[float], seconds: float) -> dict:
+    server = OneNumberServer(workdir / "server")
+    devs = provision(server.db, accounts, 2)
+    numbers = sorted({d.account for d in devs})
+    server.start()
+    port_a, port_b = free_port(), free_port()
+    uas: list[subprocess.Popen] = []
+    out: dict = {"note": "caller authenticated with digest (407), UDP", "steps": []}
+    try:
+        for pos, port in ((0, port_a), (1, port_b)):
+            rows = [(d.account, d.auth_username, auth_keyword(d)) for d in devs if d.position == pos]
+            inf = write_csv(workdir / f"devices-{pos}.csv", rows)
+            res = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(rows), rate=500, inf=inf,
+                           timeout=len(rows) / 500 + 15, local_port=port)
+            if res.successful != len(rows):
+                out["error"] = f"device registrations: {res.successful}/{len(rows)} ok; {res.errors[:400]}"
+                return out
+        total = len(rates) * (seconds + 40) + 60
+        uas = [start_sipp_uas("uas_answer.xml", port_a, workdir=workdir, timeout=total, remote_port=server.sip_port),
+               start_sipp_uas("uas_cancelled.xml", port_b, workdir=workdir, timeout=total,
+                              remote_port=server.sip_port)]
+        time.sleep(0.5)
+        keyword = {d.account: auth_keyword(d) for d in devs if d.position == 0}
+        inf = write_csv(workdir / "calls.csv", _caller_rows(numbers, keyword))
+        steps, out["steps"] = _steps(server.sip_port, lambda: [server.pid], "call_uac_auth.xml", inf, rates,
+                                     seconds, workdir, server, "OneNumber")
+        best = best_rate(steps)
+        out["best"] = best.row() if best else None
+        if not any(s.result.successful for s in steps) and steps:
+            out["error"] = steps[0].result.errors[:800]
+    finally:
+        for p in uas:
+            stop_pid(p, 5)
+        server.stop()
+    return out
+
+
+# ------------------------------------------------------------------------------------- Kamailio
+
+KAMAILIO_CFG = """#!KAMAILIO
+# Minimal reference: registrar + usrloc in memory + tm parallel forking; no auth; UDP only.
+debug=0
+log_stderror=yes
+memdbg=5
+memlog=5
+children={children}
+disable_tcp=yes
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+alias="127.0.0.1:{port}"
+mpath="{mpath}"
+{loads}
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "max_contacts", 10)
+modparam("tm", "fr_inv_timer", 120000)
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    t_check_trans();
+    if (is_method("REGISTER")) {{ save("location"); exit; }}
+    if (is_method("INVITE")) {{ record_route(); }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    t_relay();
+}}
+"""
+
+
+class Kamailio:
+    """A Kamailio pinned to core 0; its CPU is the sum over its processes."""
+
+    def __init__(self, workdir: Path, children: int = 2) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.sip_port = free_port()
+        self.children = children
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def pids(self) -> list[int]:
+        """The main process and its children (workers, timers)."""
+        found = [self.pid]
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.pid:
+                found.append(int(entry))
+        return found
+
+    def start(self) -> Kamailio:
+        mpath = next((p for p in ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules",
+                                  "/usr/lib64/kamailio/modules") if Path(p).is_dir()), "")
+        loads = "\n".join(f'loadmodule "{m}.so"' for m in KAMAILIO_MODULES)
+        cfg = self.workdir / "kamailio.cfg"
+        cfg.write_text(KAMAILIO_CFG.format(port=self.sip_port, mpath=mpath + "/", loads=loads,
+                                           children=self.children))
+        run = self.workdir / "run"
+        run.mkdir(exist_ok=True)
+        log = open(self.workdir / "kamailio.log", "wb")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, "kamailio", "-f", str(cfg), "-DD", "-E", "-m", "512", "-M", "16",
+             "-Y", str(run), "-P", str(run / "kamailio.pid")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kamailio exited: {(self.workdir / 'kamailio.log').read_text()[-800:]}")
+            if options_ping(self.sip_port, 0.2) is not None:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("kamailio did not answer OPTIONS")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_pid(self.proc, 10)
+        self.proc = None
+
+
+def _run_kamailio(workdir: Path, accounts: int, rates: list[float], seconds: float) -> dict:
+    out: dict = {"note": "no auth, registrar + usrloc in memory + tm parallel forking, "
+                         "2 UDP workers, all processes on core 0", "steps": []}
+    kam = Kamailio(workdir)
+    numbers = [str(200000 + i) for i in range(accounts)]
+    uas: list[subprocess.Popen] = []
+    try:
+        kam.start()
+        port_a, port_b = free_port(), free_port()
+        for pos, port in ((0, port_a), (1, port_b)):
+            rows = [(n, n if pos == 0 else f"{n}_2") for n in numbers]
+            inf = write_csv(workdir / f"devices-{pos}.csv", rows)
+            res = run_sipp("register_noauth.xml", kam.sip_port, workdir=workdir, calls=len(rows), rate=500,
+                           inf=inf, timeout=len(rows) / 500 + 15, local_port=port)
+            if res.successful != len(rows):
+                out["error"] = f"device registrations: {res.successful}/{len(rows)} ok; {res.errors[:400]}"
+                return out
+        total = len(rates) * (seconds + 40) + 60
+        uas = [start_sipp_uas("uas_answer.xml", port_a, workdir=workdir, timeout=total, remote_port=kam.sip_port),
+               start_sipp_uas("uas_cancelled.xml", port_b, workdir=workdir, timeout=total,
+                              remote_port=kam.sip_port)]
+        time.sleep(0.5)
+        inf = write_csv(workdir / "calls.csv", _caller_rows(numbers, None))
+        steps, out["steps"] = _steps(kam.sip_port, kam.pids, "call_uac.xml", inf, rates, seconds, workdir, kam,
+                                     "Kamailio")
+        best = best_rate(steps)
+        out["best"] = best.row() if best else None
+        if not any(s.result.successful for s in steps) and steps:
+            out["error"] = steps[0].result.errors[:800]
+    except RuntimeError as exc:
+        out["error"] = str(exc)
+    finally:
+        for p in uas:
+            stop_pid(p, 5)
+        kam.stop()
+    return out
+
+
+__all__ = ["LOOPBACK", "run_calls"]

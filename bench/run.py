@@ -1,0 +1,181 @@
+"""OneNumber load benchmarks: `make bench` (full, several minutes) or `bench/run.py --quick` (< 60 s).
+
+Starts the server pinned to core 0, drives it with SIPp pinned to core 1 over 127.0.0.1,
+and writes a report to bench/results/ (JSON + text) that it also prints. See bench/README.md
+for what each figure means. Needs `sipp` and `taskset`; Kamailio and py-spy are optional.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_calls import run_calls  # noqa: E402
+from bench_register import TIMER_J, run_memory, run_memory_inprocess, run_register  # noqa: E402
+from benchlib import fmt  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+FULL = {
+    "accounts": 1000, "devices": 2, "seconds": 10.0,
+    "register_rates": [500, 1000, 1500, 2000, 3000, 4000, 5000], "profile_rate": 1000,
+    "memory_points": [10_000, 100_000], "memory_rate": 1000.0, "memory_settle": TIMER_J + 5,
+    "inprocess_counts": [10_000, 100_000],
+    "call_rates": [50, 100, 200, 300, 500, 750, 1000, 1500],
+}
+QUICK = {
+    "accounts": 20, "devices": 2, "seconds": 2.0,
+    "register_rates": [100, 200], "profile_rate": None,
+    "memory_points": [200, 1000], "memory_rate": 500.0, "memory_settle": 0.0,
+    "inprocess_counts": [1000],
+    "call_rates": [20],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["register", "memory", "calls"], action="append",
+                    help="run only these parts (repeatable); default: all")
+    ap.add_argument("--quick", action="store_true", help="a smoke run of a few seconds per part")
+    ap.add_argument("--seconds", type=float, help="seconds per load step")
+    ap.add_argument("--register-rates", type=lambda s: [float(x) for x in s.split(",")])
+    ap.add_argument("--call-rates", type=lambda s: [float(x) for x in s.split(",")])
+    ap.add_argument("--no-kamailio", action="store_true", help="skip the Kamailio reference run")
+    ap.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="report directory (default bench/results)")
+    args = ap.parse_args(argv)
+
+    for tool in ("sipp", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"bench: '{tool}' is missing; run 'make peers' (sipp) or install util-linux", file=sys.stderr)
+            return 2
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.seconds:
+        cfg["seconds"] = args.seconds
+    if args.register_rates:
+        cfg["register_rates"] = args.register_rates
+    if args.call_rates:
+        cfg["call_rates"] = args.call_rates
+    if args.no_profile:
+        cfg["profile_rate"] = None
+    parts = args.only or ["register", "memory", "calls"]
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report: dict = {"started": stamp, "quick": args.quick, "config": cfg, "machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="onenumber-bench-") as tmp:
+        work = Path(tmp)
+        if "register" in parts:
+            print(f"REGISTER: {cfg['accounts']} accounts × {cfg['devices']} devices, digest, UDP", flush=True)
+            report["register"] = run_register(
+                work / "register", accounts=cfg["accounts"], devices=cfg["devices"],
+                rates=cfg["register_rates"], seconds=cfg["seconds"], profile_rate=cfg["profile_rate"],
+            )
+        if "memory" in parts:
+            print("Memory per binding", flush=True)
+            report["memory_inprocess"] = run_memory_inprocess(cfg["inprocess_counts"])
+            report["memory_server"] = run_memory(
+                work / "memory", points=cfg["memory_points"], rate=cfg["memory_rate"], settle=cfg["memory_settle"],
+            )
+        if "calls" in parts:
+            print(f"Forked calls: {cfg['accounts']} accounts × 2 devices", flush=True)
+            report["calls"] = run_calls(
+                work / "calls", accounts=cfg["accounts"], rates=cfg["call_rates"], seconds=cfg["seconds"],
+                kamailio=not args.no_kamailio,
+            )
+    text = render(report)
+    (args.out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
+    (args.out / f"bench-{stamp}.txt").write_text(text)
+    (args.out / "latest.txt").write_text(text)
+    print()
+    print(text)
+    print(f"report: {args.out / f'bench-{stamp}.txt'} (and .json)")
+    return 0
+
+
+def machine() -> dict:
+    kam = shutil.which("kamailio")
+    sipp_v = subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout.strip().splitlines()
+    return {
+        "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "sipp": next((line.strip() for line in sipp_v if "SIPp" in line), "?"),
+        "kamailio": kam is not None,
+    }
+
+
+def _steps_table(title: str, steps: list[dict]) -> list[str]:
+    lines = [title, f"  {'rate/s':>7} {'achieved':>9} {'fail %':>7} {'p50 ms':>7} {'p99 ms':>7} "
+                    f"{'CPU %':>6} {'CPU µs/call':>11}"]
+    for s in steps:
+        lines.append(
+            f"  {s['attempted_per_s']:>7.0f} {s['achieved_per_s']:>9.1f} {s['failure_pct']:>7.2f} "
+            f"{fmt(s['p50_ms'], 0):>7} {fmt(s['p99_ms'], 0):>7} {s['server_cpu_pct']:>6.1f} "
+            f"{fmt(s['server_cpu_us_per_call'], 0):>11}"
+        )
+    return lines
+
+
+def render(report: dict) -> str:
+    out = [f"OneNumber benchmark {report['started']}{' (quick smoke run)' if report['quick'] else ''}",
+           f"machine: {report['machine']}", ""]
+    reg = report.get("register")
+    if reg:
+        out += _steps_table(
+            f"Authenticated REGISTER (401 + 200 per registration), {reg['accounts']} accounts, "
+            f"{reg['devices']} devices, {reg['step_seconds']:.0f} s per step:", reg.get("steps", []))
+        if reg.get("error"):
+            out.append(f"  ERROR: {reg['error']}")
+        best = reg.get("best")
+        out.append(f"  highest rate with < 1 % failures: "
+                   f"{best['attempted_per_s']:.0f}/s (achieved {best['achieved_per_s']:.0f}/s)" if best
+                   else "  no step had < 1 % failures")
+        out.append(f"  bindings persisted: {reg.get('bindings_persisted')}, server RSS {reg.get('server_rss_mib')} MiB")
+        prof = reg.get("profile")
+        if prof and prof.get("samples"):
+            out.append(f"  profile at {prof['rate']:.0f}/s ({prof['samples']} samples), self time:")
+            out += [f"    {pct:5.1f} %  {name}" for name, pct in prof["self"][:15]]
+            out.append("  inclusive time:")
+            out += [f"    {pct:5.1f} %  {name}" for name, pct in prof["inclusive"][:30]]
+        elif prof:
+            out.append(f"  profile: {prof}")
+        out.append("")
+    mem_in = report.get("memory_inprocess")
+    if mem_in:
+        out.append("Memory per binding in Location (tracemalloc, Binding + indexes): "
+                   + ", ".join(f"{n} bindings → {b} B" for n, b in mem_in.items()))
+    mem = report.get("memory_server")
+    if mem:
+        out.append(f"Server RSS: start {mem.get('rss_start_mib')} MiB (registering at {mem['rate']:.0f}/s):")
+        for p in mem.get("points", []):
+            out.append(f"  {p['held']:>7} bindings held: RSS {p['rss_mib']} MiB, "
+                       f"{p['bytes_per_binding_vs_previous']} B/binding vs previous point")
+        out.append("")
+    calls = report.get("calls")
+    if calls:
+        for name, run in calls.get("runs", {}).items():
+            out += _steps_table(f"Forked calls against {name} ({run.get('note', '')}):", run.get("steps", []))
+            if run.get("error"):
+                out.append(f"  ERROR: {run['error']}")
+            best = run.get("best")
+            out.append(f"  highest rate with < 1 % failures: {best['attempted_per_s']:.0f}/s "
+                       f"(achieved {best['achieved_per_s']:.0f}/s)" if best else "  no step had < 1 % failures")
+            out.append("")
+        if calls.get("ratio"):
+            out.append(f"Kamailio / OneNumber: {calls['ratio']}")
+        if calls.get("kamailio_skipped"):
+            out.append(f"Kamailio reference: skipped ({calls['kamailio_skipped']})")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
