@@ -13,11 +13,12 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench_register import SATURATED_PCT, Step, best_rate, row_text, run_step
 from benchlib import (
-    LOOPBACK,
     SERVER_CORE,
     OneNumberServer,
     auth_keyword,
@@ -64,9 +65,10 @@ def _caller_rows(numbers: list[str], keyword: dict[str, str] | None) -> list[tup
 
 
 def _steps(
-    server_port: int, pids_of: callable, scenario: str, inf: Path, rates: list[float], seconds: float,
-    workdir: Path, sip_server: object, label: str,
+    pids_of: Callable[[], list[int]], scenario: str, inf: Path, rates: list[float], seconds: float,
+    workdir: Path, sip_server: Any, label: str,
 ) -> tuple[list[Step], list[dict]]:
+    """Raise the call rate step by step until more than SATURATED_PCT % of the calls fail."""
     steps: list[Step] = []
     rows = []
     caller_port = free_port()
@@ -104,7 +106,7 @@ def _run_onenumber(workdir: Path, accounts: int, rates: list[float], seconds: fl
         time.sleep(0.5)
         keyword = {d.account: auth_keyword(d) for d in devs if d.position == 0}
         inf = write_csv(workdir / "calls.csv", _caller_rows(numbers, keyword))
-        steps, out["steps"] = _steps(server.sip_port, lambda: [server.pid], "call_uac_auth.xml", inf, rates,
+        steps, out["steps"] = _steps(lambda: [server.pid], "call_uac_auth.xml", inf, rates,
                                      seconds, workdir, server, "OneNumber")
         best = best_rate(steps)
         out["best"] = best.row() if best else None
@@ -238,7 +240,7 @@ def _run_kamailio(workdir: Path, accounts: int, rates: list[float], seconds: flo
                               remote_port=kam.sip_port)]
         time.sleep(0.5)
         inf = write_csv(workdir / "calls.csv", _caller_rows(numbers, None))
-        steps, out["steps"] = _steps(kam.sip_port, kam.pids, "call_uac.xml", inf, rates, seconds, workdir, kam,
+        steps, out["steps"] = _steps(kam.pids, "call_uac.xml", inf, rates, seconds, workdir, kam,
                                      "Kamailio")
         best = best_rate(steps)
         out["best"] = best.row() if best else None
@@ -252,5 +254,3 @@ def _run_kamailio(workdir: Path, accounts: int, rates: list[float], seconds: flo
         kam.stop()
     return out
 
-
-__all__ = ["LOOPBACK", "run_calls"]

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchlib import (
     OneNumberServer,
@@ -62,7 +63,7 @@ class Step:
 
 
 def run_step(
-    server: OneNumberServer, scenario: str, inf: Path, rate: float, seconds: float, workdir: Path,
+    server: Any, scenario: str, inf: Path, rate: float, seconds: float, workdir: Path,
     local_port: int, pids: list[int] | None = None,
 ) -> Step:
     wait_idle(server.sip_port)
@@ -193,7 +194,7 @@ def run_memory_inprocess(counts: list[int]) -> dict:
         now = time.time()
         local = ("127.0.0.1", 15060)
 
-        def make(i: int) -> Binding:
+        def make(i: int, now: float = now, local: tuple[str, int] = local) -> Binding:
             dev, j = divmod(i, 10)
             account = str(400000 + dev // 8)
             user = f"{account}_{dev % 8 + 1}"
@@ -267,8 +268,5 @@ def _short(frame: str) -> str:
     where = where.rstrip(")")
     file = where.rsplit(":", 1)[0]
     parts = file.split("/")
-    if "onenumber" in parts:
-        file = "/".join(parts[parts.index("onenumber"):])
-    else:
-        file = parts[-1]
+    file = "/".join(parts[parts.index("onenumber"):]) if "onenumber" in parts else parts[-1]
     return f"{name} ({file})"

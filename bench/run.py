@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_calls import run_calls  # noqa: E402
-from bench_register import TIMER_J, run_memory, run_memory_inprocess, run_register  # noqa: E402
-from benchlib import fmt  # noqa: E402
+from bench_calls import run_calls
+from bench_register import TIMER_J, run_memory, run_memory_inprocess, run_register
+from benchlib import fmt
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -32,12 +32,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-account_app = typer.Typer(
-    help="Accounts: a person with one number, DIDs and up to 8 devices.", no_args_is_help=True
-)
-device_app = typer.Typer(
-    help="Devices of an account: phones with their own SIP credentials.", no_args_is_help=True
-)
+account_app = typer.Typer(help="Accounts: a person with one number, DIDs and up to 8 devices.", no_args_is_help=True)
+device_app = typer.Typer(help="Devices of an account: phones with their own SIP credentials.", no_args_is_help=True)
 settings_app = typer.Typer(
     help="Server-wide settings (domain, trusted networks, digest, expiry).", no_args_is_help=True
 )
@@ -48,6 +44,7 @@ app.add_typer(device_app, name="device")
 app.add_typer(settings_app, name="settings")
 app.add_typer(trunk_app, name="trunk")
 app.add_typer(db_app, name="db")
+
 
 @app.callback()
 def _global_options(
@@ -78,9 +75,7 @@ DbOpt = Annotated[
 ]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--data-dir", help="Data directory (default: $ONENUMBER_DATA_DIR, else ./data).", show_default=False
-    ),
+    typer.Option("--data-dir", help="Data directory (default: $ONENUMBER_DATA_DIR, else ./data).", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -109,7 +104,6 @@ def _with_store(
     from sqlalchemy.exc import SQLAlchemyError
 
     from onenumber.store import AdminError, Store
-    from onenumber.store.db import display_url
 
     url = _resolve(db, data_dir)
 
@@ -125,11 +119,15 @@ def _with_store(
     except AdminError as exc:
         _fail(str(exc))
     except (SQLAlchemyError, OSError) as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        _fail(
-            f"cannot use the database {display_url(url)}: {detail[0] if detail else type(exc).__name__}; "
-            "check --db / ONENUMBER_DB"
-        )
+        _fail(_db_error(url, exc))
+
+
+def _db_error(url: str, exc: BaseException) -> str:
+    from onenumber.store.db import display_url
+
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = detail[0] if detail else type(exc).__name__
+    return f"cannot use the database {display_url(url)}: {reason}; check --db / ONENUMBER_DB"
 
 
 def _print_json(value: Any) -> None:
@@ -139,9 +137,7 @@ def _print_json(value: Any) -> None:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
 
 
 def _opt_text(value: str | None) -> str:
@@ -159,16 +155,12 @@ def serve(
     domain: Annotated[
         str | None, typer.Option(help="SIP domain (default: the stored setting, else the address).")
     ] = None,
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="TLS certificate (PEM) to enable SIP over TLS.")
-    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to enable SIP over TLS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     tls_port: Annotated[int | None, typer.Option(help="SIP TLS port (default: SIP port + 1).")] = None,
     data_dir: DataDirOpt = None,
     db: DbOpt = None,
-    demo: Annotated[
-        bool, typer.Option("--demo", help="Create demo accounts 1000 and 1001 if there are none.")
-    ] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Create demo accounts 1000 and 1001 if there are none.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the SIP server (and its HTTP side) in the foreground; Ctrl-C stops it."""
@@ -207,7 +199,12 @@ def serve(
         log_level=log_level.lower(),
         demo=demo,
     )
-    run(config)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        run(config)
+    except SQLAlchemyError as exc:
+        _fail(_db_error(url, exc))
 
 
 # --- accounts -----------------------------------------------------------------------------------------
@@ -294,9 +291,7 @@ def account_show(
         typer.echo(f"{key + ':':<{width + 1}} {value}")
     typer.echo("devices:")
     typer.echo(
-        _devices_table(devices)
-        if devices
-        else f"  none; add one with: onenumber device add {number} --kind KIND"
+        _devices_table(devices) if devices else f"  none; add one with: onenumber device add {number} --kind KIND"
     )
 
 
@@ -305,13 +300,9 @@ def account_update(
     number: Annotated[str, typer.Argument(help="The account's number.")],
     name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
     add_did: Annotated[list[str] | None, typer.Option("--add-did", help="Add a DID (repeatable).")] = None,
-    remove_did: Annotated[
-        list[str] | None, typer.Option("--remove-did", help="Remove a DID (repeatable).")
-    ] = None,
+    remove_did: Annotated[list[str] | None, typer.Option("--remove-did", help="Remove a DID (repeatable).")] = None,
     ring_mode: Annotated[str | None, typer.Option("--ring-mode", help="ordered or exclusive.")] = None,
-    stage_seconds: Annotated[
-        int | None, typer.Option("--stage-seconds", help="Delay between stages.")
-    ] = None,
+    stage_seconds: Annotated[int | None, typer.Option("--stage-seconds", help="Delay between stages.")] = None,
     no_answer_seconds: Annotated[
         int | None, typer.Option("--no-answer-seconds", help="Ringing time before no-answer.")
     ] = None,
@@ -429,8 +420,7 @@ async def _find(store: Store, target: str, position: int | None) -> Device:
     device = await store.admin.find_device(target)
     if device is None:
         raise NotFoundError(
-            f"no device with auth username {target}; "
-            "give NUMBER POSITION (see 'onenumber device list NUMBER')"
+            f"no device with auth username {target}; give NUMBER POSITION (see 'onenumber device list NUMBER')"
         )
     return device
 
@@ -476,9 +466,7 @@ def device_add(
     auth_username: Annotated[
         str | None, typer.Option("--auth-username", help="Default: NUMBER, NUMBER_2, ... by position.")
     ] = None,
-    internet: Annotated[
-        bool, typer.Option("--internet", help="May register from outside trusted networks.")
-    ] = False,
+    internet: Annotated[bool, typer.Option("--internet", help="May register from outside trusted networks.")] = False,
     call_waiting: Annotated[
         bool, typer.Option("--call-waiting/--no-call-waiting", help="Ring while the account is in a call.")
     ] = True,
@@ -524,36 +512,24 @@ def device_list(
     elif devices:
         typer.echo(_devices_table(devices))
     else:
-        typer.echo(
-            f"account {number} has no devices; add one with: onenumber device add {number} --kind KIND"
-        )
+        typer.echo(f"account {number} has no devices; add one with: onenumber device add {number} --kind KIND")
 
 
 PositionArg = Annotated[
     int | None,
     typer.Argument(help="The device's position (0-7); leave out to name the device by auth username."),
 ]
-TargetArg = Annotated[
-    str, typer.Argument(help="The account's number (with POSITION), or a device's auth username.")
-]
+TargetArg = Annotated[str, typer.Argument(help="The account's number (with POSITION), or a device's auth username.")]
 
 
 @device_app.command("update")
 def device_update(
     target: TargetArg,
     position: PositionArg = None,
-    move_to: Annotated[
-        int | None, typer.Option("--move-to", help="Move the device to another position.")
-    ] = None,
-    kind: Annotated[
-        str | None, typer.Option("--kind", help="deskphone, softphone, mobile or webphone.")
-    ] = None,
-    order: Annotated[
-        int | None, typer.Option("--order", help="Ring order: lower first, 0 never rings.")
-    ] = None,
-    enabled: Annotated[
-        bool | None, typer.Option("--enabled/--disabled", help="Disabled devices never ring.")
-    ] = None,
+    move_to: Annotated[int | None, typer.Option("--move-to", help="Move the device to another position.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="deskphone, softphone, mobile or webphone.")] = None,
+    order: Annotated[int | None, typer.Option("--order", help="Ring order: lower first, 0 never rings.")] = None,
+    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="Disabled devices never ring.")] = None,
     label: Annotated[str | None, typer.Option("--label", help="Label or model.")] = None,
     auth_username: Annotated[str | None, typer.Option("--auth-username", help="New auth username.")] = None,
     internet: Annotated[
@@ -598,9 +574,7 @@ def device_update(
     if json_:
         _print_json(device_view(device))
     else:
-        typer.echo(
-            f"device {device.auth_username} (account {device.account} position {device.position}) updated"
-        )
+        typer.echo(f"device {device.auth_username} (account {device.account} position {device.position}) updated")
 
 
 @device_app.command("remove")
@@ -800,9 +774,7 @@ def trunk_add(
     trunk = _with_store(
         db, data_dir, lambda s: s.admin.add_trunk(name, host, port=port, transport=transport, prefix=prefix)
     )
-    typer.echo(
-        f"trunk {trunk.name} added: {trunk.transport} {trunk.host}:{trunk.port} prefix {trunk.prefix or '-'}"
-    )
+    typer.echo(f"trunk {trunk.name} added: {trunk.transport} {trunk.host}:{trunk.port} prefix {trunk.prefix or '-'}")
 
 
 @trunk_app.command("list")
@@ -817,9 +789,7 @@ def trunk_list(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = 
         rows = [(t.name, t.host, t.port, t.transport, t.prefix or "-") for t in trunks]
         typer.echo(_table(("NAME", "HOST", "PORT", "TRANSPORT", "PREFIX"), rows))
     else:
-        typer.echo(
-            "no trunks; external numbers fail until you add one with: onenumber trunk add NAME --host HOST"
-        )
+        typer.echo("no trunks; external numbers fail until you add one with: onenumber trunk add NAME --host HOST")
 
 
 @trunk_app.command("remove")
@@ -861,9 +831,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     no_args = getattr(click, "NoArgsIsHelpError", ())
     try:
-        code = app(
-            args=list(argv) if argv is not None else None, prog_name="onenumber", standalone_mode=False
-        )
+        code = app(args=list(argv) if argv is not None else None, prog_name="onenumber", standalone_mode=False)
     except no_args as exc:
         typer.echo(exc.format_message())
         code = 2

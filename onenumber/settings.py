@@ -155,17 +155,13 @@ class _Spec:
 
 
 _SPECS: dict[str, _Spec] = {
-    "domain": _Spec(
-        _domain, lambda s: s or None, lambda v: v or "", "SIP domain (empty: the server's address)"
-    ),
+    "domain": _Spec(_domain, lambda s: s or None, lambda v: v or "", "SIP domain (empty: the server's address)"),
     "trusted_networks": _Spec(_networks, _split, ",".join, "CIDRs non-internet devices may register from"),
     "digest_algorithms": _Spec(_algorithms, _split, ",".join, "digest challenge order, e.g. MD5,SHA-256"),
     "min_expires": _Spec(_int_range("min_expires", 1, 86400), int, str, "shortest registration accepted"),
     "max_expires": _Spec(_int_range("max_expires", 1, 86400 * 7), int, str, "longest registration granted"),
     "default_expires": _Spec(_int_range("default_expires", 1, 86400 * 7), int, str, "when none is asked"),
-    "auth_max_failures": _Spec(
-        _int_range("auth_max_failures", 1, 1000), int, str, "failures before blocking"
-    ),
+    "auth_max_failures": _Spec(_int_range("auth_max_failures", 1, 1000), int, str, "failures before blocking"),
     "auth_block_seconds": _Spec(_int_range("auth_block_seconds", 0, 86400), int, str, "block duration"),
 }
 

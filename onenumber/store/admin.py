@@ -121,8 +121,7 @@ class Admin:
         async with self._write() as conn:
             if await _exists(conn, t.accounts.c.number, number):
                 raise ConflictError(
-                    f"account {number} already exists; "
-                    f"choose another number or use 'onenumber account update'"
+                    f"account {number} already exists; choose another number or use 'onenumber account update'"
                 )
             owner = await conn.scalar(select(t.dids.c.account).where(t.dids.c.did == number))
             if owner is not None:
@@ -164,9 +163,7 @@ class Admin:
         if stage_seconds is not None:
             values["stage_seconds"] = _int_range("stage seconds", stage_seconds, 1, MAX_STAGE_SECONDS)
         if no_answer_seconds is not None:
-            values["no_answer_seconds"] = _int_range(
-                "no-answer seconds", no_answer_seconds, 1, MAX_STAGE_SECONDS
-            )
+            values["no_answer_seconds"] = _int_range("no-answer seconds", no_answer_seconds, 1, MAX_STAGE_SECONDS)
         if decline is not None:
             values["decline"] = _choice("decline mode", decline, DeclineMode)
         if dnd is not None:
@@ -196,8 +193,7 @@ class Admin:
             for did in remove:
                 if did not in account.dids:
                     raise NotFoundError(
-                        f"{did} is not a DID of account {number}; "
-                        f"its DIDs: {', '.join(account.dids) or 'none'}"
+                        f"{did} is not a DID of account {number}; its DIDs: {', '.join(account.dids) or 'none'}"
                     )
                 await conn.execute(delete(t.dids).where(t.dids.c.did == did))
             for did in add:
@@ -226,16 +222,12 @@ class Admin:
             await conn.execute(
                 update(t.accounts)
                 .where(t.accounts.c.number == number)
-                .values(
-                    portal_password_hash=hash_password(password) if password else None, updated_at=_utcnow()
-                )
+                .values(portal_password_hash=hash_password(password) if password else None, updated_at=_utcnow())
             )
 
     async def check_portal_password(self, number: str, password: str) -> bool:
         async with self.store.read() as conn:
-            stored = await conn.scalar(
-                select(t.accounts.c.portal_password_hash).where(t.accounts.c.number == number)
-            )
+            stored = await conn.scalar(select(t.accounts.c.portal_password_hash).where(t.accounts.c.number == number))
         return verify_password(password, stored)
 
     # --- devices ------------------------------------------------------------------------------------
@@ -251,9 +243,7 @@ class Admin:
 
     async def find_device(self, auth_username: str) -> Device | None:
         async with self.store.read() as conn:
-            row = (
-                await conn.execute(select(t.devices).where(t.devices.c.auth_username == auth_username))
-            ).first()
+            row = (await conn.execute(select(t.devices).where(t.devices.c.auth_username == auth_username))).first()
         if row is None:
             return None
         from onenumber.store.repository import device_from_row
@@ -285,9 +275,7 @@ class Admin:
         expires_at = _expiry(expires_days, now)
         async with self._write() as conn:
             await _account(conn, number)
-            taken = set(
-                (await conn.scalars(select(t.devices.c.position).where(t.devices.c.account == number))).all()
-            )
+            taken = set((await conn.scalars(select(t.devices.c.position).where(t.devices.c.account == number))).all())
             if len(taken) >= MAX_DEVICES:
                 raise ConflictError(
                     f"account {number} already has {MAX_DEVICES} devices, the most allowed; "
@@ -357,16 +345,13 @@ class Admin:
             if auth_username is not None and auth_username != device.auth_username:
                 values["auth_username"] = _auth_username(auth_username)
                 await _check_username_free(conn, values["auth_username"])
-                await conn.execute(
-                    delete(t.bindings).where(t.bindings.c.auth_username == device.auth_username)
-                )
+                await conn.execute(delete(t.bindings).where(t.bindings.c.auth_username == device.auth_username))
             target = position
             if new_position is not None and new_position != position:
                 target = _position(new_position)
                 if await _exists(conn, t.devices.c.position, target, t.devices.c.account == number):
                     raise ConflictError(
-                        f"position {target} of account {number} is taken; "
-                        "move that device first or pick another"
+                        f"position {target} of account {number} is taken; move that device first or pick another"
                     )
                 values["position"] = target
                 await conn.execute(
@@ -385,9 +370,7 @@ class Admin:
     async def remove_device(self, number: str, position: int) -> Device:
         async with self._write() as conn:
             device = await _device(conn, number, position)
-            await conn.execute(
-                delete(t.devices).where(t.devices.c.account == number, t.devices.c.position == position)
-            )
+            await conn.execute(delete(t.devices).where(t.devices.c.account == number, t.devices.c.position == position))
             await conn.execute(delete(t.bindings).where(t.bindings.c.auth_username == device.auth_username))
             await conn.execute(
                 update(t.accounts)
@@ -468,9 +451,7 @@ class Admin:
         port = _int_range("trunk port", port, 1, 65535)
         transport = transport.strip().lower()
         if transport not in TRUNK_TRANSPORTS:
-            raise AdminError(
-                f"trunk transport {transport!r} is not known; use one of {', '.join(TRUNK_TRANSPORTS)}"
-            )
+            raise AdminError(f"trunk transport {transport!r} is not known; use one of {', '.join(TRUNK_TRANSPORTS)}")
         prefix = prefix.strip()
         if not PREFIX_RE.match(prefix):
             raise AdminError(f"trunk prefix {prefix!r} is not valid; use digits, '*', '#' or '+'")
@@ -515,9 +496,7 @@ class _TranslatingWrite:
 
 
 def _conflict(error: IntegrityError) -> ConflictError:
-    return ConflictError(
-        f"the change conflicts with existing data ({_first_line(error.orig)}); check and retry"
-    )
+    return ConflictError(f"the change conflicts with existing data ({_first_line(error.orig)}); check and retry")
 
 
 def _first_line(error: Any) -> str:
@@ -543,9 +522,7 @@ async def _device(conn: AsyncConnection, number: str, position: int) -> Device:
     for device in await load_devices(conn, number):
         if device.position == position:
             return device
-    raise NotFoundError(
-        f"account {number} has no device at position {position}; see 'onenumber device list {number}'"
-    )
+    raise NotFoundError(f"account {number} has no device at position {position}; see 'onenumber device list {number}'")
 
 
 async def _check_did_free(conn: AsyncConnection, did: str, number: str) -> None:
@@ -598,9 +575,7 @@ def _number(number: str) -> str:
 def _did(did: str) -> str:
     did = did.strip().replace(" ", "")
     if not DID_RE.match(did):
-        raise AdminError(
-            f"DID {did!r} is not valid; use digits with an optional leading '+', e.g. +3225550100"
-        )
+        raise AdminError(f"DID {did!r} is not valid; use digits with an optional leading '+', e.g. +3225550100")
     return did
 
 
@@ -610,8 +585,7 @@ def _display_name(name: str) -> str:
         raise AdminError("the display name is empty; give one with --name")
     if len(name) > 200 or CONTROL_RE.search(name) or '"' in name or "\\" in name:
         raise AdminError(
-            "the display name must be at most 200 characters, "
-            "without quotes, backslashes or control characters"
+            "the display name must be at most 200 characters, without quotes, backslashes or control characters"
         )
     return name
 
@@ -632,9 +606,7 @@ def _auth_username(name: str) -> str:
 
 def _position(position: int) -> int:
     if not 0 <= position < MAX_DEVICES:
-        raise AdminError(
-            f"position {position} is out of range; use 0 to {MAX_DEVICES - 1} (0 is the main device)"
-        )
+        raise AdminError(f"position {position} is out of range; use 0 to {MAX_DEVICES - 1} (0 is the main device)")
     return position
 
 
@@ -670,9 +642,7 @@ def _target(what: str, value: str | None) -> str | None:
 def _cli_number(value: str) -> str:
     value = value.strip()
     if not DID_RE.match(value):
-        raise AdminError(
-            f"caller ID {value!r} is not valid; use digits with an optional leading '+', or \"\" to clear"
-        )
+        raise AdminError(f"caller ID {value!r} is not valid; use digits with an optional leading '+', or \"\" to clear")
     return value
 
 

@@ -65,9 +65,7 @@ def normalise_url(url: str) -> str:
     elif backend in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
     else:
-        raise ValueError(
-            f"unsupported database {backend!r}; use sqlite:///FILE or postgresql://user@host:port/db"
-        )
+        raise ValueError(f"unsupported database {backend!r}; use sqlite:///FILE or postgresql://user@host:port/db")
     return parsed.render_as_string(hide_password=False)
 
 

@@ -105,9 +105,7 @@ class Store:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
                 if config:
-                    await conn.execute(
-                        update(t.meta).where(t.meta.c.id == 1).values(revision=t.meta.c.revision + 1)
-                    )
+                    await conn.execute(update(t.meta).where(t.meta.c.id == 1).values(revision=t.meta.c.revision + 1))
                 yield conn
 
     # --- configuration ------------------------------------------------------------------------------
@@ -132,9 +130,7 @@ class Store:
     async def load_bindings(self, now: float) -> list[Binding]:
         """Every live binding (expires after `now`)."""
         async with self.read() as conn:
-            rows = await conn.execute(
-                select(t.bindings).where(t.bindings.c.expires_at > now).order_by(t.bindings.c.id)
-            )
+            rows = await conn.execute(select(t.bindings).where(t.bindings.c.expires_at > now).order_by(t.bindings.c.id))
             return [binding_from_row(row) for row in rows]
 
     async def list_bindings(self, account: str, now: float) -> list[Binding]:

@@ -557,6 +557,8 @@ def _port_taken(port: int) -> bool:
 
 def register(server: Server, device: Device, port: int, transport: str = "u1", workdir: Path | None = None) -> None:
     """REGISTER `device` (digest) from local port `port` so calls to its account reach that socket."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
     proc = run_sipp(
         "register.xml", server, service=device.account, auth=(device.auth_username, device.secret),
         local_port=port, transport=transport, timeout=10, workdir=workdir,
@@ -630,3 +632,30 @@ def place_call(
     if isinstance(proc, subprocess.Popen):
         return SippPeer(name, proc, trace, port)
     return SippPeer(name, None, trace, port, proc.returncode, proc.stdout)
+
+
+
+def add_accounts(server: Server, specs: list[tuple[str, str, int]]) -> dict[str, list[Device]]:
+    """Several accounts (number, name, device count) in one database session, then wait until the
+    server has them: the same as `Server.add_account` per account, without a ~1 s CLI start each."""
+    import asyncio
+
+    from onenumber.store import Store
+
+    async def run() -> dict[str, list[Device]]:
+        store = await Store.open(server.db, migrate=True)
+        try:
+            out: dict[str, list[Device]] = {}
+            for number, name, count in specs:
+                await store.admin.add_account(number, name, [])
+                out[number] = []
+                for i in range(count):
+                    d = await store.admin.add_device(number, "deskphone" if i == 0 else "softphone")
+                    out[number].append(Device(number, d.position, d.auth_username, d.secret))
+            return out
+        finally:
+            await store.close()
+
+    result = asyncio.run(run())
+    wait_config(server)
+    return result

@@ -18,6 +18,7 @@ from .harness import (
     Server,
     SippPeer,
     Traced,
+    add_accounts,
     configure,
     free_port,
     place_call,
@@ -68,13 +69,8 @@ def peers(tmp_path: Path) -> Iterator[Peers]:
 @pytest.fixture
 def accounts(server: Server) -> dict[str, list[Device]]:
     """Alice (1000) with two devices, Bob (1001) and Carol (1002) with one each."""
-    out = {
-        "alice": server.add_account("1000", "Alice", devices=2),
-        "bob": server.add_account("1001", "Bob", devices=1),
-        "carol": server.add_account("1002", "Carol", devices=1),
-    }
-    wait_config(server)
-    return out
+    made = add_accounts(server, [("1000", "Alice", 2), ("1001", "Bob", 1), ("1002", "Carol", 1)])
+    return {"alice": made["1000"], "bob": made["1001"], "carol": made["1002"]}
 
 
 def expect_ok(peers: Peers, server: Server, *ps: SippPeer, timeout: float = 15) -> None:
@@ -147,8 +143,8 @@ def test_tcp_caller_rings_udp_devices(server: Server, accounts: dict[str, list[D
 def test_ordered_stages_earlier_keep_ringing_order0_and_disabled_never_ring(
     server: Server, peers: Peers
 ) -> None:
-    devs = server.add_account("1000", "Alice", devices=4)
-    bob = server.add_account("1001", "Bob", devices=1)[0]
+    made = add_accounts(server, [("1000", "Alice", 4), ("1001", "Bob", 1)])
+    devs, bob = made["1000"], made["1001"][0]
     first, second, zero, disabled = devs
     server.cli("account", "update", "1000", "--stage-seconds", "1", "--no-answer-seconds", "10")
     server.cli("device", "update", "1000", str(second.position), "--order", "2")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .baresip import Baresip
-from .harness import LOOPBACK, RawUA, Server, free_port, run_sipp
+from .harness import LOOPBACK, Device, RawUA, Server, configure, free_port, run_sipp, wait_config
 
 OUTSIDE = "127.0.0.2"  # "the internet" once trusted_networks is 127.0.0.1/32
 
@@ -40,24 +40,15 @@ def sipp_logged(
     return proc, log.read_text() if log.exists() else ""
 
 
+def add_account(server: Server, number: str, name: str, devices: int = 2) -> list[Device]:
+    """Add an account with devices and wait until the running server knows them."""
+    out = server.add_account(number, name, devices=devices)
+    wait_config(server)
+    return out
+
+
 def set_setting(server: Server, key: str, value: str) -> None:
-    """Change a setting and wait until the running server has reloaded it."""
-    mark = server.log().count("configuration reloaded")
-    server.cli("settings", "set", key, value)
-    deadline = time.monotonic() + 3
-    while server.log().count("configuration reloaded") <= mark:
-        assert time.monotonic() < deadline, f"server did not reload after settings set {key}:\n{server.log()}"
-        time.sleep(0.05)
-
-
-def cli_and_wait(server: Server, *args: str) -> None:
-    """A CLI change, then wait for the server's reload (changes apply with no restart)."""
-    mark = server.log().count("configuration reloaded")
-    server.cli(*args)
-    deadline = time.monotonic() + 3
-    while server.log().count("configuration reloaded") <= mark:
-        assert time.monotonic() < deadline, f"server did not reload after {args}:\n{server.log()}"
-        time.sleep(0.05)
+    configure(server, "settings", "set", key, value)
 
 
 def contacts(reply_contacts: list[str]) -> list[str]:
@@ -72,7 +63,7 @@ def contacts(reply_contacts: list[str]) -> list[str]:
 
 
 def test_two_sipp_uas_register_with_different_auth_usernames(server: Server) -> None:
-    d1, d2 = server.add_account("1000", "Alice", devices=2)
+    d1, d2 = add_account(server, "1000", "Alice", devices=2)
     assert (d1.auth_username, d2.auth_username) == ("1000", "1000_2")
     ports = []
     for dev in (d1, d2):
@@ -91,7 +82,7 @@ def test_two_sipp_uas_register_with_different_auth_usernames(server: Server) -> 
 
 
 def test_wrong_password_gets_401_then_403_and_blocks_the_address(server: Server, tmp_path: Path) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
     set_setting(server, "auth_max_failures", "3")
     proc, log = sipp_logged(server, "reg_wrong_password.xml", tmp_path, service="1000",
                             auth=(dev.auth_username, "not-the-password"))
@@ -109,17 +100,17 @@ def test_wrong_password_gets_401_then_403_and_blocks_the_address(server: Server,
 
 
 def test_device_credentials_cannot_register_another_account(server: Server, tmp_path: Path) -> None:
-    _, alice2 = server.add_account("1000", "Alice", devices=2)
-    server.add_account("1001", "Bob", devices=1)
+    _, alice2 = add_account(server, "1000", "Alice", devices=2)
+    add_account(server, "1001", "Bob", devices=0)
     proc, log = sipp_logged(server, "reg_refused.xml", tmp_path, service="1001",
                             auth=(alice2.auth_username, alice2.secret))
     sipp_ok(proc, "1000_2 registering 1001")
     assert "SIP/2.0 403" in log
-    assert server.bindings("1001") == [] and server.bindings("1000") == []
+    assert server.bindings("1001") == []
 
 
 def test_same_instance_replaces_the_binding(server: Server) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
     instance = str(uuid.uuid4())
     first, second = free_port(), free_port()
     for port in (first, second):
@@ -132,7 +123,7 @@ def test_same_instance_replaces_the_binding(server: Server) -> None:
 
 
 def test_tcp_binding_is_removed_when_the_connection_closes(server: Server) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
     proc = run_sipp("reg_hold.xml", server, service="1000", auth=(dev.auth_username, dev.secret),
                     transport="t1", background=True)
     assert isinstance(proc, subprocess.Popen)
@@ -155,7 +146,7 @@ def test_tcp_binding_is_removed_when_the_connection_closes(server: Server) -> No
 
 
 def test_untrusted_address_is_refused_unless_the_device_has_internet(server: Server, tmp_path: Path) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
     set_setting(server, "trusted_networks", "127.0.0.1/32")
     proc, log = sipp_logged(server, "reg_refused.xml", tmp_path, service="1000",
                             auth=(dev.auth_username, dev.secret), extra=["-i", OUTSIDE])
@@ -166,7 +157,7 @@ def test_untrusted_address_is_refused_unless_the_device_has_internet(server: Ser
     # from inside it is fine
     sipp_ok(run_sipp("register.xml", server, service="1000", auth=(dev.auth_username, dev.secret)))
     server.wait_bindings("1000", 1)
-    cli_and_wait(server, "device", "update", "1000", "0", "--internet")
+    configure(server, "device", "update", "1000", "0", "--internet")
     sipp_ok(run_sipp("register.xml", server, service="1000", auth=(dev.auth_username, dev.secret),
                      extra=["-i", OUTSIDE]))
     rows = server.wait_bindings("1000", 2)
@@ -174,8 +165,8 @@ def test_untrusted_address_is_refused_unless_the_device_has_internet(server: Ser
 
 
 def test_expired_credentials_are_refused(server: Server, tmp_path: Path) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
-    cli_and_wait(server, "device", "update", "1000", "0", "--expires-days", "0.00001")  # under a second
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
+    configure(server, "device", "update", "1000", "0", "--expires-days", "0.00001")  # under a second
     time.sleep(1.0)
     proc, log = sipp_logged(server, "reg_refused.xml", tmp_path, service="1000",
                             auth=(dev.auth_username, dev.secret))
@@ -188,7 +179,7 @@ def test_expired_credentials_are_refused(server: Server, tmp_path: Path) -> None
 
 
 def test_unknown_user_gets_the_same_challenge_as_a_known_one(server: Server) -> None:
-    server.add_account("1000", "Alice", devices=1)
+    add_account(server, "1000", "Alice", devices=1)
     with RawUA(server) as ua:
         known = ua.register("1000")
         unknown = ua.register("1999")
@@ -211,7 +202,7 @@ def test_unknown_user_gets_the_same_challenge_as_a_known_one(server: Server) -> 
 
 
 def test_contacts_fetch_expires_and_removal(server: Server) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
     auth = (dev.auth_username, dev.secret)
     with RawUA(server) as ua:
         one = ua.contact("a")
@@ -244,7 +235,7 @@ def test_contacts_fetch_expires_and_removal(server: Server) -> None:
 
 
 def test_star_removes_only_this_devices_bindings(server: Server) -> None:
-    d1, d2 = server.add_account("1000", "Alice", devices=2)
+    d1, d2 = add_account(server, "1000", "Alice", devices=2)
     with RawUA(server) as ua1, RawUA(server) as ua2:
         assert ua1.register("1000", auth=(d1.auth_username, d1.secret)).status == 200
         assert ua1.register("1000", auth=(d1.auth_username, d1.secret), contact=ua1.contact("x")).status == 200
@@ -260,7 +251,7 @@ def test_star_removes_only_this_devices_bindings(server: Server) -> None:
 
 
 def test_expired_bindings_are_removed_on_time(server: Server) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
     set_setting(server, "min_expires", "1")
     with RawUA(server) as ua:
         r = ua.register("1000", auth=(dev.auth_username, dev.secret), expires=2)
@@ -276,7 +267,7 @@ def test_expired_bindings_are_removed_on_time(server: Server) -> None:
 
 
 def test_restart_keeps_bindings_and_routing(server: Server) -> None:
-    d1, d2 = server.add_account("1000", "Alice", devices=2)
+    d1, d2 = add_account(server, "1000", "Alice", devices=2)
     with RawUA(server) as ua:
         assert ua.register("1000", auth=(d1.auth_username, d1.secret)).status == 200
     sipp_ok(run_sipp("register.xml", server, service="1000", auth=(d2.auth_username, d2.secret)))
@@ -297,7 +288,7 @@ def test_restart_keeps_bindings_and_routing(server: Server) -> None:
 def test_baresip_registers(server: Server, tmp_path: Path, transport: str) -> None:
     # baresip 1.0 (libre 1.1) gives up on a 401 that offers any algorithm but MD5
     set_setting(server, "digest_algorithms", "MD5")
-    _, dev = server.add_account("1000", "Alice", devices=2)
+    _, dev = add_account(server, "1000", "Alice", devices=2)
     with Baresip(tmp_path / "phone", server, "1000", dev.auth_username, dev.secret, transport) as phone:
         phone.wait_registered()
         rows = server.wait_bindings("1000", 1)
@@ -313,9 +304,9 @@ def test_baresip_registers(server: Server, tmp_path: Path, transport: str) -> No
     "challenge set is MD5,SHA-256 so it cannot register until digest_algorithms is MD5",
 )
 def test_baresip_registers_with_default_settings(server: Server, tmp_path: Path) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
     with Baresip(tmp_path / "phone", server, "1000", dev.auth_username, dev.secret) as phone:
-        phone.wait_registered(timeout=3)
+        phone.wait_registered(timeout=2)
 
 
 def sipsak(*args: str) -> subprocess.CompletedProcess[str]:
@@ -332,7 +323,7 @@ def test_sipsak_options(server: Server) -> None:
 
 
 def test_sipsak_register_with_digest(server: Server) -> None:
-    (dev,) = server.add_account("1000", "Alice", devices=1)
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
     port = free_port()
     proc = sipsak("-U", "-C", f"sip:1000@{LOOPBACK}:{port}", "-s", f"sip:1000@{server.address}",
                   "-a", dev.secret, "-u", dev.auth_username, "-x", "120", "-l", str(port), "-vv")

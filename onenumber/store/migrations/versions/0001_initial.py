@@ -40,9 +40,7 @@ def upgrade() -> None:
         "dids",
         sa.Column("did", sa.String(32), nullable=False),
         sa.Column("account", sa.String(32), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["account"], ["accounts.number"], name="fk_dids_account_accounts", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["account"], ["accounts.number"], name="fk_dids_account_accounts", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("did", name="pk_dids"),
     )
     op.create_index("ix_dids_account", "dids", ["account"])

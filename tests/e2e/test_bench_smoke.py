@@ -1,0 +1,38 @@
+"""The load benchmark still runs: `bench/run.py --quick` completes and writes a report.
+
+It asserts that every part produced figures, never what the figures are (performance
+is reported by `make bench`, not tested).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is not installed")
+def test_bench_quick_produces_a_report(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reports = list(tmp_path.glob("bench-*.json"))
+    assert len(reports) == 1, list(tmp_path.iterdir())
+    report = json.loads(reports[0].read_text())
+    reg = report["register"]
+    assert reg["steps"] and all(s["ok"] > 0 for s in reg["steps"]), reg
+    assert reg["bindings_persisted"] == reg["devices"]
+    assert report["memory_inprocess"]
+    assert [p["held"] for p in report["memory_server"]["points"]] == report["config"]["memory_points"]
+    for name, run in report["calls"]["runs"].items():
+        assert run["steps"] and run["steps"][0]["ok"] > 0, (name, run)
+    text = (tmp_path / "latest.txt").read_text()
+    assert "Authenticated REGISTER" in text and "Forked calls against OneNumber" in text
