@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_register import SATURATED_PCT, Step, best_rate, row_text, run_step
+from bench_register import SATURATED_PCT, Step, best_rate, finish_profile, row_text, run_step, start_profile
 from benchlib import (
     SERVER_CORE,
     OneNumberServer,
@@ -34,10 +34,13 @@ from benchlib import (
 KAMAILIO_MODULES = ("tm", "sl", "rr", "maxfwd", "usrloc", "registrar", "textops", "siputils", "pv")
 
 
-def run_calls(workdir: Path, *, accounts: int, rates: list[float], seconds: float, kamailio: bool) -> dict:
+def run_calls(
+    workdir: Path, *, accounts: int, rates: list[float], seconds: float, kamailio: bool,
+    profile_rate: float | None = None,
+) -> dict:
     accounts = max(accounts, 2)
     out: dict = {"runs": {}}
-    out["runs"]["OneNumber"] = _run_onenumber(workdir / "onenumber", accounts, rates, seconds)
+    out["runs"]["OneNumber"] = _run_onenumber(workdir / "onenumber", accounts, rates, seconds, profile_rate)
     if not kamailio:
         out["kamailio_skipped"] = "--no-kamailio"
     elif shutil.which("kamailio") is None:
@@ -66,14 +69,20 @@ def _caller_rows(numbers: list[str], keyword: dict[str, str] | None) -> list[tup
 
 def _steps(
     pids_of: Callable[[], list[int]], scenario: str, inf: Path, rates: list[float], seconds: float,
-    workdir: Path, sip_server: Any, label: str,
+    workdir: Path, sip_server: Any, label: str, profile: tuple[float, dict] | None = None,
 ) -> tuple[list[Step], list[dict]]:
-    """Raise the call rate step by step until more than SATURATED_PCT % of the calls fail."""
+    """Raise the call rate step by step until more than SATURATED_PCT % of the calls fail;
+    with `profile` (rate, dict), py-spy records the server during that step into the dict."""
     steps: list[Step] = []
     rows = []
     caller_port = free_port()
     for rate in rates:
+        prof = None
+        if profile is not None and rate == profile[0]:
+            prof = start_profile(sip_server.pid, workdir / "profile.txt", seconds)
         step = run_step(sip_server, scenario, inf, rate, seconds, workdir, caller_port, pids=pids_of())
+        if prof is not None:
+            profile[1].update(finish_profile(prof, workdir / "profile.txt"), rate=rate)
         steps.append(step)
         rows.append(step.row())
         print(f"  {label} calls {rate:>6.0f}/s: " + row_text(step.row()), flush=True)
@@ -82,7 +91,9 @@ def _steps(
     return steps, rows
 
 
-def _run_onenumber(workdir: Path, accounts: int, rates: list[float], seconds: float) -> dict:
+def _run_onenumber(
+    workdir: Path, accounts: int, rates: list[float], seconds: float, profile_rate: float | None,
+) -> dict:
     server = OneNumberServer(workdir / "server")
     devs = provision(server.db, accounts, 2)
     numbers = sorted({d.account for d in devs})
@@ -106,8 +117,9 @@ def _run_onenumber(workdir: Path, accounts: int, rates: list[float], seconds: fl
         time.sleep(0.5)
         keyword = {d.account: auth_keyword(d) for d in devs if d.position == 0}
         inf = write_csv(workdir / "calls.csv", _caller_rows(numbers, keyword))
+        profile = None if profile_rate is None else (profile_rate, out.setdefault("profile", {}))
         steps, out["steps"] = _steps(lambda: [server.pid], "call_uac_auth.xml", inf, rates,
-                                     seconds, workdir, server, "OneNumber")
+                                     seconds, workdir, server, "OneNumber", profile)
         best = best_rate(steps)
         out["best"] = best.row() if best else None
         if not any(s.result.successful for s in steps) and steps:

@@ -31,14 +31,14 @@ FULL = {
     "register_rates": [500, 1000, 1500, 2000, 3000, 4000, 5000], "profile_rate": 1000,
     "memory_points": [10_000, 100_000], "memory_rate": 1000.0, "memory_settle": TIMER_J + 5,
     "inprocess_counts": [10_000, 100_000],
-    "call_rates": [50, 100, 200, 300, 500, 750, 1000, 1500],
+    "call_rates": [50, 100, 200, 300, 500, 750, 1000, 1500], "call_profile_rate": 100,
 }
 QUICK = {
     "accounts": 20, "devices": 2, "seconds": 2.0,
     "register_rates": [100, 200], "profile_rate": None,
     "memory_points": [200, 1000], "memory_rate": 500.0, "memory_settle": 0.0,
     "inprocess_counts": [1000],
-    "call_rates": [20],
+    "call_rates": [20], "call_profile_rate": None,
 }
 
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.call_rates:
         cfg["call_rates"] = args.call_rates
     if args.no_profile:
-        cfg["profile_rate"] = None
+        cfg["profile_rate"] = cfg["call_profile_rate"] = None
     parts = args.only or ["register", "memory", "calls"]
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Forked calls: {cfg['accounts']} accounts × 2 devices", flush=True)
             report["calls"] = run_calls(
                 work / "calls", accounts=cfg["accounts"], rates=cfg["call_rates"], seconds=cfg["seconds"],
-                kamailio=not args.no_kamailio,
+                kamailio=not args.no_kamailio, profile_rate=cfg["call_profile_rate"],
             )
     text = render(report)
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
@@ -125,6 +125,18 @@ def _steps_table(title: str, steps: list[dict]) -> list[str]:
     return lines
 
 
+def _profile(prof: dict | None) -> list[str]:
+    if not prof:
+        return []
+    if not prof.get("samples"):
+        return [f"  profile: {prof}"]
+    out = [f"  profile at {prof['rate']:.0f}/s ({prof['samples']} samples), self time:"]
+    out += [f"    {pct:5.1f} %  {name}" for name, pct in prof["self"][:15]]
+    out.append("  inclusive time:")
+    out += [f"    {pct:5.1f} %  {name}" for name, pct in prof["inclusive"][:30]]
+    return out
+
+
 def render(report: dict) -> str:
     out = [f"OneNumber benchmark {report['started']}{' (quick smoke run)' if report['quick'] else ''}",
            f"machine: {report['machine']}", ""]
@@ -140,14 +152,7 @@ def render(report: dict) -> str:
                    f"{best['attempted_per_s']:.0f}/s (achieved {best['achieved_per_s']:.0f}/s)" if best
                    else "  no step had < 1 % failures")
         out.append(f"  bindings persisted: {reg.get('bindings_persisted')}, server RSS {reg.get('server_rss_mib')} MiB")
-        prof = reg.get("profile")
-        if prof and prof.get("samples"):
-            out.append(f"  profile at {prof['rate']:.0f}/s ({prof['samples']} samples), self time:")
-            out += [f"    {pct:5.1f} %  {name}" for name, pct in prof["self"][:15]]
-            out.append("  inclusive time:")
-            out += [f"    {pct:5.1f} %  {name}" for name, pct in prof["inclusive"][:30]]
-        elif prof:
-            out.append(f"  profile: {prof}")
+        out += _profile(reg.get("profile"))
         out.append("")
     mem_in = report.get("memory_inprocess")
     if mem_in:
@@ -166,6 +171,7 @@ def render(report: dict) -> str:
             out += _steps_table(f"Forked calls against {name} ({run.get('note', '')}):", run.get("steps", []))
             if run.get("error"):
                 out.append(f"  ERROR: {run['error']}")
+            out += _profile(run.get("profile"))
             best = run.get("best")
             out.append(f"  highest rate with < 1 % failures: {best['attempted_per_s']:.0f}/s "
                        f"(achieved {best['achieved_per_s']:.0f}/s)" if best else "  no step had < 1 % failures")

@@ -182,6 +182,16 @@ class Headers:
         self._cache.clear()
         self._items = [it for it in self._items if it[0] != key]
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Change the value of the first field of this name (e.g. stamping the top Via)."""
+        key = _canon(name)
+        for item in self._items:
+            if item[0] == key:
+                item[2] = value
+                self._cache.clear()
+                return
+        raise KeyError(name)
+
     def pop_first(self, name: str) -> str | None:
         key = _canon(name)
         for i, item in enumerate(self._items):
@@ -619,8 +629,14 @@ def _validate(msg: Request | Response) -> None:
     if not first["call-id"]:
         raise ParseError("empty Call-ID", partial=msg)
     cache = h._cache
+    is_request = isinstance(msg, Request)
     try:
         cache["cseq"] = cseq = CSeq.parse(first["cseq"])
+        if not is_request:
+            # a proxy reads only the top Via and CSeq of a response and relays the rest verbatim;
+            # the other values are parsed (and checked) if a layer asks for them
+            cache["top_via"] = Via.parse(vias[0])
+            return
         cache["vias"] = parsed_vias = tuple([Via.parse(v) for v in vias])
         cache["top_via"] = parsed_vias[0]
         cache["from"] = NameAddr.parse(first["from"])
@@ -633,12 +649,9 @@ def _validate(msg: Request | Response) -> None:
             cache["contacts"] = contacts = ()  # type: ignore[assignment]
         values = multi.get("route")
         cache["routes"] = tuple([NameAddr.parse(v) for v in values]) if values else ()
-        values = multi.get("record-route")
-        cache["record_routes"] = tuple([NameAddr.parse(v) for v in values]) if values else ()
-        if isinstance(msg, Request):
-            ruri = msg.request_uri
+        ruri = msg.request_uri  # type: ignore[union-attr]
     except ParseError as exc:
-        raise ParseError(exc.reason, partial=msg) from None
+        raise ParseError(exc.reason, status=400 if is_request else None, partial=msg) from None
     mf = first.get("max-forwards")
     if mf is not None and (not _is_digits(mf) or int(mf) > 255):
         raise ParseError(f"invalid Max-Forwards {mf[:20]!r}", partial=msg)

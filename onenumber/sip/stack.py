@@ -213,7 +213,7 @@ class Stack:
                 break
         if changed:
             via = Via(via.transport, via.host, via.port, tuple(params))
-            req.headers._items[_first_index(req.headers, "via")][2] = str(via)
+            req.headers.replace_first("via", str(via))
         return via
 
     def _receive_request(self, req: Request, source: Source, now: float) -> None:
@@ -456,13 +456,6 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
-
-
-def _first_index(headers: Headers, key: str) -> int:
-    for i, item in enumerate(headers._items):
-        if item[0] == key:
-            return i
-    raise KeyError(key)
 
 
 def _quote(text: str) -> str:

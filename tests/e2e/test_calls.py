@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,13 +20,13 @@ from .harness import (
     SippPeer,
     Traced,
     add_accounts,
+    admin,
     configure,
     free_port,
     place_call,
     register,
     run_sipp,
     start_device,
-    wait_config,
 )
 
 COMPLETED_ELSEWHERE = re.compile(r'SIP;\s*cause=200;\s*text="Call completed elsewhere"')
@@ -146,10 +147,14 @@ def test_ordered_stages_earlier_keep_ringing_order0_and_disabled_never_ring(
     made = add_accounts(server, [("1000", "Alice", 4), ("1001", "Bob", 1)])
     devs, bob = made["1000"], made["1001"][0]
     first, second, zero, disabled = devs
-    server.cli("account", "update", "1000", "--stage-seconds", "1", "--no-answer-seconds", "10")
-    server.cli("device", "update", "1000", str(second.position), "--order", "2")
-    server.cli("device", "update", "1000", str(zero.position), "--order", "0")
-    configure(server, "device", "update", "1000", str(disabled.position), "--disabled")
+    configure(server, "account", "update", "1000", "--stage-seconds", "1", "--no-answer-seconds", "10")
+
+    async def orders(a: Any) -> None:
+        await a.update_device("1000", second.position, ring_order=2)
+        await a.update_device("1000", zero.position, ring_order=0)
+        await a.update_device("1000", disabled.position, enabled=False)
+
+    admin(server, orders)
 
     d_first = peers.device(server, first, "dev_cancel_elsewhere.xml", name="order1")
     d_second = peers.device(server, second, "dev_answer.xml", name="order2")
@@ -399,3 +404,36 @@ def _gateway(server: Server, peers: Peers, port: int) -> SippPeer:
     """A SIPp UAS standing for the PSTN gateway on `port` (not registered: a configured trunk)."""
     dummy = Device("gw", 0, "gw", "")
     return peers.device(server, dummy, "dev_answer.xml", name="gateway", registered=False, port=port)
+
+
+# ------------------------------------------------------------------ TCP device (baresip)
+
+
+def test_udp_caller_rings_a_tcp_device(
+    server: Server, accounts: dict[str, list[Device]], peers: Peers, tmp_path: Path
+) -> None:
+    """SIPp cannot keep a TCP registration open while it serves calls: the TCP device is baresip."""
+    from .baresip import Baresip
+
+    configure(server, "settings", "set", "digest_algorithms", "MD5")  # baresip 1.0 fails on SHA-256
+    desk, soft = accounts["alice"]
+    phone = Baresip(tmp_path / "baresip-tcp", server, "1000", soft.auth_username, soft.secret, transport="tcp")
+    phone.start()
+    try:
+        phone.wait_registered()
+        [binding] = server.wait_bindings("1000", 1)
+        assert binding["transport"] == "tcp", binding
+        rings = peers.device(server, desk, "dev_cancel_elsewhere.xml", name="udp-desk")
+        caller = peers.call(server, accounts["bob"][0], "1000", "call_answered.xml", from_user="1001",
+                            background=True)
+        phone.wait_event("CALL_INCOMING", timeout=5)
+        phone.accept()
+        phone.wait_event("CALL_ESTABLISHED", timeout=5)
+        expect_ok(peers, server, caller, rings)
+        phone.wait_event("CALL_CLOSED", timeout=5)  # the caller's BYE reached it over TCP
+        [inv] = invites(rings)
+        rr = ",".join(inv.headers("Record-Route")).lower()
+        assert (inv.header("Via") or "").startswith("SIP/2.0/UDP"), inv.text
+        assert rr, inv.text
+    finally:
+        phone.stop()

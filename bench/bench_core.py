@@ -1,0 +1,98 @@
+"""CPU cost of whole SIP exchanges through the sans-IO core (pytest-benchmark, no sockets).
+
+    .venv/bin/python -m pytest bench/bench_core.py --benchmark-only
+
+- an authenticated registration: REGISTER → 401 → REGISTER with digest → 200, through the
+  real stack, application and location service;
+- a forked call: INVITE from a trunk → 100, two branches → 180 ×2 → one 200 → CANCEL of the
+  other → 200/487/ACK → ACK relayed → BYE relayed → 200.
+
+What is left once these are subtracted from the SIPp figures is socket I/O and the event loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from onenumber.settings import Trunk  # noqa: E402
+from onenumber.sip.auth import authorize  # noqa: E402
+from onenumber.sip.message import Request  # noqa: E402
+from onenumber.sip.stack import Source  # noqa: E402
+from tests.services.sipnet import SERVER, TRUNK, Net, invite, make_account, reply, requests_to, responses_to  # noqa: E402
+from tests.services.test_registrar_app import register  # noqa: E402
+
+ACCOUNTS = 1000
+
+
+def _net() -> tuple[Net, list]:
+    accounts, devices = [], []
+    for i in range(ACCOUNTS):
+        a, d = make_account(str(10000 + i), f"User {i}", 2)
+        accounts.append(a)
+        devices += d
+    return Net(accounts, devices, trunks=(Trunk("gw", TRUNK[0], TRUNK[1]),)), devices
+
+
+def test_authenticated_registration(benchmark) -> None:  # noqa: ANN001
+    net, devices = _net()
+    src = ("127.0.0.1", 33000)
+    source = Source("udp", src, SERVER)
+    challenge = responses_to(net.send(register("10000"), src), src[1])[0].headers.get("www-authenticate") or ""
+    counter = itertools.count(1)
+    n_dev = len(devices)
+    prepared = []
+    for i in range(20000):
+        dev = devices[i % n_dev]
+        contact = f"sip:{dev.auth_username}@127.0.0.1:{40000 + i % n_dev}"
+        auth = authorize(challenge, method="REGISTER", uri="sip:127.0.0.1:25060", username=dev.auth_username,
+                         password=dev.secret, cnonce="bench", nc=i + 1)
+        prepared.append((register(dev.account, call_id=f"r{i}", contact=contact),
+                         register(dev.account, call_id=f"r{i}", cseq=2, auth=auth, contact=contact)))
+    stack = net.stack
+
+    def one() -> None:
+        first, second = prepared[next(counter) % len(prepared)]
+        stack.receive(first, source, net.now)
+        stack.receive(second, source, net.now)
+        stack.outbox.clear()
+
+    benchmark(one)
+
+
+def test_forked_call(benchmark) -> None:  # noqa: ANN001
+    net, devices = _net()
+    for i, dev in enumerate(devices):
+        net.bind(dev, 31000 + (i % 2) * 2)
+    counter = itertools.count(1)
+
+    def one() -> None:
+        n = next(counter)
+        target = str(10000 + n % ACCOUNTS)
+        out = net.send(invite(target, TRUNK, call_id=f"bench-{n}"), TRUNK)
+        inv0, inv1 = requests_to(out, 31000, "INVITE")[0], requests_to(out, 31002, "INVITE")[0]
+        net.send(reply(inv0, 180, "Ringing", tag="a"), ("127.0.0.1", 31000))
+        net.send(reply(inv1, 180, "Ringing", tag="b"), ("127.0.0.1", 31002))
+        out = net.send(reply(inv0, 200, "OK", tag="a", contact="sip:a@127.0.0.1:31000"), ("127.0.0.1", 31000))
+        ok = responses_to(out, TRUNK[1])[-1]
+        (cancel,) = requests_to(out, 31002, "CANCEL")
+        net.send(reply(cancel, 200, "OK", tag="b"), ("127.0.0.1", 31002))
+        net.send(reply(inv1, 487, "Request Terminated", tag="b"), ("127.0.0.1", 31002))
+        route = ok.headers.get("record-route")
+        for method, cseq in (("ACK", 1), ("BYE", 2)):
+            msg = (
+                f"{method} sip:a@127.0.0.1:31000 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {TRUNK[0]}:{TRUNK[1]};branch=z9hG4bK{method}{n};rport\r\n"
+                f"Route: {route}\r\nMax-Forwards: 70\r\nFrom: {ok.headers.get('from')}\r\n"
+                f"To: {ok.headers.get('to')}\r\nCall-ID: {ok.call_id}\r\nCSeq: {cseq} {method}\r\n"
+                "Content-Length: 0\r\n\r\n"
+            )
+            out = net.send(msg.encode(), TRUNK)
+        (bye,) = [m for _, m in out if isinstance(m, Request) and m.method == "BYE"]
+        net.send(reply(bye, 200, "OK"), ("127.0.0.1", 31000))
+        net.stack.outbox.clear()
+
+    benchmark(one)
