@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from onenumber.settings import Trunk  # noqa: E402
-from onenumber.sip.auth import authorize  # noqa: E402
-from onenumber.sip.message import Request  # noqa: E402
-from onenumber.sip.stack import Source  # noqa: E402
-from tests.services.sipnet import SERVER, TRUNK, Net, invite, make_account, reply, requests_to, responses_to  # noqa: E402
-from tests.services.test_registrar_app import register  # noqa: E402
+from onenumber.settings import Trunk
+from onenumber.sip.auth import authorize
+from onenumber.sip.message import Request
+from onenumber.sip.stack import Source
+from tests.services.sipnet import SERVER, TRUNK, Net, invite, make_account, reply, requests_to, responses_to
+from tests.services.test_registrar_app import register
 
 ACCOUNTS = 1000
 
@@ -37,7 +37,7 @@ def _net() -> tuple[Net, list]:
     return Net(accounts, devices, trunks=(Trunk("gw", TRUNK[0], TRUNK[1]),)), devices
 
 
-def test_authenticated_registration(benchmark) -> None:  # noqa: ANN001
+def test_authenticated_registration(benchmark) -> None:
     net, devices = _net()
     src = ("127.0.0.1", 33000)
     source = Source("udp", src, SERVER)
@@ -63,7 +63,7 @@ def test_authenticated_registration(benchmark) -> None:  # noqa: ANN001
     benchmark(one)
 
 
-def test_forked_call(benchmark) -> None:  # noqa: ANN001
+def test_forked_call(benchmark) -> None:
     net, devices = _net()
     for i, dev in enumerate(devices):
         net.bind(dev, 31000 + (i % 2) * 2)
