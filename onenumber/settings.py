@@ -22,6 +22,7 @@ DEFAULT_TRUSTED_NETWORKS = (
     "fc00::/7",
 )
 DIGEST_ALGORITHMS = ("MD5", "SHA-256")
+DEFAULT_MD5_ONLY_AGENTS = ("baresip v0.", "baresip v1.")
 TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
 
 
@@ -37,6 +38,9 @@ class Settings:
     default_expires: int = 3600
     auth_max_failures: int = 5
     auth_block_seconds: int = 30
+    # User-Agent substrings of phones that give up when a challenge offers SHA-256 next to MD5
+    # (libre/baresip before 2.x): they are challenged with MD5 only.
+    md5_only_user_agents: tuple[str, ...] = DEFAULT_MD5_ONLY_AGENTS
 
     @classmethod
     def from_rows(cls, rows: Mapping[str, str]) -> Settings:
@@ -129,6 +133,13 @@ def _algorithms(text: str) -> str:
     return ",".join(items)
 
 
+def _agents(text: str) -> str:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if any(len(item) < 3 for item in items):
+        raise ValueError("md5_only_user_agents: give User-Agent substrings of 3+ characters, separated by commas")
+    return ",".join(items)
+
+
 def _int_range(key: str, low: int, high: int) -> Callable[[str], str]:
     def check(text: str) -> str:
         try:
@@ -162,6 +173,7 @@ _SPECS: dict[str, _Spec] = {
     "max_expires": _Spec(_int_range("max_expires", 1, 86400 * 7), int, str, "longest registration granted"),
     "default_expires": _Spec(_int_range("default_expires", 1, 86400 * 7), int, str, "when none is asked"),
     "auth_max_failures": _Spec(_int_range("auth_max_failures", 1, 1000), int, str, "failures before blocking"),
+    "md5_only_user_agents": _Spec(_agents, _split, ",".join, "User-Agents challenged with MD5 only"),
     "auth_block_seconds": _Spec(_int_range("auth_block_seconds", 0, 86400), int, str, "block duration"),
 }
 

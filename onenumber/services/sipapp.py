@@ -66,6 +66,9 @@ class SipApp:
     def _configure(self, directory: Directory) -> None:
         s = directory.settings
         self.auth = DigestAuthenticator(secret=self.secret, realm=self.realm, algorithms=s.digest_algorithms)
+        # same secret and realm: its nonces verify with self.auth, which keeps the nc state
+        self.auth_md5 = DigestAuthenticator(secret=self.secret, realm=self.realm, algorithms=("MD5",))
+        self.md5_only_agents = s.md5_only_user_agents
         old = getattr(self, "throttle", None)
         if old is None or (old.max_failures, old.block_seconds) != (s.auth_max_failures, s.auth_block_seconds):
             self.throttle = Throttle(max_failures=s.auth_max_failures, block_seconds=s.auth_block_seconds)
@@ -129,7 +132,11 @@ class SipApp:
 
     def _challenge(self, txn: ServerTxn, proxy: bool, now: float, *, stale: bool) -> None:
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        headers = [(name, c) for c in self.auth.challenges(now, stale=stale)]
+        agent = txn.request.headers.get("user-agent") or ""
+        auth = self.auth
+        if agent and "MD5" in self.auth.algorithms and any(a in agent for a in self.md5_only_agents):
+            auth = self.auth_md5
+        headers = [(name, c) for c in auth.challenges(now, stale=stale)]
         if proxy:
             self.reply(txn, 407, "Proxy Authentication Required", headers)
         else:
@@ -248,6 +255,9 @@ class SipApp:
         headers = [("Contact", contact_header(b, now)) for b in result.bindings]
         if any(b.outbound and b.reg_id is not None for b in result.upserts):
             headers.append(("Require", "outbound"))
+        supported = {o.strip().lower() for v in req.headers.get_all("supported") for o in v.split(",")}
+        if result.upserts and "path" in supported:  # RFC 3327 §5.3: echo the stored Path
+            headers += [("Path", p) for p in req.headers.get_all("path")]
         headers.append(("Supported", SUPPORTED_HEADER))
         headers.append(("Date", formatdate(now, usegmt=True)))
         self.reply(txn, 200, "OK", headers)

@@ -8,6 +8,7 @@ asserts on what each device saw. Depends only on the harness and the SIPp binary
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,61 @@ def test_tcp_caller_rings_udp_devices(server: Server, accounts: dict[str, list[D
     rr = ",".join(inv.headers("Record-Route"))
     assert "transport=tcp" in rr.lower(), rr
     assert answers.received("BYE")
+
+
+def test_late_second_answer_is_acked_and_hung_up(
+    server: Server, accounts: dict[str, list[Device]], peers: Peers
+) -> None:
+    """Two devices answer: the caller gets one 200; the proxy ACKs and BYEs the late one."""
+    a1, a2 = accounts["alice"]
+    winner = peers.device(server, a1, "dev_answer.xml", name="winner")
+    late = peers.device(server, a2, "dev_answer_late.xml", name="late")
+    caller = peers.call(server, accounts["bob"][0], "1000", "call_answered.xml", from_user="1001")
+    assert caller.returncode == 0, peers.report(server)
+    expect_ok(peers, server, winner, late)
+    answers = {m.header("To") for m in caller.received(200) if "INVITE" in (m.header("CSeq") or "")}
+    assert len(answers) == 1, f"the caller saw 200s from several devices: {answers}"
+    [bye] = late.received("BYE")
+    assert COMPLETED_ELSEWHERE.search(bye.header("Reason") or ""), bye.text
+    assert late.received("ACK")
+
+
+def test_device_with_two_bindings_rings_on_both(
+    server: Server, accounts: dict[str, list[Device]], peers: Peers
+) -> None:
+    """The same softphone on two computers: both ring, one answers, the other is cancelled."""
+    a1 = accounts["alice"][0]
+    answers = peers.device(server, a1, "dev_answer.xml", name="pc1")
+    rings = peers.device(server, a1, "dev_cancel_elsewhere.xml", name="pc2")
+    rows = server.wait_bindings("1000", 2)
+    assert {r["auth_username"] for r in rows} == {a1.auth_username}
+    caller = peers.call(server, accounts["bob"][0], "1000", "call_answered.xml", from_user="1001")
+    assert caller.returncode == 0, peers.report(server)
+    expect_ok(peers, server, answers, rings)
+
+
+def test_call_waiting_off_device_does_not_ring_while_account_in_a_call(
+    server: Server, peers: Peers
+) -> None:
+    made = add_accounts(server, [("1000", "Alice", 3), ("1001", "Bob", 1), ("1002", "Carol", 1)])
+    desk, soft, tablet = made["1000"]
+    configure(server, "device", "update", "1000", str(soft.position), "--no-call-waiting")
+    bob = peers.device(server, made["1001"][0], "dev_answer.xml", name="bob")
+    n_soft = peers.device(server, soft, "dev_never.xml", name="soft-no-cw")
+    t_tablet = peers.device(server, tablet, "dev_answer.xml", name="tablet-cw")
+    # Alice is on the phone from her deskphone (3 s) ...
+    first = peers.call(server, desk, "1001", "call_answered_long.xml", from_user="1000", name="alice-out",
+                       background=True)
+    deadline = time.monotonic() + 5
+    while not bob.received("ACK") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bob.received("ACK"), peers.report(server)
+    # ... when Carol calls her: only the device with call waiting on rings.
+    second = peers.call(server, made["1002"][0], "1000", "call_answered.xml", from_user="1002", name="carol")
+    assert second.returncode == 0, peers.report(server)
+    assert not bob.received("BYE"), "the second call must overlap the first"
+    expect_ok(peers, server, first, bob, t_tablet)
+    never_rang(peers, server, n_soft)
 
 
 # ------------------------------------------------------------------ ordered and exclusive
@@ -382,16 +438,17 @@ def test_external_number_without_trunk_is_404_with_a_reason(
     assert len(final.reason_phrase) > len("Not Found"), f"a clear reason phrase: {final.first_line}"
 
 
-def test_call_from_trunk_is_trusted_and_rings_the_account(
+def test_call_from_trunk_to_a_did_is_trusted_and_rings_the_account(
     server: Server, accounts: dict[str, list[Device]], peers: Peers
 ) -> None:
     trunk_port = free_port()
+    server.cli("account", "update", "1000", "--add-did", "0311234567")
     configure(server, "trunk", "add", "gw", "--host", "127.0.0.1", "--port", str(trunk_port))
     a1, a2 = accounts["alice"]
     answers = peers.device(server, a1, "dev_answer.xml", name="alice1")
     rings = peers.device(server, a2, "dev_cancel_elsewhere.xml", name="alice2")
     outsider = Device("pstn", 0, "nobody", "nothing")
-    caller = peers.call(server, outsider, "1000", "call_from_trunk.xml", from_user="0611111111",
+    caller = peers.call(server, outsider, "0311234567", "call_from_trunk.xml", from_user="0611111111",
                         local_port=trunk_port)
     assert caller.returncode == 0, peers.report(server)
     expect_ok(peers, server, answers, rings)

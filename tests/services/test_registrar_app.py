@@ -153,3 +153,15 @@ def test_garbage_is_dropped_and_bad_request_gets_400() -> None:
     bad = register("1000").decode().replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE")
     (r,) = responses_to(net.send(bad.encode(), PHONE), PHONE[1])
     assert r.status == 400
+
+
+def test_phones_that_know_only_md5_get_only_the_md5_challenge() -> None:
+    net, devs = setup()
+    ua = "Max-Forwards: 70\r\nUser-Agent: baresip v1.0.0 (x86_64/linux)"
+    req = register("1000").decode().replace("Max-Forwards: 70", ua)
+    (r,) = responses_to(net.send(req.encode(), PHONE), PHONE[1])
+    (ch,) = r.headers.get_all("www-authenticate")
+    assert "MD5" in ch
+    auth = answer_auth(r, parse(req.encode()), "1000", devs[0].secret)  # type: ignore[arg-type]
+    again = register("1000", auth=auth, cseq=2).decode().replace("Max-Forwards: 70", ua)
+    assert responses_to(net.send(again.encode(), PHONE), PHONE[1])[-1].status == 200
