@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from .baresip import Baresip, wav_peak
-from .harness import Server, add_accounts, configure
+from .harness import Server, add_accounts
 
 SILENCE = 500  # peak sample below this is silence (the tone peaks near 12000)
 
