@@ -311,8 +311,8 @@ class CallService:
         if isinstance(ctx, Relay):
             if resp.status != 100:
                 self.stack.respond(ctx.txn, pop_own_via(resp), now)
-                if resp.status >= 200 and txn.request.method == "BYE":
-                    self._call_ended(txn.request.call_id)
+                if resp.status >= 200 and txn.method == "BYE":
+                    self._call_ended(resp.call_id)
             return
         if not isinstance(ctx, CallContext):
             return
@@ -518,7 +518,7 @@ class CallService:
             self._finish(ctx, 487, "Request Terminated", now)
         elif isinstance(ctx, Relay):
             for ctxn in list(self.stack.client_txns.values()):
-                if ctxn.context is ctx and ctxn.request.method == "INVITE":
+                if ctxn.context is ctx and ctxn.method == "INVITE" and ctxn.request is not None:
                     self.stack.send_request(make_cancel(ctxn.request, None), ctxn.target, now)
         elif not txn.final_sent:
             self.app.reply(txn, 487, "Request Terminated")

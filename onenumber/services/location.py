@@ -26,9 +26,10 @@ Listener = Callable[[str], None]
 
 
 class Location:
-    def __init__(self, store: Store | None, *, flush_interval: float = 0.05) -> None:
+    def __init__(self, store: Store | None, *, flush_interval: float = 0.05, refresh_interval: float = 1.0) -> None:
         self.store = store
-        self.flush_interval = flush_interval
+        self.flush_interval = flush_interval  # new and removed bindings reach the store this fast
+        self.refresh_interval = refresh_interval  # plain refreshes (new expiry only) are batched longer
         self._by_account: dict[str, dict[str, Binding]] = {}
         self._by_flow: dict[str, set[tuple[str, str]]] = {}
         self._by_contact: dict[str, Binding] = {}  # for in-dialog requests to a device's contact
@@ -65,10 +66,12 @@ class Location:
             if self._remove(b.account, b.key):
                 changed.add(b.account)
         for b in upserts:
+            old = self._by_account.get(b.account, {}).get(b.key)
             self._put(b)
             self._pending_up[(b.account, b.key)] = b
             self._pending_del.discard((b.account, b.key))
-            changed.add(b.account)
+            if old is None or not _same_route(old, b):
+                changed.add(b.account)
         if changed:
             self._notify(changed)
 
@@ -165,7 +168,16 @@ class Location:
 
     async def run_flusher(self) -> None:
         while True:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.refresh_interval)
+            except TimeoutError:
+                pass
             self._wake.clear()
             await asyncio.sleep(self.flush_interval)  # batch what arrives meanwhile
             await self.flush()
+
+
+def _same_route(a: Binding, b: Binding) -> bool:
+    """A refresh: the same binding reached the same way, only its expiry and CSeq moved on."""
+    return (a.contact, a.flow, a.transport, a.source, a.auth_username) == (
+        b.contact, b.flow, b.transport, b.source, b.auth_username)

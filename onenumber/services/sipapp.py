@@ -92,6 +92,8 @@ class SipApp:
         return any(ip in net for net in self.trusted)
 
     def reply(self, txn: ServerTxn, status: int, reason: str, headers: list[tuple[str, str]] | None = None) -> None:
+        if txn.request is None:  # already answered
+            return
         self.stack.respond(txn, self.stack.make_response(txn.request, status, reason, headers), self.clock())
 
     def authenticate(self, txn: ServerTxn, req: Request, now: float, *, proxy: bool) -> Device | None:

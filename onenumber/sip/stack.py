@@ -88,13 +88,19 @@ class TransactionUser(Protocol):
 
 
 class ServerTxn:
-    """A server transaction: the request, where it came from, and its state machine."""
+    """A server transaction: the request, where it came from, and its state machine.
 
-    __slots__ = ("cancelled", "context", "key", "machine", "request", "source")
+    Once the final response is sent the request and the TU's context are dropped: only the
+    machine (with the response bytes), the Via and the source stay for retransmissions, so
+    the thousands of transactions waiting out Timer J hold few objects for the collector.
+    """
+
+    __slots__ = ("cancelled", "context", "key", "machine", "request", "source", "via")
 
     def __init__(self, key: tuple, request: Request, source: Source, machine: ServerTransaction) -> None:
         self.key = key
-        self.request = request
+        self.request: Request = request  # None once the final response went out
+        self.via = request.headers.get("via") or ""  # stamped: responses are routed by it
         self.source = source
         self.machine = machine
         self.context: object = None  # owned by the transaction user
@@ -107,11 +113,15 @@ class ServerTxn:
 
 
 class ClientTxn:
-    __slots__ = ("branch", "context", "key", "machine", "request", "target")
+    """A client transaction. After a non-2xx final response its request and context are
+    dropped (the machine re-sends the stored ACK by itself)."""
+
+    __slots__ = ("branch", "context", "key", "machine", "method", "request", "target")
 
     def __init__(self, key: tuple, request: Request, target: Target, machine: ClientTransaction) -> None:
         self.key = key
-        self.request = request
+        self.request: Request = request
+        self.method = request.method
         self.target = target
         self.machine = machine
         self.context: object = None
@@ -277,7 +287,7 @@ class Stack:
             self.tu.on_stray_response(resp, source, now)
             return
         ack = None
-        if txn.machine.invite and resp.status >= 300:
+        if txn.machine.invite and resp.status >= 300 and txn.request is not None:
             ack = bytes(self.make_ack(txn.request, resp))
         self._run_client(txn, txn.machine.receive_response(resp.status, now, ack), resp, now)
 
@@ -294,6 +304,9 @@ class Stack:
         except Exception:
             log.exception("response %s refused by transaction %s", resp.status, txn.key)
             return
+        if resp.status >= 200:
+            txn.request = None  # type: ignore[assignment]
+            txn.context = None
         self._run_server(txn, actions)
 
     def send_response_stateless(self, resp: Response, source: Source) -> None:
@@ -357,7 +370,7 @@ class Stack:
         for action in actions:
             if isinstance(action, Transmit):
                 # a response carries the request's (stamped) top Via: route it by that (§18.2.2)
-                self._queue_response(action.data, txn.request.headers.get("via") or "", txn.source)
+                self._queue_response(action.data, txn.via, txn.source)
             elif isinstance(action, Terminated):
                 self.server_txns.pop(txn.key, None)
                 return
@@ -370,6 +383,9 @@ class Stack:
                 self.outbox.append(Send(action.data, t.transport, (t.host, t.port), t.conn))
             elif isinstance(action, PassUp) and resp is not None:
                 self.tu.on_response(txn, resp, now)
+                if resp.status >= 300 or (resp.status >= 200 and not txn.machine.invite):
+                    txn.request = None  # type: ignore[assignment]
+                    txn.context = None
             elif isinstance(action, Timeout):
                 self.tu.on_timeout(txn, now)
             elif isinstance(action, Terminated):

@@ -272,6 +272,20 @@ def test_star_removes_only_this_devices_bindings(server: Server) -> None:
         assert rows[0]["auth_username"] == d2.auth_username
 
 
+def test_path_is_stored_and_outbound_honoured(server: Server) -> None:
+    (dev,) = add_account(server, "1000", "Alice", devices=1)
+    edge = "<sip:edge.example.net:5070;lr>"
+    with RawUA(server) as ua:
+        contact = ua.contact("ob", ";ob") + f';+sip.instance="<urn:uuid:{uuid.uuid4()}>";reg-id=1'
+        r = ua.register("1000", auth=(dev.auth_username, dev.secret), contact=contact,
+                        headers=[("Supported", "path, outbound"), ("Path", edge)])
+        assert r.status == 200, r.raw
+        assert r.get("Require") == "outbound", r.raw  # RFC 5626 §6: the registrar did use the flow
+        assert r.get_all("Path") == [edge], r.raw  # RFC 3327 §5.3: the stored Path comes back
+    rows = server.bindings("1000")
+    assert rows[0]["path"] == [edge] and rows[0]["outbound"] is True, rows
+
+
 def test_expired_bindings_are_removed_on_time(server: Server) -> None:
     (dev,) = add_account(server, "1000", "Alice", devices=1)
     set_setting(server, "min_expires", "1")
