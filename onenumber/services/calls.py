@@ -76,6 +76,7 @@ class CallContext:
     answered: str | None = None  # the winning branch
     retargets: int = 0
     diverted_from: list[str] = field(default_factory=list)
+    loop_key: str | None = None  # loop_hash of `base`, reset when the call is retargeted
 
 
 @dataclass(slots=True)
@@ -123,8 +124,11 @@ class CallService:
     def _local(self, transport: str) -> tuple[str, int]:
         return self.stack.local.get(transport) or self.stack.local["udp"]
 
-    def _new_branch(self, req: Request) -> str:
-        return f"{MAGIC}on{loop_hash(req)}.{self.stack.new_branch()[len(MAGIC):]}"
+    def _new_branch(self, ctx: CallContext) -> str:
+        """A branch carrying the loop-detection hash of the request as it leaves (§16.6 step 8)."""
+        if ctx.loop_key is None:
+            ctx.loop_key = loop_hash(ctx.base)
+        return f"{MAGIC}on{ctx.loop_key}.{self.stack.new_branch()[len(MAGIC):]}"
 
     def trunk_from(self, source: Source) -> Trunk | None:
         for t in self.directory.trunks:
@@ -279,7 +283,7 @@ class CallService:
         routes: list[str],
         now: float,
     ) -> None:
-        branch = self._new_branch(ctx.base)
+        branch = self._new_branch(ctx)
         host, port = self._local(target.transport)
         in_tp = ctx.txn.source.transport
         rrs = [record_route(host, port, target.transport)]
@@ -462,6 +466,7 @@ class CallService:
             f"<sip:{number}@{domain}?Reason=SIP%3Bcause%3D{cause_code}>;index=1.{counter};rc=1",
         )
         base.uri = f"sip:{number}@{domain}"
+        ctx.loop_key = None
         ctx.target_number = number
         target = self.directory.account_for(number)
         if target is not None:
@@ -576,7 +581,7 @@ class CallService:
         if target is None or fwd is None:
             return
         host, port = self._local(target.transport)
-        fwd.headers.prepend("Via", via_value(target.transport, host, port, self._new_branch(req)))
+        fwd.headers.prepend("Via", via_value(target.transport, host, port, self.stack.new_branch()))
         self.stack.send_stateless(fwd, target)
 
     def _relay_in_dialog(self, txn: ServerTxn, req: Request, now: float) -> None:
@@ -589,7 +594,7 @@ class CallService:
             self.app.reply(txn, 481, "Call/Transaction Does Not Exist")
             return
         host, port = self._local(target.transport)
-        fwd.headers.prepend("Via", via_value(target.transport, host, port, self._new_branch(req)))
+        fwd.headers.prepend("Via", via_value(target.transport, host, port, self.stack.new_branch()))
         if req.method == "BYE":
             self._call_ended(req.call_id)
         relay = Relay(txn)

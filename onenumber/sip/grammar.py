@@ -74,6 +74,8 @@ QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*+"'
 # (host loosened to the token characters plus ":[]", which covers IPv6 with and without brackets)
 GEN_VALUE = rf"(?:[{TOKEN_CHARS}:\[\]]++|{QUOTED})"
 # one ";param[=value]" with the SWS that SEMI and EQUAL allow around it
+# the common case, no quotes and no whitespace: one match checks the whole parameter list
+SIMPLE_PARAMS = re.compile(rf"(?:;[{TOKEN_CHARS}]++(?:=[{TOKEN_CHARS}:\[\]]++)?+)++")
 PARAM_ITEM = re.compile(rf"[ \t]*+;[ \t]*+({TOKEN})(?:[ \t]*+=[ \t]*+({GEN_VALUE}))?+[ \t]*+")
 
 # name-addr = [ display-name ] LAQUOT addr-spec RAQUOT;  display-name = *(token LWS)/ quoted-string

@@ -20,6 +20,8 @@ _token_match = grammar.TOKEN_RE.fullmatch
 _NAME_ADDR_CACHE: dict[str, NameAddr] = {}
 _CACHE_SIZE = 4096
 _param_match = grammar.PARAM_ITEM.match
+_simple_params = grammar.SIMPLE_PARAMS.fullmatch
+_VIA_CACHE: dict[str, Via] = {}
 
 
 def is_token(text: str) -> bool:
@@ -72,6 +74,12 @@ def parse_params(text: str, context: str = "header") -> Params:
 
 def _params(text: str, context: str = "header") -> Params:
     """`*( SEMI generic-param )` exactly: anything else (even a stray word) is an error."""
+    if _simple_params(text) is not None:  # fast path: validated whole, then split
+        out_simple: list[tuple[str, str | None]] = []
+        for part in text[1:].split(";"):
+            name, eq, value = part.partition("=")
+            out_simple.append((name, value if eq else None))
+        return tuple(out_simple)
     out: list[tuple[str, str | None]] = []
     pos = 0
     end = len(text)
@@ -115,6 +123,17 @@ class Via:
 
     @classmethod
     def parse(cls, value: str) -> Via:
+        cached = _VIA_CACHE.get(value)
+        if cached is not None:
+            return cached
+        via = cls._parse(value)
+        if len(_VIA_CACHE) >= _CACHE_SIZE:
+            _VIA_CACHE.clear()  # bounded: a Via is parsed a few times within one exchange
+        _VIA_CACHE[value] = via
+        return via
+
+    @classmethod
+    def _parse(cls, value: str) -> Via:
         m = grammar.VIA.fullmatch(value.strip(" \t"))
         if m is None or m.group("proto").upper() != "SIP":
             raise ParseError(f"invalid Via {value[:60]!r}")

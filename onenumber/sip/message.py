@@ -65,9 +65,19 @@ _NAME_CACHE_SIZE = 2048
 _is_digits = grammar.DIGITS.fullmatch
 
 
+_KEY_CACHE: dict[str, str] = {}
+
+
 def _canon(name: str) -> str:
-    lname = name.lower()
-    return COMPACT.get(lname, lname)
+    """The lower-case long name of a header name as a caller or peer wrote it (memoised:
+    this runs for every header lookup)."""
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        lname = name.lower()
+        key = COMPACT.get(lname, lname)
+        if len(_KEY_CACHE) < _NAME_CACHE_SIZE:
+            _KEY_CACHE[name] = key
+    return key
 
 
 def _name_entry(name: str) -> tuple[str, str] | None:
@@ -81,6 +91,13 @@ def _name_entry(name: str) -> tuple[str, str] | None:
         if len(_NAME_CACHE) < _NAME_CACHE_SIZE:
             _NAME_CACHE[name] = entry
     return entry
+
+
+# header key → the typed cache entries built from it (see the Message properties)
+_DERIVED: dict[str, tuple[str, ...]] = {
+    "via": ("vias", "top_via"), "cseq": ("cseq",), "from": ("from",), "to": ("to",),
+    "contact": ("contacts",), "route": ("routes",), "record-route": ("record_routes",), "path": ("paths",),
+}
 
 
 class Headers:
@@ -148,18 +165,21 @@ class Headers:
         if not isinstance(name, str):
             return False
         key = _canon(name)
-        return any(item[0] == key for item in self._items)
+        for item in self._items:
+            if item[0] == key:
+                return True
+        return False
 
     def add(self, name: str, value: str) -> None:
         """Append a field (after any others of the same name)."""
         key = _canon(name)
-        self._cache.clear()
+        self._forget(key)
         self._items.append([key, CANONICAL.get(key, name), value])
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a field before the first of the same name (or at the top): Via, Record-Route."""
         key = _canon(name)
-        self._cache.clear()
+        self._forget(key)
         for i, item in enumerate(self._items):
             if item[0] == key:
                 self._items.insert(i, [key, item[1], value])
@@ -169,7 +189,7 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one (kept at the first one's place)."""
         key = _canon(name)
-        self._cache.clear()
+        self._forget(key)
         for i, item in enumerate(self._items):
             if item[0] == key:
                 item[2] = value
@@ -179,7 +199,7 @@ class Headers:
 
     def remove(self, name: str) -> None:
         key = _canon(name)
-        self._cache.clear()
+        self._forget(key)
         self._items = [it for it in self._items if it[0] != key]
 
     def replace_first(self, name: str, value: str) -> None:
@@ -188,7 +208,7 @@ class Headers:
         for item in self._items:
             if item[0] == key:
                 item[2] = value
-                self._cache.clear()
+                self._forget(key)
                 return
         raise KeyError(name)
 
@@ -196,13 +216,21 @@ class Headers:
         key = _canon(name)
         for i, item in enumerate(self._items):
             if item[0] == key:
-                self._cache.clear()
+                self._forget(key)
                 del self._items[i]
                 return item[2]
         return None
 
+    def _forget(self, key: str) -> None:
+        """Drop the typed values derived from header `key` (the others stay valid)."""
+        cache = self._cache
+        if cache:
+            for k in _DERIVED.get(key, ()):
+                cache.pop(k, None)
+
     def typed(self, key: str, build: Callable[[Headers], Any]) -> Any:
-        """`build(self)` cached under `key` until the headers change (ParseError is not cached)."""
+        """`build(self)` cached under `key` until the headers it derives from change (`_DERIVED`
+        must list them; ParseError is not cached)."""
         try:
             return self._cache[key]
         except KeyError:

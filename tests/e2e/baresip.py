@@ -15,8 +15,8 @@ CALL_CLOSED with "param" giving the reason, plus REGISTER_OK/UNREGISTERING, CALL
         a.hangup(); a.wait_event("CALL_CLOSED", 5); assert wav_peak(a.recording_path()) > 1000
 
 baresip 1.0 (libre 1.1) only knows MD5 digest and gives up on a 401 that also offers
-SHA-256: set `digest_algorithms MD5` on the server for it. Its audio file ending hangs up the
-call, so the tone lasts `tone_seconds` (10 s by default).
+SHA-256; the server challenges it with MD5 only (setting md5_only_user_agents). Its audio
+file ending hangs up the call, so the tone lasts `tone_seconds` (10 s by default).
 
 Depends on the standard library and tests/e2e/harness.py (free ports) only.
 """
