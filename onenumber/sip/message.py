@@ -165,7 +165,7 @@ class Headers:
         if not isinstance(name, str):
             return False
         key = _canon(name)
-        for item in self._items:
+        for item in self._items:  # noqa: SIM110 - a plain loop: this runs for every message
             if item[0] == key:
                 return True
         return False

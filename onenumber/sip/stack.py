@@ -17,8 +17,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .errors import ParseError
 from .headers import Via, format_params
@@ -39,9 +38,10 @@ MAGIC = "z9hG4bK"
 RELIABLE = frozenset({"tcp", "tls", "ws", "wss"})
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where a message came from: transport, peer address, our socket, and the connection id."""
+class Source(NamedTuple):
+    """Where a message came from: transport, peer address, our socket, and the connection id.
+
+    Named tuples rather than frozen dataclasses: one is built for every message and every send."""
 
     transport: str  # udp | tcp | tls | ws | wss
     remote: tuple[str, int]
@@ -53,8 +53,7 @@ class Source:
         return self.transport in RELIABLE
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """Where to send a request: a transport and address, or an existing connection."""
 
     transport: str
@@ -63,8 +62,7 @@ class Target:
     conn: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
+class Send(NamedTuple):
     data: bytes
     transport: str
     remote: tuple[str, int]
