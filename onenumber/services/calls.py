@@ -77,6 +77,7 @@ class CallContext:
     retargets: int = 0
     diverted_from: list[str] = field(default_factory=list)
     loop_key: str | None = None  # loop_hash of `base`, reset when the call is retargeted
+    caller_device: str | None = None  # auth username of the calling device: it never rings itself
 
 
 @dataclass(slots=True)
@@ -172,6 +173,7 @@ class CallService:
     def _new_call(self, txn: ServerTxn, req: Request, ruri: SipUri, now: float) -> None:
         trunk = self.trunk_from(txn.source)
         caller: Account | None = None
+        caller_device: str | None = None
         if trunk is None:
             device = self.app.authenticate(txn, req, now, proxy=True)
             if device is None or not self.app.device_allowed(txn, device, now):
@@ -181,6 +183,7 @@ class CallService:
                 self.app.reply(txn, 403, "Forbidden (device has no account)")
                 return
             req.headers.remove("proxy-authorization")
+            caller_device = device.auth_username
         if req.headers.get("route") is not None:
             self.app.reply(txn, 403, "Forbidden (relaying along a preloaded Route is not allowed)")
             return
@@ -190,7 +193,7 @@ class CallService:
         number = ruri.user_unescaped or ""
         self.stats["calls"] += 1
         target = self.directory.account_for(number)
-        ctx = CallContext(txn, req, caller.number if caller else None, number)
+        ctx = CallContext(txn, req, caller.number if caller else None, number, caller_device=caller_device)
         txn.context = ctx
         if caller is not None:
             self._set_identity(req, caller, external=target is None)
@@ -257,7 +260,7 @@ class CallService:
             ringing = {b.request.uri for b in ctx.branches.values() if b.leg == leg}
             positions = {d.auth_username: d.position for d in self.directory.devices(ctx.plan.account)}
             for binding in stage.bindings:
-                if binding.contact not in ringing:
+                if binding.contact not in ringing and binding.auth_username != ctx.caller_device:
                     self._branch_to_binding(ctx, binding, positions.get(binding.auth_username), now)
         self._check_done(ctx, now)
 

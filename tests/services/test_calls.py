@@ -207,3 +207,13 @@ def test_in_dialog_bye_is_relayed_and_ends_the_call() -> None:
     out = net.send(reply(fwd, 200, "OK"), ("127.0.0.1", D0))
     assert [r.status for r in responses_to(out, TRUNK[1])] == [200]
     assert net.calls.call_state("1000").active_calls == 0
+
+
+def test_a_device_calling_its_own_number_rings_the_other_devices_only() -> None:
+    net, devs = two_devices()
+    phone = ("127.0.0.1", D1)
+    req = invite("1000", phone, from_user="1000_2")
+    (challenge,) = responses_to(net.send(req, phone), phone[1])
+    auth = answer_auth(challenge, req, "1000_2", devs[1].secret)
+    out = net.send(invite("1000", phone, from_user="1000_2", call_id=req.call_id, auth=auth, cseq=2), phone)
+    assert requests_to(out, D0, "INVITE") and not requests_to(out, D1, "INVITE")
