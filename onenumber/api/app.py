@@ -7,16 +7,29 @@ account). The portal, the web phone and the admin REST API grow here in later is
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 
 from ..config import ServerConfig
 from ..services.directory import Directory
 from ..services.location import Location
 from ..store import Store
+
+
+def local_only(request: Request) -> None:
+    """Until the portal brings logins, what the server holds is shown to this machine only:
+    contacts and addresses of phones are not for anyone who can reach the HTTP port."""
+    host = request.client.host if request.client else ""
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise HTTPException(403, detail="this API answers on the server itself only (use the CLI, or http://127.0.0.1)")
 
 
 def create_app(*, store: Store, directory: Directory, location: Location) -> FastAPI:
@@ -26,7 +39,7 @@ def create_app(*, store: Store, directory: Directory, location: Location) -> Fas
     async def health() -> dict[str, Any]:
         return {"status": "ok", "bindings": location.count(), "revision": directory.revision}
 
-    @app.get("/api/accounts/{number}/bindings")
+    @app.get("/api/accounts/{number}/bindings", dependencies=[Depends(local_only)])
     async def bindings(number: str) -> list[dict[str, Any]]:
         if number not in directory.accounts:
             raise HTTPException(404, detail=f"no account {number}")
@@ -38,7 +51,7 @@ def create_app(*, store: Store, directory: Directory, location: Location) -> Fas
             out.append(row)
         return out
 
-    @app.get("/api/accounts/{number}/ring-plan")
+    @app.get("/api/accounts/{number}/ring-plan", dependencies=[Depends(local_only)])
     async def ring_plan(number: str) -> list[dict[str, Any]]:
         from ..routing.explain import explain
         from ..routing.plan import plan_call

@@ -179,6 +179,8 @@ class Server:
             d = self.cli_json(*args)
             assert isinstance(d, dict)
             out.append(Device(number, int(d["position"]), str(d["auth_username"]), str(d["secret"])))
+        if self.proc is not None:
+            wait_config(self)  # the running server must know the devices before they register
         return out
 
     def bindings(self, number: str) -> list[dict]:
