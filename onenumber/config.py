@@ -1,31 +1,17 @@
 """How the server process is started: addresses, ports, database, TLS. One typed object.
 
 Server-wide settings that admins change at run time (domain, trusted networks, digest
-order, expiry limits) live in the database instead: see `onenumber.settings`.
+order, expiry limits) live in the database instead: see `onenumber.settings`. The default
+database URL and data directory are resolved in `onenumber.store.db`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_SIP_PORT = 5060
 DEFAULT_HTTP_PORT = 8080
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("ONENUMBER_DATA_DIR", "data"))
-
-
-def default_db_url(data_dir: Path | None = None) -> str:
-    """ONENUMBER_DB, else a SQLite file in the data directory (created when missing)."""
-    env = os.environ.get("ONENUMBER_DB")
-    if env:
-        return env
-    d = data_dir or default_data_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(d / 'onenumber.sqlite3').resolve()}"
 
 
 @dataclass(frozen=True, slots=True)

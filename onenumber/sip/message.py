@@ -237,14 +237,6 @@ class Headers:
             value = self._cache[key] = build(self)
             return value
 
-    def encode_into(self, out: list[str]) -> None:
-        for _, name, value in self._items:
-            out.append(name)
-            out.append(": ")
-            out.append(value)
-            out.append("\r\n")
-
-
 # typed builders, cached per Headers ---------------------------------------------------------
 
 

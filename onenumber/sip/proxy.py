@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .headers import NameAddr, Via
+from .headers import NameAddr
 from .message import Headers, Request, Response
 from .uri import SipUri, parse_uri
 
@@ -181,5 +181,3 @@ def target_uri(text: str) -> SipUri | None:
     return uri if isinstance(uri, SipUri) else None
 
 
-def top_via_branch(req: Request) -> str:
-    return Via.parse(req.headers.get("via") or "").branch or ""

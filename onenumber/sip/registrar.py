@@ -19,7 +19,7 @@ Choices beyond the RFC, for accounts with several devices:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..routing.model import Binding
 from .errors import ParseError
@@ -178,5 +178,3 @@ def contact_header(binding: Binding, now: float) -> str:
     return f"<{binding.contact}>;expires={left}{binding.params}"
 
 
-def refreshed(binding: Binding, **changes: object) -> Binding:
-    return replace(binding, **changes)  # type: ignore[arg-type]

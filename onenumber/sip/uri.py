@@ -86,9 +86,6 @@ class SipUri:
     def has_param(self, name: str) -> bool:
         return self.param(name) is not None
 
-    def with_params(self, params: tuple[tuple[str, str | None], ...]) -> SipUri:
-        return SipUri(self.scheme, self.user, self.password, self.host, self.port, params, self.headers)
-
     def without_headers(self) -> SipUri:
         return SipUri(self.scheme, self.user, self.password, self.host, self.port, self.params, None)
 
