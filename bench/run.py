@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--call-rates", type=lambda s: [float(x) for x in s.split(",")])
     ap.add_argument("--no-kamailio", action="store_true", help="skip the Kamailio reference run")
     ap.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    ap.add_argument("--call-profile-rate", type=float, help="calls/s of the step py-spy records")
     ap.add_argument("--out", type=Path, default=RESULTS, help="report directory (default bench/results)")
     args = ap.parse_args(argv)
 
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg["register_rates"] = args.register_rates
     if args.call_rates:
         cfg["call_rates"] = args.call_rates
+    if args.call_profile_rate:
+        cfg["call_profile_rate"] = args.call_profile_rate
     if args.no_profile:
         cfg["profile_rate"] = cfg["call_profile_rate"] = None
     parts = args.only or ["register", "memory", "calls"]

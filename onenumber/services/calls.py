@@ -365,15 +365,26 @@ class CallService:
             if other is not br:
                 self._cancel_branch(ctx, other, REASON_COMPLETED_ELSEWHERE, now)
         self._call_started(ctx, br, now)
+        self._release(ctx)
+
+    def _release(self, ctx: CallContext) -> None:
+        """The outcome is decided: keep only what late responses still need (a branch still
+        ringing or being cancelled may answer late and must be ACKed and hung up), so calls
+        waiting out their transactions' timers hold few objects."""
+        ctx.base = None  # type: ignore[assignment]
+        for br in ctx.branches.values():
+            br.response = None
+            if br.state in (BranchState.ANSWERED, BranchState.FAILED):
+                br.request = None  # type: ignore[assignment]
 
     def _branch_failed(self, ctx: CallContext, br: Branch, status: int, resp: Response | None, now: float) -> None:
         was_cancelled = br.state is BranchState.CANCELLED
         br.state = BranchState.FAILED
         br.status = status
-        br.response = resp
         br.cancel_pending = False
         if was_cancelled or ctx.done or br.leg != ctx.leg:
             return
+        br.response = resp  # kept for choosing the best final response
         if 600 <= status < 700 and ctx.plan is not None and ctx.plan.decline is DeclineMode.EVERYWHERE:
             for other in ctx.branches.values():
                 if other is not br:
@@ -498,6 +509,7 @@ class CallService:
         ctx.done = True
         self._stop_timers(ctx)
         self.app.reply(ctx.txn, status, reason)
+        self._release(ctx)
 
     def _finish_with(self, ctx: CallContext, resp: Response | None, status: int, now: float) -> None:
         if resp is None:
@@ -508,6 +520,7 @@ class CallService:
         ctx.done = True
         self._stop_timers(ctx)
         self.stack.respond(ctx.txn, pop_own_via(resp), now)
+        self._release(ctx)
 
     def _stop_timers(self, ctx: CallContext) -> None:
         for t in ctx.timers:

@@ -111,8 +111,8 @@ class ServerTxn:
 
 
 class ClientTxn:
-    """A client transaction. After a non-2xx final response its request and context are
-    dropped (the machine re-sends the stored ACK by itself)."""
+    """A client transaction. After a final response its request is dropped, and its context too
+    unless the response is a 2xx to an INVITE (the machine re-sends the stored ACK by itself)."""
 
     __slots__ = ("branch", "context", "key", "machine", "method", "request", "target")
 
@@ -381,9 +381,10 @@ class Stack:
                 self.outbox.append(Send(action.data, t.transport, (t.host, t.port), t.conn))
             elif isinstance(action, PassUp) and resp is not None:
                 self.tu.on_response(txn, resp, now)
-                if resp.status >= 300 or (resp.status >= 200 and not txn.machine.invite):
+                if resp.status >= 200:
                     txn.request = None  # type: ignore[assignment]
-                    txn.context = None
+                    if resp.status >= 300 or not txn.machine.invite:
+                        txn.context = None  # a 2xx to INVITE keeps it: retransmissions are relayed
             elif isinstance(action, Timeout):
                 self.tu.on_timeout(txn, now)
             elif isinstance(action, Terminated):
