@@ -217,3 +217,38 @@ def test_a_device_calling_its_own_number_rings_the_other_devices_only() -> None:
     auth = answer_auth(challenge, req, "1000_2", devs[1].secret)
     out = net.send(invite("1000", phone, from_user="1000_2", call_id=req.call_id, auth=auth, cseq=2), phone)
     assert requests_to(out, D0, "INVITE") and not requests_to(out, D1, "INVITE")
+
+
+def test_max_forwards_zero_gets_483_and_a_looped_request_gets_482() -> None:
+    net, _ = two_devices()
+    req = invite("1000", TRUNK)
+    req.headers.set("Max-Forwards", "0")
+    (r,) = responses_to(net.send(req, TRUNK), TRUNK[1])
+    assert r.status == 483
+    out = net.send(invite("1000", TRUNK), TRUNK)
+    forwarded = requests_to(out, D0, "INVITE")[0]
+    # the same request coming back to us unchanged (e.g. a trunk pointing at us) is a loop:
+    # our own Via carries the hash of what it was when it left
+    forwarded.uri = "sip:1000@127.0.0.1:25060"
+    out = net.send(forwarded, TRUNK)
+    assert [m.status for m in responses_to(out, TRUNK[1])] == [482]
+    assert not requests_to(out, D0, "INVITE")
+
+
+def test_timer_c_ends_a_call_nobody_answers_even_without_no_answer_timeout() -> None:
+    net, _ = two_devices(no_answer_seconds=600)
+    out = net.send(invite("1000", TRUNK), TRUNK)
+    inv0, inv1 = requests_to(out, D0, "INVITE")[0], requests_to(out, D1, "INVITE")[0]
+    net.send(reply(inv0, 180, "Ringing", tag="d0"), ("127.0.0.1", D0))
+    net.send(reply(inv1, 180, "Ringing", tag="d1"), ("127.0.0.1", D1))
+    out = net.advance(181.0)
+    assert requests_to(out, D0, "CANCEL") and requests_to(out, D1, "CANCEL")
+    statuses = [r.status for r in responses_to(out, TRUNK[1])]
+    assert statuses and set(statuses) == {408}  # (retransmitted: the test's trunk never ACKs)
+
+
+def test_dnd_answers_busy_without_ringing() -> None:
+    net, _ = two_devices(dnd=True)
+    out = net.send(invite("1000", TRUNK), TRUNK)
+    assert not requests_to(out, D0, "INVITE") and not requests_to(out, D1, "INVITE")
+    assert [r.status for r in responses_to(out, TRUNK[1])] == [100, 486]
