@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_calls import run_calls
+from bench_memory import run_memory_restart
 from bench_register import TIMER_J, run_memory, run_memory_inprocess, run_register
 from benchlib import fmt
 
@@ -30,14 +31,14 @@ FULL = {
     "accounts": 1000, "devices": 2, "seconds": 10.0,
     "register_rates": [500, 1000, 1500, 2000, 3000, 4000, 5000], "profile_rate": 1000,
     "memory_points": [10_000, 100_000], "memory_rate": 1000.0, "memory_settle": TIMER_J + 5,
-    "inprocess_counts": [10_000, 100_000],
+    "inprocess_counts": [10_000, 100_000], "restart_settle": 8.0,
     "call_rates": [50, 100, 200, 300, 500, 750, 1000, 1500], "call_profile_rate": 100,
 }
 QUICK = {
     "accounts": 20, "devices": 2, "seconds": 2.0,
     "register_rates": [100, 200], "profile_rate": None,
     "memory_points": [200, 1000], "memory_rate": 500.0, "memory_settle": 0.0,
-    "inprocess_counts": [1000],
+    "inprocess_counts": [1000], "restart_settle": 1.0,
     "call_rates": [20], "call_profile_rate": None,
 }
 
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in parts:
             print("Memory per binding", flush=True)
             report["memory_inprocess"] = run_memory_inprocess(cfg["inprocess_counts"])
+            report["memory_restart"] = run_memory_restart(
+                work / "restart", points=cfg["inprocess_counts"], settle=cfg["restart_settle"]
+            )
             report["memory_server"] = run_memory(
                 work / "memory", points=cfg["memory_points"], rate=cfg["memory_rate"], settle=cfg["memory_settle"],
             )
@@ -161,6 +165,11 @@ def render(report: dict) -> str:
     if mem_in:
         out.append("Memory per binding in Location (tracemalloc, Binding + indexes): "
                    + ", ".join(f"{n} bindings → {b} B" for n, b in mem_in.items()))
+    mem_rs = report.get("memory_restart")
+    if mem_rs:
+        out.append(f"Server RSS holding restored bindings (no load; empty server {mem_rs.get('rss_empty_mib')} MiB): "
+                   + ", ".join(f"{p['held']} → {p['rss_mib']} MiB ({p['bytes_per_binding']} B/binding)"
+                               for p in mem_rs.get("points", [])))
     mem = report.get("memory_server")
     if mem:
         out.append(f"Server RSS: start {mem.get('rss_start_mib')} MiB (registering at {mem['rate']:.0f}/s):")
