@@ -32,7 +32,11 @@ test: $(VENV)/.installed-test peers
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
-bench: $(VENV)/.installed-test peers
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-test
+
+bench: $(VENV)/.installed-bench peers
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
