@@ -151,7 +151,7 @@ def _opt_text(value: str | None) -> str:
 def serve(
     bind: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     sip_port: Annotated[int, typer.Option(help="SIP port (UDP and TCP).")] = 5060,
-    http_port: Annotated[int, typer.Option(help="HTTP port (API, web phone, WebSocket).")] = 8080,
+    http_port: Annotated[int, typer.Option(help="HTTP port (health and API).")] = 8080,
     domain: Annotated[
         str | None, typer.Option(help="SIP domain (default: the stored setting, else the address).")
     ] = None,
