@@ -325,7 +325,7 @@ class Baresip:
                 return re.search(r"\bOK\b", plain) is not None
         return False
 
-    def wait_registered(self, timeout: float = 5.0) -> None:
+    def wait_registered(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.registered():

@@ -482,11 +482,11 @@ def test_udp_caller_rings_a_tcp_device(
         rings = peers.device(server, desk, "dev_cancel_elsewhere.xml", name="udp-desk")
         caller = peers.call(server, accounts["bob"][0], "1000", "call_answered.xml", from_user="1001",
                             background=True)
-        phone.wait_event("CALL_INCOMING", timeout=5)
+        phone.wait_event("CALL_INCOMING", timeout=10)
         phone.accept()
-        phone.wait_event("CALL_ESTABLISHED", timeout=5)
+        phone.wait_event("CALL_ESTABLISHED", timeout=10)
         expect_ok(peers, server, caller, rings)
-        phone.wait_event("CALL_CLOSED", timeout=5)  # the caller's BYE reached it over TCP
+        phone.wait_event("CALL_CLOSED", timeout=10)  # the caller's BYE reached it over TCP
         [inv] = invites(rings)
         rr = ",".join(inv.headers("Record-Route")).lower()
         assert (inv.header("Via") or "").startswith("SIP/2.0/UDP"), inv.text

@@ -34,19 +34,19 @@ def test_baresip_call_rings_both_devices_one_answers_audio_flows(server: Server,
         server.wait_bindings("1000", 2)
 
         caller.dial(f"sip:1000@{server.address}")
-        desk_phone.wait_event("CALL_INCOMING", timeout=5)
-        soft_phone.wait_event("CALL_INCOMING", timeout=5)
+        desk_phone.wait_event("CALL_INCOMING", timeout=10)
+        soft_phone.wait_event("CALL_INCOMING", timeout=10)
         desk_phone.accept()
-        caller.wait_event("CALL_ESTABLISHED", timeout=5)
-        desk_phone.wait_event("CALL_ESTABLISHED", timeout=5)
-        closed = soft_phone.wait_event("CALL_CLOSED", timeout=5)  # cancelled: answered elsewhere
+        caller.wait_event("CALL_ESTABLISHED", timeout=10)
+        desk_phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        closed = soft_phone.wait_event("CALL_CLOSED", timeout=10)  # cancelled: answered elsewhere
         assert not any(e.get("type") == "CALL_ESTABLISHED" for e in soft_phone.events()), closed
         assert 'cause=200;text="Call completed elsewhere"' in soft_phone.log(tail=2000), "not a missed call"
 
         time.sleep(1.5)  # let audio flow both ways
         caller.hangup()
-        desk_phone.wait_event("CALL_CLOSED", timeout=5)  # the BYE crossed the proxy
-        caller.wait_event("CALL_CLOSED", timeout=5)
+        desk_phone.wait_event("CALL_CLOSED", timeout=10)  # the BYE crossed the proxy
+        caller.wait_event("CALL_CLOSED", timeout=10)
     finally:
         for p in phones:
             p.stop()
