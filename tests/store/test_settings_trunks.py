@@ -41,6 +41,8 @@ def test_defaults_and_from_rows() -> None:
         ("digest_algorithms", "sha-256, md5", "SHA-256,MD5"),
         ("min_expires", " 120 ", "120"),
         ("auth_block_seconds", "0", "0"),
+        ("md5_only_user_agents", " baresip v1. , OldPhone ", "baresip v1.,OldPhone"),
+        ("md5_only_user_agents", "", ""),
     ],
 )
 def test_validate_setting(key: str, value: str, stored: str) -> None:
@@ -58,6 +60,7 @@ def test_validate_setting(key: str, value: str, stored: str) -> None:
         ("digest_algorithms", "MD5,md5", "each algorithm may appear once"),
         ("min_expires", "ten", "must be a whole number"),
         ("max_expires", "0", "must be between 1 and"),
+        ("md5_only_user_agents", "ab", "substrings of 3\\+ characters"),
     ],
 )
 def test_validate_setting_errors(key: str, value: str, message: str) -> None:
