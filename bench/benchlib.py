@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# one free-port rule for the tests and the benchmarks
+from tests.e2e.harness import free_port
+
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "scenarios"
 LOOPBACK = "127.0.0.1"
@@ -34,23 +38,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # ---------------------------------------------------------------------------------------- ports
-
-
-def free_port() -> int:
-    """A port free for UDP and TCP on 127.0.0.1; never 5060/5061."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((LOOPBACK, 0))
-            port = u.getsockname()[1]
-        if port in (5060, 5061) or port > 65000:
-            continue
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((LOOPBACK, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port")
 
 
 def options_ping(port: int, timeout: float = 0.5) -> float | None:

@@ -51,7 +51,8 @@ class SipApp:
     ) -> None:
         self.directory = directory
         self.location = location
-        self.local_hosts = {h.lower() for h in local_hosts}
+        self.base_hosts = frozenset(h.lower() for h in local_hosts)
+        self.local_hosts = set(self.base_hosts)
         self.clock = clock
         self.realm = realm
         self.secret = secret
@@ -65,9 +66,13 @@ class SipApp:
 
     def _configure(self, directory: Directory) -> None:
         s = directory.settings
-        self.auth = DigestAuthenticator(secret=self.secret, realm=self.realm, algorithms=s.digest_algorithms)
-        # same secret and realm: its nonces verify with self.auth, which keeps the nc state
-        self.auth_md5 = DigestAuthenticator(secret=self.secret, realm=self.realm, algorithms=("MD5",))
+        old_auth = getattr(self, "auth", None)
+        # rebuilt only when the offer changes: it holds the nc replay state of live nonces,
+        # which a reload for an unrelated setting must not forget
+        if old_auth is None or old_auth.algorithms != tuple(s.digest_algorithms):
+            self.auth = DigestAuthenticator(secret=self.secret, realm=self.realm, algorithms=s.digest_algorithms)
+            # same secret and realm: its nonces verify with self.auth, which keeps the nc state
+            self.auth_md5 = DigestAuthenticator(secret=self.secret, realm=self.realm, algorithms=("MD5",))
         self.md5_only_agents = s.md5_only_user_agents
         old = getattr(self, "throttle", None)
         if old is None or (old.max_failures, old.block_seconds) != (s.auth_max_failures, s.auth_block_seconds):
@@ -76,6 +81,7 @@ class SipApp:
             min_expires=s.min_expires, max_expires=s.max_expires, default_expires=s.default_expires
         )
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in s.trusted_networks]
+        self.local_hosts = set(self.base_hosts)
         if s.domain:
             self.local_hosts.add(s.domain.lower())
 

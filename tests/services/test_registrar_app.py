@@ -165,3 +165,29 @@ def test_phones_that_know_only_md5_get_only_the_md5_challenge() -> None:
     auth = answer_auth(r, parse(req.encode()), "1000", devs[0].secret)  # type: ignore[arg-type]
     again = register("1000", auth=auth, cseq=2).decode().replace("Max-Forwards: 70", ua)
     assert responses_to(net.send(again.encode(), PHONE), PHONE[1])[-1].status == 200
+
+
+def _reload(net: Net, settings: Settings) -> None:
+    """What the server does when the store's revision moves (a CLI write)."""
+    snap = net.directory.snapshot
+    net.directory._install(replace(snap, settings=settings, revision=snap.revision + 1))
+    for listener in net.directory.listeners:
+        listener(net.directory)
+
+
+def test_a_configuration_reload_keeps_digest_replay_protection() -> None:
+    net, devs = setup()
+    first = responses_to(net.send(register("1000"), PHONE), PHONE[1])[0]
+    auth = answer_auth(first, parse(register("1000")), "1000", devs[0].secret)  # type: ignore[arg-type]
+    assert responses_to(net.send(register("1000", auth=auth, cseq=2), PHONE), PHONE[1])[-1].status == 200
+    _reload(net, Settings(min_expires=30))  # an unrelated setting changes
+    replayed = responses_to(net.send(register("1000", auth=auth, cseq=3), PHONE), PHONE[1])[-1]
+    assert replayed.status == 401  # the same nonce and nc again: refused, not forgotten
+
+
+def test_a_changed_domain_stops_being_served() -> None:
+    net, _ = setup()
+    _reload(net, Settings(domain="old.example.com"))
+    assert net.app.is_local("old.example.com")
+    _reload(net, Settings(domain="new.example.com"))
+    assert net.app.is_local("new.example.com") and not net.app.is_local("old.example.com")
