@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -128,6 +129,31 @@ trunks = Table(
     Column("port", Integer, nullable=False, server_default="5060"),
     Column("transport", String(8), nullable=False, server_default="udp"),
     Column("prefix", String(32), nullable=False, server_default=""),
+)
+
+# One row per call and account involved (SPEC "History"), written in batches by the history
+# subscriber; (account, call_id, direction) makes a replayed batch a no-op.
+call_history = Table(
+    "call_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(32), nullable=False),
+    Column("call_id", Text, nullable=False),
+    Column("direction", String(8), nullable=False),  # in | out
+    Column("other_number", String(64), nullable=False, server_default=""),
+    Column("other_name", String(200), nullable=False, server_default=""),
+    Column("started_at", Float, nullable=False),
+    Column("answered_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("duration", Float, nullable=False, server_default="0"),
+    Column("device", String(64), nullable=True),  # auth username that placed or answered it
+    Column("device_position", Integer, nullable=True),
+    Column("outcome", String(24), nullable=False),
+    Column("forwarded_to", String(64), nullable=True),
+    Column("forward_reason", String(24), nullable=True),
+    Column("seen", Boolean, nullable=False, server_default="0"),
+    UniqueConstraint("account", "call_id", "direction"),
+    Index("ix_call_history_account_started", "account", "started_at"),
 )
 
 # One row (id = 1): `revision` goes up by one with every configuration write.
