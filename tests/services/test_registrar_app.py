@@ -129,7 +129,7 @@ def test_expired_bindings_removed_and_flow_close_drops_tcp_bindings() -> None:
     net.now += 61
     assert net.location.expire(net.now) == 1 and not net.location.get("1000")
     net.bind(devs[1], 34000, transport="tcp", flow="tcp-7")
-    net.app.on_flow_closed("tcp-7", net.now)
+    net.router.on_flow_closed("tcp-7", net.now)
     assert not net.location.get("1000")
 
 
@@ -188,6 +188,6 @@ def test_a_configuration_reload_keeps_digest_replay_protection() -> None:
 def test_a_changed_domain_stops_being_served() -> None:
     net, _ = setup()
     _reload(net, Settings(domain="old.example.com"))
-    assert net.app.is_local("old.example.com")
+    assert net.core.local.is_local("old.example.com")
     _reload(net, Settings(domain="new.example.com"))
-    assert net.app.is_local("new.example.com") and not net.app.is_local("old.example.com")
+    assert net.core.local.is_local("new.example.com") and not net.core.local.is_local("old.example.com")
