@@ -178,10 +178,10 @@ class CallProxy:
             self.secret, req.call_id, from_tag, caller_from if identity_from is not None else None
         )
         txn.context = ctx
-        self.dialogs.start(record, now)
         if self.events.subscribers:
             self.events.emit(CallStarted(req.call_id, now, party, number, record.callee_account,
                                          trunk.name if trunk else None))
+        self.dialogs.start(record, now)
         self.stack.respond(txn, self.stack.make_response(req, 100, "Trying"), now)
         ctx.timers.append(self.stack.call_at(now + TIMER_C, lambda t: self._give_up(ctx, t)))
         if target is not None:
