@@ -96,8 +96,8 @@ def normalise_algorithm(name: str | None) -> str:
 def _parse_params(value: str) -> tuple[str, dict[str, str]]:
     """`Digest a=b, c="d"` → ("Digest", {"a": "b", "c": "d"}): names lower-cased, quotes removed.
 
-    Stricter than headers.parse_auth_params: tabs/folding after the scheme, empty list
-    elements, duplicate names and junk between parameters are handled or rejected.
+    Strict: tabs/folding after the scheme, empty list elements, duplicate names and junk
+    between parameters are handled or rejected.
     """
     m = _SCHEME_RE.match(value)
     if not m:

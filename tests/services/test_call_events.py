@@ -90,7 +90,7 @@ def test_caller_cancels_is_missed() -> None:
     net.send((cancel.split("Content-Type")[0] + "Content-Length: 0\r\n\r\n").encode(), TRUNK)
     events = net.take_events()
     assert kinds(events)[-1] == "CallFailed"
-    failed = events[-1] if isinstance(events[-1], CallFailed) else [e for e in events if isinstance(e, CallFailed)][0]
+    failed = events[-1] if isinstance(events[-1], CallFailed) else next(e for e in events if isinstance(e, CallFailed))
     assert (failed.status, failed.cause) == (487, FailCause.CANCELLED)
     assert rows_of(net, events)[("1000", "in")].outcome == "missed"
 
@@ -144,7 +144,7 @@ def test_trunk_call_from_a_device_and_its_end() -> None:
     out = net.send(invite("0612345678", PHONE, from_user="1000_2", call_id=req.call_id, auth=auth, cseq=2), PHONE)
     (fwd,) = requests_to(out, TRUNK[1], "INVITE")
     out = net.send(reply(fwd, 200, "OK", tag="gw", contact=f"sip:0612345678@{TRUNK[0]}:{TRUNK[1]}"), TRUNK)
-    ok = [r for r in responses_to(out, PHONE[1]) if r.status == 200][0]
+    ok = next(r for r in responses_to(out, PHONE[1]) if r.status == 200)
     routes = list(reversed(ok.headers.get_all("record-route")))
     bye = "\r\n".join([
         f"BYE sip:0612345678@{TRUNK[0]}:{TRUNK[1]} SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:{PHONE[1]};branch=z9hG4bKb1",
@@ -156,7 +156,7 @@ def test_trunk_call_from_a_device_and_its_end() -> None:
     started = events[0]
     assert isinstance(started, CallStarted)
     assert (started.caller.account, started.caller.device, started.callee_account) == ("1000", "1000_2", None)
-    ended = [e for e in events if isinstance(e, CallEnded)][0]
+    ended = next(e for e in events if isinstance(e, CallEnded))
     assert ended.by == "caller"
     rows = rows_of(net, events)
     out_row = rows[("1000", "out")]

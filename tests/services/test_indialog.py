@@ -64,7 +64,7 @@ def establish(net: Net) -> tuple[Request, Response, Request]:
     (fwd,) = requests_to(out, D0, "INVITE")
     out = net.send(reply(fwd, 180, "Ringing", tag="callee"), ("127.0.0.1", D0))
     out += net.send(reply(fwd, 200, "OK", tag="callee", contact=f"sip:1000@127.0.0.1:{D0}"), ("127.0.0.1", D0))
-    ok = [r for r in responses_to(out, PHONE[1]) if r.status == 200][0]
+    ok = next(r for r in responses_to(out, PHONE[1]) if r.status == 200)
     return req2, ok, fwd
 
 
@@ -142,7 +142,7 @@ def test_genuine_dialog_relayed_after_a_restart_by_its_signature() -> None:
 
 def test_a_signature_does_not_travel_to_another_dialog() -> None:
     net = make_net()
-    req, ok, _ = establish(net)
+    _req, ok, _ = establish(net)
     routes = list(reversed(ok.headers.get_all("record-route")))
     data = in_dialog("INVITE", ruri=f"sip:target@127.0.0.1:{TARGET}", routes=routes,
                      from_="<sip:1000@127.0.0.1>;tag=zz", to="<sip:t@127.0.0.1>;tag=yy", call_id="other", src=PHONE[1])

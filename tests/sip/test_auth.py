@@ -14,12 +14,12 @@ from onenumber.sip.auth import (
     DigestAuthenticator,
     Throttle,
     Verdict,
+    _parse_params,
     authorize,
     expected_response,
     ha1,
     parse_challenge,
 )
-from onenumber.sip.headers import parse_auth_params
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 REALM = "onenumber.example"
@@ -103,7 +103,7 @@ def test_sip_example_from_the_formula() -> None:
     """RFC 3261 §22.4 / RFC 7616 §3.4.1, computed here independently of the module."""
     a = make()
     ch = a.challenges(T0)[0]
-    nonce = parse_auth_params(ch)[1]["nonce"]
+    nonce = _parse_params(ch)[1]["nonce"]
     ha1_ = md5(f"1000:{REALM}:s3cret")
     ha2 = md5(f"INVITE:{URI}")
     resp = md5(f"{ha1_}:{nonce}:0000002a:xyz:auth:{ha2}")
@@ -324,7 +324,7 @@ def test_challenges_default_order_and_parse_back() -> None:
     a = make()
     chs = a.challenges(T0)
     assert len(chs) == 2
-    parsed = [parse_auth_params(c) for c in chs]
+    parsed = [_parse_params(c) for c in chs]
     assert [p[0] for p in parsed] == ["Digest", "Digest"]
     assert [p[1]["algorithm"] for p in parsed] == ["MD5", "SHA-256"]  # MD5 first for SIPp and phones
     for _, params in parsed:
@@ -340,7 +340,7 @@ def test_challenge_order_setting_and_stale_flag() -> None:
     a = make(algorithms=("sha-256", "md5"), opaque="op")
     assert a.algorithms == ("SHA-256", "MD5")
     chs = a.challenges(T0, stale=True)
-    params = [parse_auth_params(c)[1] for c in chs]
+    params = [_parse_params(c)[1] for c in chs]
     assert [p["algorithm"] for p in params] == ["SHA-256", "MD5"]
     assert all(p["stale"] == "TRUE" and p["opaque"] == "op" for p in params)
     # the client echoes opaque
@@ -349,7 +349,7 @@ def test_challenge_order_setting_and_stale_flag() -> None:
 
 def test_challenge_quotes_realm() -> None:
     a = make(realm='odd "realm"\\x')
-    _, params = parse_auth_params(a.challenges(T0)[0])
+    _, params = _parse_params(a.challenges(T0)[0])
     assert params["realm"] == 'odd "realm"\\x'
     assert a.verify(answer(a.challenges(T0)[0]), "REGISTER", "s3cret", T0) is Verdict.OK
 
