@@ -872,7 +872,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         from typer._click import exceptions as click  # typer >= 0.20 vendors its own click
     except ImportError:  # older typer: the click package
-        from click import exceptions as click  # type: ignore[no-redef]
+        from click import exceptions as click  # type: ignore[no-redef]  # the same module, older home
 
     no_args = getattr(click, "NoArgsIsHelpError", ())
     try:

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..model import Binding
+from ..settings import Settings, Trunk
 
 MAX_DEVICES = 8
 
 __all__ = ["MAX_DEVICES", "Account", "Binding", "CallState", "DeclineMode", "Device", "DeviceDecision",
-           "DeviceKind", "FinalAction", "FinalKind", "Forwarding", "RingMode", "RingPlan", "Stage"]
+           "DeviceKind", "FinalAction", "FinalKind", "Forwarding", "RingMode", "RingPlan", "Snapshot", "Stage"]
 
 
 class DeviceKind(StrEnum):
@@ -129,3 +130,14 @@ class RingPlan:
     on_unavailable: FinalAction  # nothing to ring at all
     immediate: FinalAction | None = None  # set when the call must not ring (unconditional, DND)
     decisions: tuple[DeviceDecision, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """All configuration at one revision: what the server routes and authenticates with."""
+
+    accounts: tuple[Account, ...]
+    devices: tuple[Device, ...]
+    settings: Settings
+    trunks: tuple[Trunk, ...]
+    revision: int

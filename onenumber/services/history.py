@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..store.history import HistoryRow, prune_history, write_history
 from .directory import Directory
@@ -35,6 +36,9 @@ from .events import (
     FailCause,
     Party,
 )
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 log = logging.getLogger("onenumber.history")
 
@@ -103,7 +107,7 @@ def history_rows(call: CallSummary, names: Callable[[str], str]) -> list[History
         elif answered:
             outcome = "answered elsewhere"
         elif call.fail_cause in _IN_FAIL:
-            outcome = _IN_FAIL[call.fail_cause]  # type: ignore[index]  # checked just above
+            outcome = _IN_FAIL[call.fail_cause]
         elif call.fail_cause in (FailCause.CANCELLED, FailCause.NO_ANSWER, FailCause.UNAVAILABLE):
             outcome = "missed" if account in call.rang else "no answer"
         else:
@@ -119,7 +123,7 @@ def history_rows(call: CallSummary, names: Callable[[str], str]) -> list[History
 class HistoryWriter:
     """Subscriber: summaries of live calls in memory, rows to the store in 1 s batches."""
 
-    def __init__(self, store: object, events: EventBus, directory: Directory,
+    def __init__(self, store: Store | None, events: EventBus, directory: Directory,
                  *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.directory = directory
@@ -139,9 +143,10 @@ class HistoryWriter:
                 call.targets.append(event.callee_account)
             self.calls[event.call_id] = call
             return
-        call = self.calls.get(getattr(event, "call_id", ""))
-        if call is None:
+        found = self.calls.get(getattr(event, "call_id", ""))
+        if found is None:
             return
+        call = found
         if isinstance(event, BranchRinging):
             if event.account:
                 call.rang.add(event.account)
@@ -175,7 +180,7 @@ class HistoryWriter:
             return
         rows, self.pending = self.pending, []
         try:
-            await write_history(self.store, rows)  # type: ignore[arg-type]  # a Store
+            await write_history(self.store, rows)
         except Exception:
             log.exception("could not write %d history rows; will retry", len(rows))
             self.pending = rows + self.pending
@@ -189,8 +194,10 @@ class HistoryWriter:
             if now - last_prune > PRUNE_INTERVAL:
                 last_prune = now
                 days = self.directory.settings.history_retention_days
+                if self.store is None:
+                    continue
                 try:
-                    pruned = await prune_history(self.store, now - days * 86400.0)  # type: ignore[arg-type]
+                    pruned = await prune_history(self.store, now - days * 86400.0)
                     if pruned:
                         log.info("history: %d row(s) older than %d days removed", pruned, days)
                 except Exception:

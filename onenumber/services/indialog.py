@@ -191,8 +191,8 @@ class InDialogRelay:
         rec = checked.record
         if rec is not None and rec.callee_target is not None:
             return rec.callee_target if checked.side == CALLER else rec.caller_target
-        uri = target_uri(fwd.uri)
-        return self._target_for_uri(uri) if uri is not None else None
+        ruri = target_uri(fwd.uri)
+        return self._target_for_uri(ruri) if ruri is not None else None
 
     def _target_for_uri(self, uri: SipUri) -> Target:
         binding = self.location.find_contact(str(uri))

@@ -16,10 +16,13 @@ import asyncio
 import heapq
 import logging
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ..model import Binding
-from ..store import Store
 from .events import BindingChanged, EventBus
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 log = logging.getLogger("onenumber.location")
 

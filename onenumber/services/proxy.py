@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from ..routing.failure import (
     Cause,
@@ -217,7 +218,7 @@ class CallProxy:
                 self._start_stages(ctx, attempt, index, now)
             else:
                 ctx.timers.append(
-                    self.stack.call_at(now + stage.start, lambda t, i=index: self._start_stages(ctx, attempt, i, t))
+                    self.stack.call_at(now + stage.start, partial(self._start_stages, ctx, attempt, index))
                 )
         ctx.timers.append(
             self.stack.call_at(now + plan.no_answer_seconds, lambda t: self._no_answer(ctx, attempt, t))

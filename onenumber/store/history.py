@@ -44,10 +44,9 @@ class HistoryRow:
 
 
 def _upsert(store: Store) -> Any:
-    if store.dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
     stmt = insert(t.call_history)
     keep = {"id", "seen", *KEY}
     return stmt.on_conflict_do_update(

@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import cast
 
 from ..services.events import EventBus
 from ..sip.errors import ParseError
@@ -197,9 +198,9 @@ class UdpProtocol(asyncio.DatagramProtocol):
                 pass
         self.local = transport.get_extra_info("sockname")[:2]
         if self.driver.udp_default is None:
-            self.driver.udp_default = transport
+            self.driver.udp_default = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) <= 4 and not data.strip():
             return  # CRLF keepalive (RFC 5626 §4.4.1 for UDP uses STUN; plain CRLF is common too)
         self.driver.receive(data, Source("udp", addr[:2], self.local))
@@ -222,7 +223,7 @@ class StreamConnection(asyncio.Protocol):
         self.local: tuple[str, int] = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._t = transport
+        self._t = cast(asyncio.Transport, transport)
         self.remote = transport.get_extra_info("peername")[:2]
         self.local = transport.get_extra_info("sockname")[:2]
         self.driver.connection_made(self)
