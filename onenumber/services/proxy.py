@@ -158,6 +158,10 @@ class CallProxy:
         from_tag = req.from_.tag or ""
         caller_from = req.headers.get("from") or ""
         identity_from = None
+        # what goes downstream is a copy: every answer we make ourselves (100, 4xx) is built from
+        # the request as the caller sent it, whose From it must carry (§8.2.6.2)
+        txn_request = req
+        req = Request(req.method, req.uri, req.headers.copy(), req.body)
         if caller is not None and device is not None:
             identity = caller_identity(caller, external=target is None)
             name_addr = identity.name_addr(self.domain())
@@ -183,7 +187,7 @@ class CallProxy:
             self.events.emit(CallStarted(req.call_id, now, party, number, record.callee_account,
                                          trunk.name if trunk else None))
         self.dialogs.start(record, now)
-        self.stack.respond(txn, self.stack.make_response(req, 100, "Trying"), now)
+        self.stack.respond(txn, self.stack.make_response(txn_request, 100, "Trying"), now)
         ctx.timers.append(self.stack.call_at(now + TIMER_C, lambda t: self._give_up(ctx, t)))
         if target is not None:
             self._ring_account(ctx, target, now)

@@ -53,17 +53,20 @@ def test_forged_in_dialog_request_is_never_relayed(method: str, route: str | Non
         assert statuses == ([403] if route else [481])
 
 
-def establish(net: Net) -> tuple[Request, Response, Request]:
+def establish(net: Net, seen: list[Response] | None = None) -> tuple[Request, Response, Request]:
     """1001 (device 1001 at PHONE) calls 1000; 1000's device answers. Returns the caller's
-    authenticated INVITE, the 200 it got and the INVITE the callee got."""
+    authenticated INVITE, the 200 it got and the INVITE the callee got; `seen` gets every
+    response the caller got for it."""
     req = invite("1000", PHONE, from_user="1001")
     (challenge,) = responses_to(net.send(req, PHONE), PHONE[1])
     auth = answer_auth(challenge, req, "1001", "secret-1001-0")
     req2 = invite("1000", PHONE, from_user="1001", call_id=req.call_id, auth=auth, cseq=2)
     out = net.send(req2, PHONE)
     (fwd,) = requests_to(out, D0, "INVITE")
-    out = net.send(reply(fwd, 180, "Ringing", tag="callee"), ("127.0.0.1", D0))
+    out += net.send(reply(fwd, 180, "Ringing", tag="callee"), ("127.0.0.1", D0))
     out += net.send(reply(fwd, 200, "OK", tag="callee", contact=f"sip:1000@127.0.0.1:{D0}"), ("127.0.0.1", D0))
+    if seen is not None:
+        seen += responses_to(out, PHONE[1])
     ok = next(r for r in responses_to(out, PHONE[1]) if r.status == 200)
     return req2, ok, fwd
 
@@ -82,9 +85,11 @@ def in_dialog(method: str, *, ruri: str, routes: list[str], from_: str, to: str,
 def test_caller_responses_carry_its_own_from_and_the_callee_sees_the_account() -> None:
     """Regression (issue 6 §3): the 180/200 used to carry the rewritten From."""
     net = make_net()
-    req, ok, fwd = establish(net)
+    seen: list[Response] = []
+    req, ok, fwd = establish(net, seen)
     sent_from = req.headers.get("from")
-    assert ok.headers.get("from") == sent_from
+    assert [r.status for r in seen] == [100, 180, 200]
+    assert all(r.headers.get("from") == sent_from for r in seen)
     assert '"Bob" <sip:1001@' in (fwd.headers.get("from") or "")
     assert fwd.from_.tag == req.from_.tag
 
@@ -160,3 +165,17 @@ def test_in_dialog_request_for_our_account_is_routed_as_usual() -> None:
     assert [r.status for r in responses_to(out, PHONE[1])] == [407]
 
 
+
+
+def test_answers_the_proxy_makes_itself_carry_the_callers_from() -> None:
+    """A 480 after no answer is built by the proxy: from the request as the caller sent it."""
+    net = make_net()
+    req = invite("1000", PHONE, from_user="1001")
+    (challenge,) = responses_to(net.send(req, PHONE), PHONE[1])
+    auth = answer_auth(challenge, req, "1001", "secret-1001-0")
+    req2 = invite("1000", PHONE, from_user="1001", call_id=req.call_id, auth=auth, cseq=2)
+    out = net.send(req2, PHONE)
+    out += net.advance(200)
+    finals = [r for r in responses_to(out, PHONE[1]) if r.status >= 100]
+    assert finals and finals[-1].status >= 400
+    assert all(r.headers.get("from") == req2.headers.get("from") for r in finals)

@@ -571,3 +571,18 @@ def test_throttle_validation() -> None:
         Throttle(max_failures=0)
     with pytest.raises(ValueError):
         Throttle(block_seconds=60, max_block=30)
+
+
+def test_login_throttle_counts_per_username_and_across_usernames() -> None:
+    from onenumber.sip.auth import LoginThrottle
+
+    t = LoginThrottle(max_failures=3, max_usernames=2, window=60, block_seconds=30)
+    assert not t.record_failure("10.0.0.1", "1000", 0)
+    assert not t.record_failure("10.0.0.1", "1000", 1)
+    assert t.record_failure("10.0.0.1", "1000", 2)  # the third failure for 1000 blocks that pair
+    assert t.is_blocked("10.0.0.1", "1000", 3) and not t.is_blocked("10.0.0.1", "1001", 3)
+    assert not t.is_blocked("10.0.0.2", "1000", 3)  # another address is not this one
+    assert t.record_failure("10.0.0.1", "1002", 4)  # a second username failing: the address is blocked
+    assert t.is_blocked("10.0.0.1", "1001", 5)
+    assert not t.is_blocked("10.0.0.1", "1001", 40)  # the block ends
+    t.record_success("10.0.0.2", "1000", 41)
