@@ -86,7 +86,7 @@ def test_caller_responses_carry_its_own_from_and_the_callee_sees_the_account() -
     """Regression (issue 6 §3): the 180/200 used to carry the rewritten From."""
     net = make_net()
     seen: list[Response] = []
-    req, ok, fwd = establish(net, seen)
+    req, _ok, fwd = establish(net, seen)
     sent_from = req.headers.get("from")
     assert [r.status for r in seen] == [100, 180, 200]
     assert all(r.headers.get("from") == sent_from for r in seen)
