@@ -162,6 +162,9 @@ def serve(
     db: DbOpt = None,
     demo: Annotated[bool, typer.Option("--demo", help="Create demo accounts 1000 and 1001 if there are none.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    history: Annotated[
+        bool, typer.Option("--history/--no-history", help="Write the call history (on by default).")
+    ] = True,
 ) -> None:
     """Run the SIP server (and its HTTP side) in the foreground; Ctrl-C stops it."""
     from onenumber.settings import validate_setting
@@ -198,6 +201,7 @@ def serve(
         tls_port=tls_port,
         log_level=log_level.lower(),
         demo=demo,
+        history=history,
     )
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -124,7 +124,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         local_hosts=local_hosts(config, host),
     )
     stack = core.stack
-    history = HistoryWriter(store, core.events, directory)
+    history = HistoryWriter(store, core.events, directory) if config.history else None
     driver = Driver(stack, max_message=config.max_stream_message)
     driver.on_flow_closed = core.router.on_flow_closed
     driver.events = core.events
@@ -157,8 +157,9 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         loop.create_task(location.run_flusher()),
         loop.create_task(directory.watch(store, config.reload_interval)),
         loop.create_task(sweep()),
-        loop.create_task(history.run()),
     ]
+    if history is not None:
+        tasks.append(loop.create_task(history.run()))
     http = None
     if config.http_port:
         from .api.app import create_app, start_http
@@ -184,5 +185,6 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await location.flush()
-    await history.flush()
+    if history is not None:
+        await history.flush()
     log.info("stopped; bindings and history saved")

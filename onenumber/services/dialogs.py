@@ -16,7 +16,6 @@ from ..sip.stack import Target
 from .events import DialogChanged, DialogState, EventBus, Party
 
 DIALOG_LIMIT = 4 * 3600.0  # an established call with no BYE is forgotten after this long
-SWEEP_ABOVE = 1000  # look for forgotten calls only when this many are held
 INITIATOR = "initiator"
 RECIPIENT = "recipient"
 
@@ -85,8 +84,6 @@ class Dialogs:
     def start(self, rec: CallRecord, now: float) -> None:
         self.calls[rec.call_id] = rec
         self._caller_state(rec, DialogState.TRYING, now)
-        if len(self.calls) > SWEEP_ABOVE:
-            self._forget_stale(now)
 
     def branch(self, rec: CallRecord, br: DialogBranch, now: float) -> None:
         rec.branches[br.key] = br
@@ -144,10 +141,12 @@ class Dialogs:
         if c.account is not None and self.events.subscribers:
             self.events.emit(DialogChanged(rec.call_id, now, c.account, c.device, c.position, state, INITIATOR))
 
-    def _forget_stale(self, now: float) -> list[CallRecord]:
-        stale = [c for c, rec in self.calls.items() if now - rec.started > DIALOG_LIMIT]
-        return [rec for rec in (self.end(c, now) for c in stale) if rec is not None]
-
     def sweep(self, now: float) -> list[CallRecord]:
-        """Forget calls older than the dialog limit (no BYE seen); returns them."""
-        return self._forget_stale(now)
+        """Forget calls older than the dialog limit (no BYE seen); returns them. Called once a
+        second by the server; calls are held in start order, so only the oldest are looked at."""
+        stale = []
+        for call_id, rec in self.calls.items():
+            if now - rec.started <= DIALOG_LIMIT:
+                break
+            stale.append(call_id)
+        return [rec for rec in (self.end(c, now) for c in stale) if rec is not None]

@@ -243,3 +243,20 @@ def test_a_call_answered_by_another_account_is_answered_elsewhere_not_missed() -
                        answered_by=Party("1001", "", "1001", "1001", 0), ended_at=9.0)
     (row,) = history_rows(call, lambda n: "")
     assert (row.account, row.outcome) == ("1000", "answered elsewhere")
+
+
+def test_an_answered_call_with_no_bye_is_forgotten_after_the_dialog_limit() -> None:
+    from onenumber.services.dialogs import DIALOG_LIMIT
+    from onenumber.services.events import EndCause
+
+    net = office()
+    out = net.send(invite("1000", TRUNK), TRUNK)
+    inv0 = requests_to(out, D0, "INVITE")[0]
+    net.send(reply(inv0, 200, "OK", tag="d0", contact=f"sip:1000@127.0.0.1:{D0}"), ("127.0.0.1", D0))
+    net.take_events()
+    net.core.proxy.forget_stale_calls(net.now + 60)
+    assert net.core.dialogs.call_state("1000").active_calls == 1  # a long call is not a dead one
+    net.core.proxy.forget_stale_calls(net.now + DIALOG_LIMIT + 1)
+    (ended,) = [e for e in net.take_events() if isinstance(e, CallEnded)]
+    assert ended.cause is EndCause.EXPIRED
+    assert net.core.dialogs.call_state("1000").active_calls == 0
