@@ -72,7 +72,8 @@ def main() -> int:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
     keys = sorted(set().union(*[set(t) for runs in results.values() for t in runs]))
     lines = [f"server CPU per operation (µs, median of {args.rounds} rounds), base = {args.base}", "",
-             "| operation | rate/s | base | seam, no history | vs base | seam + history | vs base | history vs no history |",
+             "| operation | rate/s | base | seam, no history | vs base | seam + history | vs base "
+             "| history vs no history |",
              "|---|---|---|---|---|---|---|---|"]
     for part, rate in keys:
         med = {k: statistics.median([t[(part, rate)] for t in runs if (part, rate) in t] or [float("nan")])
