@@ -32,6 +32,7 @@ class Net:
     settings: Settings = field(default_factory=Settings)
     trunks: tuple[Trunk, ...] = ()
     now: float = 1_000_000.0
+    record_events: bool = True  # keep every call event for take_events() (benchmarks turn it off)
 
     def __post_init__(self) -> None:
         snap = Snapshot(tuple(self.accounts), tuple(self.devices), self.settings, self.trunks, 1)
@@ -45,7 +46,8 @@ class Net:
         self.router = self.core.router
         self.stack.local = {"udp": SERVER, "tcp": SERVER}
         self.events: list[Event] = []
-        self.core.events.subscribe(self.events.append)
+        if self.record_events:
+            self.core.events.subscribe(self.events.append)
 
     # ------------------------------------------------------------------ plumbing
     def send(self, data: bytes | Request | Response, src: tuple[str, int], transport: str = "udp",
