@@ -132,13 +132,13 @@ class Dialogs:
 
     # ------------------------------------------------------------------ internals
     def _announce(self, rec: CallRecord, br: DialogBranch, now: float) -> None:
-        if br.account is not None and self.events.subscribers:
+        if br.account is not None and DialogChanged in self.events.wanted:
             self.events.emit(DialogChanged(rec.call_id, now, br.account, br.device, br.position, br.state, RECIPIENT))
 
     def _caller_state(self, rec: CallRecord, state: DialogState, now: float) -> None:
         rec.state = state
         c = rec.caller
-        if c.account is not None and self.events.subscribers:
+        if c.account is not None and DialogChanged in self.events.wanted:
             self.events.emit(DialogChanged(rec.call_id, now, c.account, c.device, c.position, state, INITIATOR))
 
     def sweep(self, now: float) -> list[CallRecord]:

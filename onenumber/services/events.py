@@ -151,36 +151,53 @@ Event = (
     | BindingChanged
 )
 Subscriber = Callable[[Event], None]
+EVENT_TYPES: tuple[type, ...] = (
+    CallStarted, BranchRinging, CallForwarded, CallAnswered, CallFailed, CallEnded, DialogChanged, BindingChanged,
+)
 
 ERROR_LOG_INTERVAL = 60.0
 
 
 class EventBus:
-    """Queue of events emitted by the core, handed to subscribers by `dispatch()`."""
+    """Queue of events emitted by the core, handed to subscribers by `dispatch()`.
 
-    __slots__ = ("_errors", "_last_error_log", "clock", "queue", "subscribers")
+    A subscriber names the event types it wants (all when it names none); emitters ask
+    `wants(EventType)` before building an event, so an event nobody wants costs one set lookup.
+    """
+
+    __slots__ = ("_errors", "_last_error_log", "_routes", "clock", "queue", "subscribers", "wanted")
 
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self.queue: list[Event] = []
         self.subscribers: list[Subscriber] = []
+        self.wanted: frozenset[type] = frozenset()
+        self._routes: dict[type, tuple[Subscriber, ...]] = {}
         self.clock = clock
         self._last_error_log: dict[int, float] = {}
         self._errors: dict[int, int] = {}
 
+    def wants(self, kind: type) -> bool:
+        return kind in self.wanted
+
     def emit(self, event: Event) -> None:
-        if self.subscribers:
+        if type(event) in self.wanted:
             self.queue.append(event)
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def subscribe(self, subscriber: Subscriber, *kinds: type) -> None:
+        """`subscriber(event)` for every event of `kinds` (every kind when none is given)."""
         self.subscribers.append(subscriber)
+        for kind in kinds or EVENT_TYPES:
+            self._routes[kind] = (*self._routes.get(kind, ()), subscriber)
+        self.wanted = frozenset(self._routes)
 
     def dispatch(self) -> int:
-        """Hand every queued event to every subscriber; returns how many events went out."""
+        """Hand every queued event to its subscribers; returns how many events went out."""
         if not self.queue:
             return 0
         events, self.queue = self.queue, []
+        routes = self._routes
         for event in events:
-            for sub in self.subscribers:
+            for sub in routes.get(type(event), ()):
                 try:
                     sub(event)
                 except Exception:

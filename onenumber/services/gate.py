@@ -139,6 +139,9 @@ def strip_own_credentials(req: Request, realm: str) -> None:
     """Consume our realm's credentials before forwarding (RFC 3261 §22.3, kamailio's
     `consume_credentials()`): the callee must never see a device's auth username or digest.
     Credentials for other realms (a trunk's) are passed on."""
+    headers = req.headers
+    if "proxy-authorization" not in headers and "authorization" not in headers:
+        return
     for name in ("proxy-authorization", "authorization"):
         values = req.headers.get_all(name)
         if not values:

@@ -130,7 +130,7 @@ class HistoryWriter:
         self.clock = clock
         self.calls: dict[str, CallSummary] = {}
         self.pending: list[HistoryRow] = []
-        events.subscribe(self.on_event)
+        events.subscribe(self.on_event, CallStarted, BranchRinging, CallForwarded, CallAnswered, CallFailed, CallEnded)
 
     def _name(self, number: str) -> str:
         account = self.directory.accounts.get(number)

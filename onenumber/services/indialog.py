@@ -223,7 +223,7 @@ class InDialogRelay:
 
     def _ended(self, call_id: str, side: str, now: float) -> None:
         rec = self.dialogs.end(call_id, now)
-        if self.events.subscribers and (rec is None or rec.answered is not None):
+        if CallEnded in self.events.wanted and (rec is None or rec.answered is not None):
             self.events.emit(CallEnded(call_id, now, EndCause.BYE, side))
 
 

@@ -126,7 +126,7 @@ class Location:
 
     def _changed(self, b: Binding, change: str, reason: str) -> None:
         events = self.events
-        if events is not None and events.subscribers:
+        if events is not None and BindingChanged in events.wanted:
             events.emit(BindingChanged(b.account, b.auth_username, b.contact, b.transport, change, reason))
 
     def _remove(self, account: str, key: str, reason: str) -> bool:

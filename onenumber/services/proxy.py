@@ -158,10 +158,7 @@ class CallProxy:
         from_tag = req.from_.tag or ""
         caller_from = req.headers.get("from") or ""
         identity_from = None
-        # what goes downstream is a copy: every answer we make ourselves (100, 4xx) is built from
-        # the request as the caller sent it, whose From it must carry (§8.2.6.2)
-        txn_request = req
-        req = Request(req.method, req.uri, req.headers.copy(), req.body)
+        trying = self.stack.make_response(req, 100, "Trying")  # with the From the caller sent
         if caller is not None and device is not None:
             identity = caller_identity(caller, external=target is None)
             name_addr = identity.name_addr(self.domain())
@@ -183,11 +180,11 @@ class CallProxy:
             self.secret, req.call_id, from_tag, caller_from if identity_from is not None else None
         )
         txn.context = ctx
-        if self.events.subscribers:
+        if CallStarted in self.events.wanted:
             self.events.emit(CallStarted(req.call_id, now, party, number, record.callee_account,
                                          trunk.name if trunk else None))
         self.dialogs.start(record, now)
-        self.stack.respond(txn, self.stack.make_response(txn_request, 100, "Trying"), now)
+        self.stack.respond(txn, trying, now)
         ctx.timers.append(self.stack.call_at(now + TIMER_C, lambda t: self._give_up(ctx, t)))
         if target is not None:
             self._ring_account(ctx, target, now)
@@ -336,7 +333,7 @@ class CallProxy:
             dbr = ctx.dialogs.get(br.branch)
             if dbr is not None and resp.to.tag:
                 self.dialogs.set_state(ctx.record, dbr, DialogState.EARLY, now)
-            if first and dbr is not None and self.events.subscribers:
+            if first and dbr is not None and BranchRinging in self.events.wanted:
                 self.events.emit(BranchRinging(ctx.record.call_id, now, dbr.account, dbr.device, dbr.position))
             self._upstream(ctx, resp, now)
 
@@ -360,7 +357,7 @@ class CallProxy:
         dbr = ctx.dialogs.get(br.branch) or DialogBranch(br.branch, None, None, None)
         self.dialogs.confirm(rec, dbr, resp.to.tag, ctx.targets.get(br.branch), now)
         self.dialogs.terminate_branches(rec, now, keep=dbr)
-        if self.events.subscribers:
+        if CallAnswered in self.events.wanted:
             number = ctx.account.number if ctx.account is not None else ctx.target_number
             self.events.emit(CallAnswered(rec.call_id, now, dbr.account, dbr.device, dbr.position, number))
         self._release(ctx)
@@ -476,7 +473,7 @@ class CallProxy:
         base.uri = f"sip:{number}@{domain}"
         ctx.loop_key = None
         ctx.target_number = number
-        if self.events.subscribers:
+        if CallForwarded in self.events.wanted:
             self.events.emit(CallForwarded(ctx.record.call_id, now, diverted, str(cause), number))
         target = self.directory.account_for(number)
         if target is not None:
@@ -504,7 +501,12 @@ class CallProxy:
             return
         ctx.done = True
         self._stop_timers(ctx)
-        self.replier.reply(ctx.txn, status, reason)
+        txn = ctx.txn
+        if txn.request is not None:
+            resp = self.stack.make_response(txn.request, status, reason)
+            if ctx.record.identity_from is not None:  # the request was rewritten in place for the callee
+                resp.headers.set("From", ctx.record.caller_from)
+            self.stack.respond(txn, resp, now)
         self._failed(ctx, status, cause, now)
         self._release(ctx)
 
@@ -525,7 +527,7 @@ class CallProxy:
     def _failed(self, ctx: CallContext, status: int, cause: FailCause, now: float) -> None:
         rec = ctx.record
         self.dialogs.end(rec.call_id, now)
-        if self.events.subscribers:
+        if CallFailed in self.events.wanted:
             account = ctx.account.number if ctx.account is not None else None
             self.events.emit(CallFailed(rec.call_id, now, status, cause, account))
 
@@ -537,7 +539,7 @@ class CallProxy:
     def forget_stale_calls(self, now: float) -> None:
         """Answered calls with no BYE for the dialog limit are over (a phone died mid-call)."""
         for rec in self.dialogs.sweep(now):
-            if rec.answered is not None and self.events.subscribers:
+            if rec.answered is not None and CallEnded in self.events.wanted:
                 self.events.emit(CallEnded(rec.call_id, now, EndCause.EXPIRED, None))
 
     # ------------------------------------------------------------------ CANCEL

@@ -83,7 +83,8 @@ FROM_PARAM = "onf"  # the caller's From as it sent it (base64url), when we rewro
 
 
 def route_signature(secret: bytes, call_id: str, tag: str, original_from: str = "") -> str:
-    mac = hmac.new(secret, f"{call_id}\0{tag}\0{original_from}".encode(), hashlib.sha256).digest()[:12]
+    """A 96-bit keyed BLAKE2s MAC (one C call: cheaper than HMAC on the call path)."""
+    mac = hashlib.blake2s(f"{call_id}\0{tag}\0{original_from}".encode(), key=secret[:32], digest_size=12).digest()
     return base64.urlsafe_b64encode(mac).decode()
 
 
