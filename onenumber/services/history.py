@@ -9,9 +9,9 @@ nothing), `answered elsewhere` (a device of another account took it, e.g. a pick
 `no answer` (nothing could ring), `failed`; for an outgoing row: `answered`, `busy`,
 `declined`, `no answer`, `failed`.
 
-`HistoryWriter` subscribes to the bus, keeps a summary per live call, and writes rows in
-batches from its own task (every second), never on the call path: an answered call's rows
-are written at answer and again, with end and duration, when it ends.
+`HistoryWriter` subscribes to the bus, keeps a summary per live call, and writes its rows
+when the call is over (failed, or ended after an answer), in batches from its own task
+(every second), never on the call path.
 """
 
 from __future__ import annotations
@@ -161,7 +161,6 @@ class HistoryWriter:
         elif isinstance(event, CallAnswered):
             call.answered_at = event.at
             call.answered_by = Party(event.number, "", event.account, event.device, event.position)
-            self._write(call)
         elif isinstance(event, CallFailed):
             call.ended_at = event.at
             call.fail_cause = event.cause

@@ -8,7 +8,7 @@ row at answer, then with its end and duration) updates it, and a replayed batch 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .repository import Store
 
 MISSED = "missed"
+FIELDS: tuple[str, ...] = ()  # HistoryRow's field names, set below
 KEY = ("account", "call_id", "direction")
 
 
@@ -40,7 +41,10 @@ class HistoryRow:
     forward_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in FIELDS}
+
+
+FIELDS = tuple(f.name for f in fields(HistoryRow))
 
 
 def _upsert(store: Store) -> Any:

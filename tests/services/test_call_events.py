@@ -18,6 +18,7 @@ from onenumber.services.events import (
     CallStarted,
     DialogChanged,
     DialogState,
+    EndCause,
     EventBus,
     FailCause,
 )
@@ -53,6 +54,8 @@ def rows_of(net: Net, events: list) -> dict[tuple[str, str], object]:
     writer = HistoryWriter(None, EventBus(), net.directory)
     for e in events:
         writer.on_event(e)
+    for call_id in list(writer.calls):  # calls still up: hang them up, rows are written at the end
+        writer.on_event(CallEnded(call_id, net.now + 60, EndCause.BYE, "caller"))
     for r in writer.pending:
         rows[(r.account, r.direction)] = r
     assert calls == {}
