@@ -50,6 +50,27 @@ def run_core(name: str, code: Path, out: Path, history: bool) -> dict[tuple[str,
     return {(names[b["name"]], 0.0): b["stats"]["median"] * 1e6 for b in data["benchmarks"] if b["name"] in names}
 
 
+def count_instructions(name: str, code: Path, out: Path, history: bool, n: int) -> dict[tuple[str, float], float]:
+    """Instructions per operation under callgrind: (run with n) - (run with 0), divided by n."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(code), ONENUMBER_BENCH_HISTORY="1" if history else "0")
+    script = ROOT / "bench" / "count_core.py"  # the same driver for every checkout: only the code differs
+    result: dict[tuple[str, float], float] = {}
+    for what in ("register", "call"):
+        totals = []
+        for count in (0, n):
+            cg = out / f"{what}-{count}.callgrind"
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}", sys.executable, str(script),
+                   what, str(count)]
+            print(f"[{name}] {what} x{count}", flush=True)
+            subprocess.run(cmd, env=env, cwd=code, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=3600)
+            line = next(x for x in cg.read_text().splitlines() if x.startswith(("summary:", "totals:")))
+            totals.append(int(line.split()[1]))
+        result[(what, 0.0)] = (totals[1] - totals[0]) / n
+    return result
+
+
 def cpu_table(report: dict) -> dict[tuple[str, float], float]:
     """(part, rate) → server CPU µs per operation."""
     out: dict[tuple[str, float], float] = {}
@@ -71,6 +92,8 @@ def main() -> int:
     ap.add_argument("--register-rates", default="1000,2000")
     ap.add_argument("--call-rates", default="300,500")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "compare")
+    ap.add_argument("--instructions", type=int, metavar="N",
+                    help="count instructions of N sans-IO exchanges under callgrind (repeatable on a busy machine)")
     ap.add_argument("--core", action="store_true",
                     help="compare the sans-IO core benchmarks (bench_core.py, no sockets) instead of SIPp load")
     args = ap.parse_args()
@@ -81,6 +104,13 @@ def main() -> int:
                        stdout=subprocess.DEVNULL)
         try:
             for r in range(args.rounds):
+                if args.instructions:
+                    n = args.instructions
+                    results["base"].append(count_instructions("base", base, args.out / f"ir-base-{r}", False, n))
+                    results["no-history"].append(
+                        count_instructions("no-history", ROOT, args.out / f"ir-nohist-{r}", False, n))
+                    results["history"].append(count_instructions("history", ROOT, args.out / f"ir-hist-{r}", True, n))
+                    continue
                 if args.core:
                     results["base"].append(run_core("base", base, args.out / f"core-base-{r}", False))
                     results["no-history"].append(run_core("no-history", ROOT, args.out / f"core-nohist-{r}", False))
@@ -93,7 +123,8 @@ def main() -> int:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
     keys = sorted(set().union(*[set(t) for runs in results.values() for t in runs]))
-    lines = [f"server CPU per operation (µs, median of {args.rounds} rounds), base = {args.base}", "",
+    unit = "instructions (callgrind)" if args.instructions else "server CPU µs"
+    lines = [f"{unit} per operation (median of {args.rounds} rounds), base = {args.base}", "",
              "| operation | rate/s | base | seam, no history | vs base | seam + history | vs base "
              "| history vs no history |",
              "|---|---|---|---|---|---|---|---|"]
@@ -102,7 +133,7 @@ def main() -> int:
                for k, runs in results.items()}
         b, n, h = med["base"], med["no-history"], med["history"]
         lines.append(f"| {'authenticated REGISTER' if part == 'register' else 'forked call'} | "
-                     f"{'sans-IO core' if args.core else f'{rate:g}'} | {b:.0f} | "
+                     f"{'sans-IO core' if args.core or args.instructions else f'{rate:g}'} | {b:.0f} | "
                      f"{n:.0f} | {100 * (n / b - 1):+.1f} % | {h:.0f} | {100 * (h / b - 1):+.1f} % | "
                      f"{100 * (h / n - 1):+.1f} % |")
     lines += ["", "each round: " + json.dumps({k: [{f"{p}@{r:g}": round(v) for (p, r), v in t.items()} for t in runs]
