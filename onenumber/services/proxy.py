@@ -98,6 +98,8 @@ class CallContext:
     loop_key: str | None = None  # loop_hash of `base`, reset when the call is retargeted
     caller_device: str | None = None  # auth username of the calling device: it never rings itself
     route_params: str = ""  # the signature our Record-Route carries
+    unreachable: set[str] = field(default_factory=set)  # branches that failed without an answer (transport)
+    replanned: bool = False
 
     # the stack hands client-transaction results to the transaction's context
     def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
@@ -401,6 +403,8 @@ class CallProxy:
         if ctx.plan is not None and ctx.next_stage < len(ctx.plan.stages):
             self._start_stages(ctx, ctx.attempt, ctx.next_stage, now)  # nobody left ringing: don't wait
             return
+        if current and all(b.branch in ctx.unreachable for b in current) and self._replan(ctx, current, now):
+            return
         best = best_response(current)
         statuses = [b.status for b in current if b.status is not None]
         decision = after_branches(ctx.plan, statuses, best.status if best else None)
@@ -411,9 +415,30 @@ class CallProxy:
         else:
             self._finish(ctx, 480, "Temporarily Unavailable", now, FailCause.FAILED)
 
+    def _replan(self, ctx: CallContext, tried: list[Branch], now: float) -> bool:
+        """Every device rung was unreachable (its connection closed, e.g. a web phone's tab):
+        plan the call again, once, if the devices able to ring now are others (in exclusive mode
+        the fallback to the other devices), instead of failing a call someone could take."""
+        account = ctx.account
+        if ctx.replanned or account is None:
+            return False
+        plan = plan_call(account, self.directory.devices(account.number), self.location.get(account.number),
+                         self.dialogs.call_state(account.number), now)
+        uris = {b.request.uri for b in tried if b.request is not None}
+        if plan.immediate is not None or not any(
+            bd.contact not in uris for stage in plan.stages for bd in stage.bindings
+        ):
+            return False
+        ctx.replanned = True
+        log.info("call %s: every device rung is unreachable; ringing the account again", ctx.record.call_id)
+        self._ring_account(ctx, account, now)
+        return True
+
     def on_timeout(self, ctx: CallContext, txn: ClientTxn, now: float) -> None:
         br = ctx.branches.get(txn.branch)
         if br is not None and (br.pending or br.state is BranchState.CANCELLED):
+            if br.pending:
+                ctx.unreachable.add(br.branch)
             self._branch_failed(ctx, br, 408, None, now)
 
     def on_stray_response(self, resp: Response, source: Source, now: float) -> None:

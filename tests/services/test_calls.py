@@ -252,3 +252,25 @@ def test_dnd_answers_busy_without_ringing() -> None:
     out = net.send(invite("1000", TRUNK), TRUNK)
     assert not requests_to(out, D0, "INVITE") and not requests_to(out, D1, "INVITE")
     assert [r.status for r in responses_to(out, TRUNK[1])] == [100, 486]
+
+
+def test_exclusive_device_whose_connection_closes_while_ringing_falls_back_at_once() -> None:
+    """Issue 8's instant fallback: the selected web phone's socket closes while only it rings;
+    its binding goes and the call rings the other devices now, not after a timeout."""
+    from onenumber.routing.model import DeviceKind
+
+    alice, devs = make_account("1000", "Alice", 2, ring_mode=RingMode.EXCLUSIVE, selected_device=1)
+    from onenumber.settings import Trunk
+
+    devs[1] = replace(devs[1], kind=DeviceKind.WEBPHONE)
+    net = Net([alice], devs, trunks=(Trunk("gw", TRUNK[0], TRUNK[1]),))
+    net.bind(devs[0], D0)
+    net.bind(devs[1], D1, transport="ws", flow="ws-7")
+    out = net.send(invite("1000", TRUNK), TRUNK)
+    assert not requests_to(out, D0, "INVITE")
+    (web,) = [m for s, m in out if s.conn == "ws-7"]
+    net.router.on_flow_closed("ws-7", net.now)
+    out = net.drain()
+    assert requests_to(out, D0, "INVITE"), "the deskphone rings as soon as the web phone is gone"
+    assert net.location.get("1000") and all(b.flow is None for b in net.location.get("1000"))
+    assert web is not None
