@@ -700,3 +700,25 @@ def history(server: Server, number: str, count: int, timeout: float = 8.0, *args
 def one_call(rows: list[dict]) -> dict:
     assert len(rows) == 1, rows
     return rows[0]
+
+
+def tls_server(workdir: Path) -> tuple[Server, int, object]:
+    """A started server with SIP over TLS on its own port, a certificate from a test CA (trustme),
+    and a client SSLContext that trusts it."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_path)
+    cert.private_key_pem.write_to_path(key_path)
+    tls_port = free_port()
+    srv = Server(workdir / "server", extra=["--tls-cert", str(cert_path), "--tls-key", str(key_path),
+                                            "--tls-port", str(tls_port)])
+    srv.start()
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return srv, tls_port, ctx

@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from onenumber.sip.auth import authorize
 from onenumber.sip.headers import NameAddr
 from onenumber.sip.message import Request, Response
 
-from .harness import LOOPBACK, Server, add_accounts, free_port
+from .harness import LOOPBACK, Server, add_accounts
+from .harness import tls_server as start_tls_server
 from .sockpeer import SDP, SocketPeer
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -34,18 +34,7 @@ _numbers = itertools.count(2000, 2)
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int, ssl.SSLContext]]:
-    tmp = tmp_path_factory.mktemp("indialog")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(cert_path)
-    cert.private_key_pem.write_to_path(key_path)
-    tls_port = free_port()
-    srv = Server(tmp / "server", extra=["--tls-cert", str(cert_path), "--tls-key", str(key_path),
-                                        "--tls-port", str(tls_port)])
-    srv.start()
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
+    srv, tls_port, ctx = start_tls_server(tmp_path_factory.mktemp("indialog"))
     try:
         yield srv, tls_port, ctx
     finally:

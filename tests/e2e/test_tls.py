@@ -10,27 +10,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-import trustme
 
 from onenumber.sip.auth import authorize
 from onenumber.sip.message import Response, parse
 
-from .harness import LOOPBACK, Server, free_port
+from .harness import LOOPBACK
+from .harness import tls_server as start_tls_server
 
 
 @pytest.fixture
 def tls_server(tmp_path: Path):
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(cert_path)
-    cert.private_key_pem.write_to_path(key_path)
-    tls_port = free_port()
-    srv = Server(tmp_path / "server", extra=["--tls-cert", str(cert_path), "--tls-key", str(key_path),
-                                             "--tls-port", str(tls_port)])
-    srv.start()
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
+    srv, tls_port, ctx = start_tls_server(tmp_path)
     try:
         yield srv, tls_port, ctx
     finally:
