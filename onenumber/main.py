@@ -163,10 +163,17 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     http = None
     if config.http_port:
         from .api.app import create_app, start_http
+        from .transport.websocket import sip_websocket_endpoint
 
-        http = await start_http(create_app(store=store, directory=directory, location=location), config)
+        app = create_app(store=store, directory=directory, location=location)
+        ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
+        app.router.add_websocket_route("/sip", sip_websocket_endpoint(driver, ws_transport))
+        stack.local[ws_transport] = (host, config.http_port)
+        http = await start_http(app, config, ws_ping_seconds=directory.settings.ws_ping_seconds)
         tasks.append(http.task)
     transports = "UDP+TCP" + (f", TLS on {tls_port}" if tls_port else "")
+    if config.http_port:
+        transports += f", {'WSS' if tls_port else 'WS'} on {config.http_port}/sip"
     log.info(
         "OneNumber listening: SIP %s:%d (%s), HTTP %s:%d, realm %s, %d binding(s) restored",
         config.bind, config.sip_port, transports, config.bind, config.http_port, realm, location.count(),
