@@ -153,6 +153,12 @@ async def _serve(config: ServerConfig, store: Store) -> None:
             core.proxy.forget_stale_calls(now)
             driver.pump()
 
+    from .media.relay import MediaRelay
+
+    # the WebRTC <-> RTP relay; `media.bridge` is what the call engine drives (offer/answer/delete)
+    media = MediaRelay.start(directory.settings.rtpengine, host if host != "0.0.0.0" else "127.0.0.1",
+                             config.data_dir / "rtpengine.log")
+    log.info("%s", media.status)
     tasks = [
         loop.create_task(location.run_flusher()),
         loop.create_task(directory.watch(store, config.reload_interval)),
@@ -188,6 +194,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver.close()
     if http is not None:
         await http.stop()
+    await media.stop()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
