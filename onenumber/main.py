@@ -174,6 +174,11 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         app = create_app(store=store, directory=directory, location=location)
         ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
         app.router.add_websocket_route("/sip", sip_websocket_endpoint(driver, ws_transport))
+        from .web.pages import built, mount_phone
+
+        mount_phone(app)
+        if not built():
+            log.info("the web phone page is not built (make web): /phone will say so")
         stack.local[ws_transport] = (host, config.http_port)
         http = await start_http(app, config, ws_ping_seconds=directory.settings.ws_ping_seconds)
         tasks.append(http.task)
