@@ -22,7 +22,8 @@ DEFAULT_TRUSTED_NETWORKS = (
     "fc00::/7",
 )
 DIGEST_ALGORITHMS = ("MD5", "SHA-256")
-DEFAULT_MD5_ONLY_AGENTS = ("baresip v0.", "baresip v1.")
+# JsSIP (the web phone) reads only the last WWW-Authenticate and answers MD5 only
+DEFAULT_MD5_ONLY_AGENTS = ("baresip v0.", "baresip v1.", "JsSIP")
 TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
 
 
@@ -43,7 +44,7 @@ class Settings:
     auth_max_usernames: int = 5
     history_retention_days: int = 365
     # User-Agent substrings of phones that give up when a challenge offers SHA-256 next to MD5
-    # (libre/baresip before 2.x): they are challenged with MD5 only.
+    # (libre/baresip before 2.x; JsSIP 3.x, which keeps the last challenge): challenged with MD5 only.
     md5_only_user_agents: tuple[str, ...] = DEFAULT_MD5_ONLY_AGENTS
     # a WebSocket (web phone) that stops answering pings is closed, and its bindings dropped,
     # within this many seconds (a ping every half of it, each given the other half to answer)
