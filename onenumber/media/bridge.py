@@ -75,14 +75,17 @@ def needs_bridge(caller_transport: str, caller_sdp: str | bytes | None, callee_t
 _COMMON: dict[str, Any] = {"replace": ["origin", "session-connection"]}
 
 
-def to_webrtc_params() -> dict[str, Any]:
-    """SDP rewritten for a browser: ICE candidates of the relay, DTLS-SRTP (the relay passive, so
-    the browser starts the handshake), RTCP multiplexed, a=mid on each stream."""
+def to_webrtc_params(*, answer: bool = False) -> dict[str, Any]:
+    """SDP rewritten for a browser: ICE candidates of the relay, DTLS-SRTP, RTCP multiplexed,
+    a=mid on each stream. In an offer the relay says `actpass` and takes the passive role the
+    browser's answer leaves it; in an answer to a browser's `actpass` offer the relay is the
+    active side: it already began the handshake as soon as ICE was up after the offer (a
+    passive answer there leaves Chromium's DTLS stuck in `connecting`, seen with rtpengine 10.5)."""
     return {
         **_COMMON,
         "transport-protocol": "UDP/TLS/RTP/SAVPF",
         "ICE": "force",
-        "DTLS": "passive",
+        "DTLS": "active" if answer else "passive",
         "rtcp-mux": ["require"],
         "flags": ["generate-mid"],
         "SDES": ["off"],
@@ -100,9 +103,10 @@ def to_rtp_params() -> dict[str, Any]:
     }
 
 
-def ng_params(to_webrtc: bool) -> dict[str, Any]:
-    """The ng parameters of an offer or answer whose SDP goes to a WebRTC peer (or a plain RTP one)."""
-    return to_webrtc_params() if to_webrtc else to_rtp_params()
+def ng_params(to_webrtc: bool, *, answer: bool = False) -> dict[str, Any]:
+    """The ng parameters of an offer (or, with `answer`, an answer) whose SDP goes to a WebRTC
+    peer (or a plain RTP one)."""
+    return to_webrtc_params(answer=answer) if to_webrtc else to_rtp_params()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +169,7 @@ class MediaBridge:
         client = self._need()
         text = sdp.decode("utf-8", "replace") if isinstance(sdp, bytes) else sdp
         try:
-            out = await client.answer(call_id, from_tag, to_tag, text, ng_params(to_webrtc))
+            out = await client.answer(call_id, from_tag, to_tag, text, ng_params(to_webrtc, answer=True))
         except NgError as exc:
             log.warning("rtpengine answer for %s failed: %s", call_id, exc)
             raise BridgeUnavailable(RELAY_FAILED_REASON) from exc

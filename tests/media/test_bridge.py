@@ -82,6 +82,9 @@ def test_ng_params_each_direction() -> None:
     assert rtp["transport-protocol"] == "RTP/AVP"
     assert rtp["ICE"] == "remove" and rtp["DTLS"] == "off"
     assert web is not ng_params(True)  # a fresh dict each time: callers may add to it
+    # answering a browser's actpass offer, the relay takes the active DTLS role (see to_webrtc_params)
+    assert ng_params(True, answer=True)["DTLS"] == "active"
+    assert ng_params(False, answer=True) == rtp
 
 
 def test_no_relay_configured_is_488_with_a_reason() -> None:
