@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint bench clean peers
+WEB    := onenumber/web/phone
+
+.PHONY: run test lint bench clean peers runtime-peers web
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: installing python3-venv"; \
@@ -19,13 +21,28 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed runtime-peers web
 	$(BIN)/onenumber serve --demo $(ARGS)
 
 peers:
 	@scripts/install-peers.sh
 
-test: $(VENV)/.installed-test peers
+runtime-peers:
+	@scripts/install-peers.sh --runtime
+
+# The web phone page (/phone): JsSIP bundled by esbuild into $(WEB)/dist (git-ignored), when npm exists.
+web:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(WEB)/dist/phone.js; \
+	else echo "npm not installed: the web phone page is not built (scripts/install-peers.sh installs nodejs, npm)"; fi
+
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB)/dist/phone.js: $(WEB)/node_modules/.installed $(WEB)/build.mjs $(wildcard $(WEB)/src/*)
+	cd $(WEB) && npm run build
+
+test: $(VENV)/.installed-test peers web
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)
@@ -42,4 +59,4 @@ bench: $(VENV)/.installed-bench peers
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info $(WEB)/node_modules $(WEB)/dist

@@ -153,6 +153,12 @@ async def _serve(config: ServerConfig, store: Store) -> None:
             core.proxy.forget_stale_calls(now)
             driver.pump()
 
+    from .media.relay import MediaRelay
+
+    # the WebRTC <-> RTP relay; `media.bridge` is what the call engine drives (offer/answer/delete)
+    media = MediaRelay.start(directory.settings.rtpengine, host if host != "0.0.0.0" else "127.0.0.1",
+                             config.data_dir / "rtpengine.log")
+    log.info("%s", media.status)
     tasks = [
         loop.create_task(location.run_flusher()),
         loop.create_task(directory.watch(store, config.reload_interval)),
@@ -163,10 +169,22 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     http = None
     if config.http_port:
         from .api.app import create_app, start_http
+        from .transport.websocket import sip_websocket_endpoint
 
-        http = await start_http(create_app(store=store, directory=directory, location=location), config)
+        app = create_app(store=store, directory=directory, location=location)
+        ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
+        app.router.add_websocket_route("/sip", sip_websocket_endpoint(driver, ws_transport))
+        from .web.pages import built, mount_phone
+
+        mount_phone(app)
+        if not built():
+            log.info("the web phone page is not built (make web): /phone will say so")
+        stack.local[ws_transport] = (host, config.http_port)
+        http = await start_http(app, config, ws_ping_seconds=directory.settings.ws_ping_seconds)
         tasks.append(http.task)
     transports = "UDP+TCP" + (f", TLS on {tls_port}" if tls_port else "")
+    if config.http_port:
+        transports += f", {'WSS' if tls_port else 'WS'} on {config.http_port}/sip"
     log.info(
         "OneNumber listening: SIP %s:%d (%s), HTTP %s:%d, realm %s, %d binding(s) restored",
         config.bind, config.sip_port, transports, config.bind, config.http_port, realm, location.count(),
@@ -181,6 +199,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver.close()
     if http is not None:
         await http.stop()
+    await media.stop()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

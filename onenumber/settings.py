@@ -22,7 +22,8 @@ DEFAULT_TRUSTED_NETWORKS = (
     "fc00::/7",
 )
 DIGEST_ALGORITHMS = ("MD5", "SHA-256")
-DEFAULT_MD5_ONLY_AGENTS = ("baresip v0.", "baresip v1.")
+# JsSIP (the web phone) reads only the last WWW-Authenticate and answers MD5 only
+DEFAULT_MD5_ONLY_AGENTS = ("baresip v0.", "baresip v1.", "JsSIP")
 TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
 
 
@@ -43,8 +44,14 @@ class Settings:
     auth_max_usernames: int = 5
     history_retention_days: int = 365
     # User-Agent substrings of phones that give up when a challenge offers SHA-256 next to MD5
-    # (libre/baresip before 2.x): they are challenged with MD5 only.
+    # (libre/baresip before 2.x; JsSIP 3.x, which keeps the last challenge): challenged with MD5 only.
     md5_only_user_agents: tuple[str, ...] = DEFAULT_MD5_ONLY_AGENTS
+    # a WebSocket (web phone) that stops answering pings is closed, and its bindings dropped,
+    # within this many seconds (a ping every half of it, each given the other half to answer)
+    ws_ping_seconds: int = 20
+    # the media relay for WebRTC <-> RTP calls: "auto" (start our own rtpengine when installed),
+    # "off", or the "host:port" of a running rtpengine's ng control socket
+    rtpengine: str = "auto"
 
     @classmethod
     def from_rows(cls, rows: Mapping[str, str]) -> Settings:
@@ -144,6 +151,25 @@ def _agents(text: str) -> str:
     return ",".join(items)
 
 
+def _rtpengine(text: str) -> str:
+    text = text.strip().lower()
+    if text in ("auto", "off"):
+        return text
+    host, sep, port = text.rpartition(":")
+    if sep and is_host(host.strip("[]")) and port.isdigit() and 0 < int(port) < 65536:
+        return text
+    raise ValueError(f"rtpengine must be 'auto', 'off' or the host:port of rtpengine's ng socket (got {text!r}); "
+                     "e.g. 127.0.0.1:2223")
+
+
+def rtpengine_address(value: str) -> tuple[str, int] | None:
+    """The ng address a `host:port` setting names; None for `auto` and `off`."""
+    if value in ("auto", "off"):
+        return None
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def _int_range(key: str, low: int, high: int) -> Callable[[str], str]:
     def check(text: str) -> str:
         try:
@@ -183,6 +209,9 @@ _SPECS: dict[str, _Spec] = {
     "history_retention_days": _Spec(_int_range("history_retention_days", 1, 36500), int, str,
                                     "days call history rows are kept"),
     "md5_only_user_agents": _Spec(_agents, _split, ",".join, "User-Agents challenged with MD5 only"),
+    "ws_ping_seconds": _Spec(_int_range("ws_ping_seconds", 2, 3600), int, str,
+                             "seconds before a silent WebSocket (web phone) is closed and its binding dropped"),
+    "rtpengine": _Spec(_rtpengine, str, str, "media relay for WebRTC calls: auto, off or host:port (ng socket)"),
     "auth_block_seconds": _Spec(_int_range("auth_block_seconds", 0, 86400), int, str, "block duration"),
 }
 

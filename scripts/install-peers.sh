@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# The real SIP peers the end-to-end tests drive: SIPp, baresip, sipsak (Debian packages).
+# The real peers the end-to-end tests drive and the programs the server uses beside itself:
+# SIPp, baresip, sipsak (SIP peers), rtpengine (the media relay of the web phone), Chromium
+# (the web phone's tests) and Node/npm (to build the web phone's page). Debian packages.
 set -euo pipefail
 cd "$(dirname "$0")"
+# With --runtime (used by `make run`): only what the server itself uses (rtpengine, node/npm).
 missing=()
-command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
-command -v baresip >/dev/null 2>&1 || missing+=(baresip)
-command -v sipsak >/dev/null 2>&1 || missing+=(sipsak)
+if [ "${1:-}" != "--runtime" ]; then
+  command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+  command -v baresip >/dev/null 2>&1 || missing+=(baresip)
+  command -v sipsak >/dev/null 2>&1 || missing+=(sipsak)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
+command -v rtpengine >/dev/null 2>&1 || missing+=(rtpengine-daemon)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing test peers: ${missing[*]}"
+  echo "installing peers: ${missing[*]}"
   ./apt-install.sh "${missing[@]}"
 fi

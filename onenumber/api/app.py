@@ -78,11 +78,18 @@ class HttpServer:
             self.task.cancel()
 
 
-async def start_http(app: FastAPI, config: ServerConfig) -> HttpServer:
+async def start_http(app: FastAPI, config: ServerConfig, *, ws_ping_seconds: float = 20.0) -> HttpServer:
+    """Serve `app` on the HTTP port (HTTPS, and so WSS for the web phone, when a certificate is
+    configured). WebSocket pings go out every half of `ws_ping_seconds`, each given the other
+    half to be answered: a silent socket is closed within `ws_ping_seconds`."""
     import uvicorn
 
+    tls: dict[str, Any] = {}
+    if config.tls_cert and config.tls_key:
+        tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
     ucfg = uvicorn.Config(
-        app, host=config.bind, port=config.http_port, log_level="warning", lifespan="off", loop="none"
+        app, host=config.bind, port=config.http_port, log_level="warning", lifespan="off", loop="none",
+        ws_ping_interval=ws_ping_seconds / 2, ws_ping_timeout=ws_ping_seconds / 2, **tls,
     )
     server = uvicorn.Server(ucfg)
     # uvicorn's own signal handlers would take Ctrl-C from ours

@@ -16,7 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 from ..services.events import EventBus
 from ..sip.errors import ParseError
@@ -24,6 +24,19 @@ from ..sip.framing import StreamFramer
 from ..sip.stack import Send, Source, Stack
 
 log = logging.getLogger("onenumber.transport")
+
+
+class Connection(Protocol):
+    """A reliable connection the stack can send on: TCP/TLS here, WebSocket in `websocket.py`."""
+
+    conn_id: str
+    transport: str
+    remote: tuple[str, int]
+    local: tuple[str, int]
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Driver:
@@ -35,7 +48,7 @@ class Driver:
         self.max_message = max_message
         self.loop = asyncio.get_running_loop()
         self.udp_default: asyncio.DatagramTransport | None = None
-        self.connections: dict[str, StreamConnection] = {}
+        self.connections: dict[str, Connection] = {}
         self.by_peer: dict[tuple[str, str, int], str] = {}  # (transport, host, port) → conn id
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
@@ -150,11 +163,11 @@ class Driver:
     def new_conn_id(self, transport: str) -> str:
         return f"{transport}-{next(self._ids)}"
 
-    def connection_made(self, conn: StreamConnection) -> None:
+    def connection_made(self, conn: Connection) -> None:
         self.connections[conn.conn_id] = conn
         self.by_peer[(conn.transport, conn.remote[0], conn.remote[1])] = conn.conn_id
 
-    def connection_lost(self, conn: StreamConnection) -> None:
+    def connection_lost(self, conn: Connection) -> None:
         self.connections.pop(conn.conn_id, None)
         key = (conn.transport, conn.remote[0], conn.remote[1])
         if self.by_peer.get(key) == conn.conn_id:

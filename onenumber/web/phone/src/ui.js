@@ -1,0 +1,161 @@
+// What the page shows: small functions over the DOM of index.html. No network, no SIP here.
+
+export const $ = (id) => document.getElementById(id);
+
+const STATE_TEXT = {
+  offline: 'Signed out',
+  connecting: 'Connecting…',
+  registered: 'Registered',
+  lost: 'Connection lost — retrying',
+  failed: 'Registration refused',
+  stopped: 'Signed out',
+};
+
+export function showRegState(state, detail = {}) {
+  const el = $('reg-state');
+  let text = STATE_TEXT[state] || state;
+  if (state === 'lost' && detail.attempts > 1) text += ` (attempt ${detail.attempts})`;
+  if (state === 'failed' && detail.reason) text += ` (${detail.reason})`;
+  el.textContent = text;
+  el.dataset.state = state;
+}
+
+export function showError(message) {
+  const el = $('error');
+  el.textContent = message || '';
+  el.hidden = !message;
+}
+
+export function showLoginError(message) {
+  const el = $('login-error');
+  el.textContent = message || '';
+  el.hidden = !message;
+}
+
+export function showScreen(name) {
+  $('login').hidden = name !== 'login';
+  $('phone').hidden = name !== 'phone';
+  if (name === 'login') $('login-username').focus();
+}
+
+export function showMe(me) {
+  $('me-name').textContent = me.name || '';
+  $('me-number').textContent = me.number || '';
+}
+
+const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
+
+/** Fill a pad container with 12 buttons; `onKey(key)` is called for each press. */
+export function buildPad(container, onKey) {
+  container.replaceChildren();
+  for (const key of KEYS) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = key;
+    b.dataset.key = key;
+    b.setAttribute('aria-label', key === '*' ? 'star' : key === '#' ? 'hash' : key);
+    b.addEventListener('click', () => onKey(key));
+    container.append(b);
+  }
+}
+
+export function deviceLabel(d) {
+  if (d.kind === 'webphone') return 'Web phone (this browser)';
+  const kind = d.kind ? d.kind.charAt(0).toUpperCase() + d.kind.slice(1) : 'Device';
+  return d.label ? `${d.label} (${kind.toLowerCase()})` : `${kind} ${d.position}`;
+}
+
+export function showDevices(me) {
+  const sel = $('device-select');
+  sel.replaceChildren();
+  for (const d of me.devices || []) {
+    const o = document.createElement('option');
+    o.value = String(d.position);
+    o.textContent = deviceLabel(d);
+    sel.append(o);
+  }
+  if (me.selected_device != null) sel.value = String(me.selected_device);
+  $('device-note').textContent = me.ring_mode === 'exclusive' ? '' : `(now: ${me.ring_mode || 'all devices'})`;
+}
+
+function fmtDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds || 0));
+  const m = Math.floor(s / 60);
+  const h = Math.floor(m / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m % 60).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+export function startTimer(el, since = Date.now()) {
+  el.textContent = '0:00';
+  const id = setInterval(() => { el.textContent = fmtDuration((Date.now() - since) / 1000); }, 500);
+  return () => clearInterval(id);
+}
+
+export function showIncoming(party) {
+  $('incoming-name').textContent = party.name || party.number || 'Unknown caller';
+  $('incoming-number').textContent = party.name ? party.number : '';
+  $('incoming').hidden = false;
+  $('answer').focus();
+}
+
+export function hideIncoming() {
+  $('incoming').hidden = true;
+}
+
+export function showInCall(party, status) {
+  $('call-name').textContent = party.name || party.number || '';
+  $('call-number').textContent = party.name ? party.number : '';
+  $('call-status').textContent = status;
+  $('incall').hidden = false;
+  $('dialer').hidden = true;
+}
+
+export function setCallStatus(status) {
+  $('call-status').textContent = status;
+}
+
+export function hideInCall() {
+  $('incall').hidden = true;
+  $('dialer').hidden = false;
+  $('dtmf').hidden = true;
+  $('keypad-toggle').setAttribute('aria-expanded', 'false');
+  setPressed('hold', false, 'Hold', 'Resume');
+  setPressed('mute', false, 'Mute', 'Unmute');
+}
+
+export function setPressed(id, on, offText, onText) {
+  const b = $(id);
+  b.setAttribute('aria-pressed', on ? 'true' : 'false');
+  b.textContent = on ? onText : offText;
+}
+
+const OUTCOME_TEXT = { answered: 'answered', missed: 'missed', busy: 'busy', failed: 'failed', cancelled: 'cancelled' };
+
+export function showHistory(rows, onPick) {
+  const list = $('history');
+  list.replaceChildren();
+  if (!rows || rows.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'muted';
+    li.textContent = 'No calls yet.';
+    list.append(li);
+    return;
+  }
+  for (const r of rows) {
+    const li = document.createElement('li');
+    const who = document.createElement('button');
+    who.type = 'button';
+    const arrow = r.direction === 'outgoing' ? '↗' : '↙';
+    who.textContent = `${arrow} ${r.other_name || r.other_number}${r.other_name ? ` (${r.other_number})` : ''}`;
+    who.setAttribute('aria-label', `Call ${r.other_name || ''} ${r.other_number}`.trim());
+    who.addEventListener('click', () => onPick(r.other_number));
+    const info = document.createElement('span');
+    const when = r.started_at ? new Date(r.started_at).toLocaleString() : '';
+    const outcome = OUTCOME_TEXT[r.outcome] || r.outcome || '';
+    info.textContent = `${when} · ${r.answered_at ? fmtDuration(r.duration) : outcome}`;
+    info.className = r.outcome === 'missed' ? 'missed' : 'muted';
+    li.append(who, info);
+    list.append(li);
+  }
+}
