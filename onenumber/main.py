@@ -23,6 +23,7 @@ from .services.core import build_core
 from .services.directory import Directory
 from .services.history import HistoryWriter
 from .services.location import Location
+from .services.media_glue import MediaGlue
 from .store import Store
 from .transport.driver import Driver, listen_stream, listen_udp
 
@@ -159,6 +160,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     media = MediaRelay.start(directory.settings.rtpengine, host if host != "0.0.0.0" else "127.0.0.1",
                              config.data_dir / "rtpengine.log")
     log.info("%s", media.status)
+    MediaGlue(media.bridge, core.media, core.events, driver.pump)
     tasks = [
         loop.create_task(location.run_flusher()),
         loop.create_task(directory.watch(store, config.reload_interval)),

@@ -18,6 +18,7 @@ from .events import EventBus
 from .gate import Gate
 from .indialog import InDialogRelay
 from .location import Location
+from .media import MediaSeam
 from .proxy import CallProxy
 from .registrar import Registrar
 from .replies import Replier
@@ -34,6 +35,7 @@ class SipCore:
     dialogs: Dialogs
     events: EventBus
     local: LocalAddresses
+    media: MediaSeam
 
 
 def build_core(
@@ -51,16 +53,17 @@ def build_core(
     replier = Replier(stack, clock)
     local = LocalAddresses(stack, directory, local_hosts)
     dialogs = Dialogs(events)
+    media = MediaSeam(events)
     gate = Gate(directory, replier, secret=secret, realm=realm)
     registrar = Registrar(directory, location, replier, local.is_local)
     proxy = CallProxy(stack, replier, directory, location, dialogs, events, secret=secret, realm=realm,
-                      domain=local.domain)
+                      domain=local.domain, media=media)
     in_dialog = InDialogRelay(stack, replier, dialogs, location, events, secret=secret, realm=realm,
-                              is_own_uri=local.is_own_uri)
+                              is_own_uri=local.is_own_uri, media=media)
     router = Router(
         stack=stack, replier=replier, directory=directory, location=location, local=local, gate=gate,
         registrar=registrar, proxy=proxy, in_dialog=in_dialog, packages=EventPackages(replier),
     )
     stack.tu = router
     location.events = events
-    return SipCore(stack, router, gate, proxy, in_dialog, dialogs, events, local)
+    return SipCore(stack, router, gate, proxy, in_dialog, dialogs, events, local, media)

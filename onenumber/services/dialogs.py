@@ -47,6 +47,7 @@ class CallRecord:
     answered_at: float | None = None
     callee_target: Target | None = None
     state: DialogState = DialogState.TRYING  # the caller's side
+    media: tuple[bool, bool] | None = None  # bridged: (caller speaks WebRTC, callee speaks WebRTC)
 
     @property
     def callee_tag(self) -> str | None:

@@ -146,13 +146,29 @@ class BindingChanged:
     reason: str  # register | unregister | expired | connection-closed | replaced
 
 
+@dataclass(frozen=True, slots=True)
+class MediaRequest:
+    """An action, not a report: the call waits until the glue answers it. Rewrite `sdp` through
+    the media relay (an offer when `to_tag` is None, else an answer) for a peer that speaks
+    WebRTC (`to_webrtc`) or plain RTP, then call `CallProxy.media_done(token, new_sdp, now)`
+    (`None` when the relay failed)."""
+
+    token: int
+    call_id: str
+    from_tag: str
+    to_tag: str | None
+    sdp: bytes
+    to_webrtc: bool
+
+
 Event = (
     CallStarted | BranchRinging | CallForwarded | CallAnswered | CallFailed | CallEnded | DialogChanged
-    | BindingChanged
+    | BindingChanged | MediaRequest
 )
 Subscriber = Callable[[Event], None]
 EVENT_TYPES: tuple[type, ...] = (
     CallStarted, BranchRinging, CallForwarded, CallAnswered, CallFailed, CallEnded, DialogChanged, BindingChanged,
+    MediaRequest,
 )
 
 ERROR_LOG_INTERVAL = 60.0

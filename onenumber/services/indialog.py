@@ -27,6 +27,7 @@ from .dialogs import CallRecord, Dialogs
 from .events import CallEnded, EndCause, EventBus
 from .gate import strip_own_credentials
 from .location import Location
+from .media import MediaSeam
 from .replies import Replier
 
 log = logging.getLogger("onenumber.indialog")
@@ -45,6 +46,8 @@ class Relay:
     method: str
     from_header: str | None = None  # the requester's From, when we rewrote it
     to_header: str | None = None  # the requester's To, when we rewrote it
+    answer_to_webrtc: bool | None = None  # a bridged call: the SDP answer goes back through the relay
+    tags: tuple[str, str] = ("", "")  # the request's From and To tags, for the relay
 
     def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
         self.owner.on_response(self, txn, resp, now)
@@ -78,7 +81,9 @@ class InDialogRelay:
         secret: bytes,
         realm: str,
         is_own_uri: Callable[[SipUri], bool],
+        media: MediaSeam,
     ) -> None:
+        self.media = media
         self.stack = stack
         self.replier = replier
         self.dialogs = dialogs
@@ -140,8 +145,30 @@ class InDialogRelay:
         if req.method == "BYE":
             self._ended(req.call_id, checked.side, now)
         txn.context = relay
+        rec = checked.record
+        if rec is not None and rec.media is not None and fwd.body:
+            self._bridge_offer(relay, rec.media, checked.side, req, fwd, target)
+            return True
         self.stack.send_request(fwd, target, now, context=relay)
         return True
+
+    def _bridge_offer(self, relay: Relay, media: tuple[bool, bool], side: str, req: Request, fwd: Request,
+                      target: Target) -> None:
+        """A re-INVITE or UPDATE with SDP in a bridged call (hold, resume, a new codec): its offer,
+        and then its answer, go through the media relay like the first ones did."""
+        caller_webrtc, callee_webrtc = media
+        relay.answer_to_webrtc = caller_webrtc if side == CALLER else callee_webrtc
+        relay.tags = (req.from_.tag or "", req.to.tag or "")
+
+        def send(sdp: bytes | None, at: float) -> None:
+            if sdp is None:
+                self.replier.reply(relay.txn, 488, "Not Acceptable Here (the media relay did not answer)")
+                return
+            fwd.set_body(sdp)
+            self.stack.send_request(fwd, target, at, context=relay)
+
+        self.media.request(req.call_id, relay.tags[0], None, fwd.body,
+                           callee_webrtc if side == CALLER else caller_webrtc, send)
 
     def on_ack(self, req: Request, source: Source, now: float) -> None:
         """ACK for a 2xx: relayed statelessly along the route set (§16.11 behaviour)."""
@@ -207,6 +234,16 @@ class InDialogRelay:
     # ------------------------------------------------------------------ responses
     def on_response(self, relay: Relay, txn: ClientTxn, resp: Response, now: float) -> None:
         if resp.status == 100:
+            return
+        if relay.answer_to_webrtc is not None and resp.body and resp.status < 300:
+            to_webrtc, relay.answer_to_webrtc = relay.answer_to_webrtc, None  # once: retransmissions pass
+
+            def go_on(sdp: bytes | None, at: float) -> None:
+                if sdp is not None:
+                    resp.set_body(sdp)
+                self.on_response(relay, txn, resp, at)
+
+            self.media.request(resp.call_id, relay.tags[0], relay.tags[1], resp.body, to_webrtc, go_on)
             return
         pop_own_via(resp)
         if relay.from_header is not None:

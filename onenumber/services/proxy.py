@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from ..media.bridge import NO_RELAY_REASON, RELAY_FAILED_REASON, BridgePlan
 from ..routing.failure import (
     Cause,
     after_branches,
@@ -65,6 +66,7 @@ from .events import (
 )
 from .gate import strip_own_credentials
 from .location import Location
+from .media import MediaSeam
 from .replies import Replier
 
 log = logging.getLogger("onenumber.proxy")
@@ -100,6 +102,9 @@ class CallContext:
     route_params: str = ""  # the signature our Record-Route carries
     unreachable: set[str] = field(default_factory=set)  # branches that failed without an answer (transport)
     replanned: bool = False
+    bridged: dict[str, BridgePlan] = field(default_factory=dict)  # branches whose SDP goes through the relay
+    answer_sdp: dict[str, bytes] = field(default_factory=dict)  # a bridged branch's rewritten 2xx SDP
+    fail_reason: str | None = None  # the reason phrase when the proxy itself ends the call (no relay)
 
     # the stack hands client-transaction results to the transaction's context
     def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
@@ -125,7 +130,9 @@ class CallProxy:
         secret: bytes,
         realm: str,
         domain: Callable[[], str],
+        media: MediaSeam | None = None,
     ) -> None:
+        self.media = media or MediaSeam(events)
         self.stack = stack
         self.replier = replier
         self.directory = directory
@@ -281,7 +288,57 @@ class CallProxy:
         dbr = DialogBranch(branch, account, auth_username, position)
         ctx.dialogs[branch] = dbr
         self.dialogs.branch(ctx.record, dbr, now)
+        plan = self.media.plan(ctx.txn.source.transport, fwd.body, target.transport)
+        if plan is not None:
+            self._bridge_offer(ctx, br, fwd, target, plan, now)
+            return
         self.stack.send_request(fwd, target, now, context=ctx)
+
+    # ------------------------------------------------------------------ the media relay
+    def _bridge_offer(self, ctx: CallContext, br: Branch, fwd: Request, target: Target, plan: BridgePlan,
+                      now: float) -> None:
+        """The two sides speak differently (WebRTC ↔ RTP): the INVITE leaves once the relay has
+        rewritten its offer. With no relay, this device cannot be reached (488, and why)."""
+        ctx.bridged[br.branch] = plan
+        if not self.media.relay_ready():
+            ctx.fail_reason = NO_RELAY_REASON
+            self._branch_failed(ctx, br, 488, None, now)
+            return
+
+        def send(sdp: bytes | None, at: float) -> None:
+            if ctx.done or br.state is not BranchState.TRYING:
+                br.state = BranchState.FAILED  # cancelled or decided while the relay worked
+                br.status = br.status or 487
+                self._check_done(ctx, at)
+                return
+            if sdp is None:
+                ctx.fail_reason = RELAY_FAILED_REASON
+                self._branch_failed(ctx, br, 488, None, at)
+                return
+            fwd.set_body(sdp)
+            self.stack.send_request(fwd, target, at, context=ctx)
+
+        self.media.request(ctx.record.call_id, ctx.record.caller_tag, None, fwd.body, plan.offer_to_webrtc, send)
+
+    def _bridge_answer(self, ctx: CallContext, br: Branch, txn: ClientTxn, resp: Response, now: float) -> bool:
+        """A bridged branch's 18x/2xx SDP goes to the caller once the relay has rewritten it;
+        True when the response now waits for that."""
+        plan = ctx.bridged[br.branch]
+        known = ctx.answer_sdp.get(br.branch)
+        if known is not None and resp.status >= 200:  # a 2xx retransmission: rewritten already
+            resp.set_body(known)
+            return False
+
+        def go_on(sdp: bytes | None, at: float) -> None:
+            if sdp is not None:
+                resp.set_body(sdp)
+                if resp.status >= 200:
+                    ctx.answer_sdp[br.branch] = sdp
+            self._dispatch_response(ctx, br, resp, at)
+
+        self.media.request(ctx.record.call_id, ctx.record.caller_tag, resp.to.tag, resp.body,
+                           plan.answer_to_webrtc, go_on)
+        return True
 
     def _to_trunk(self, ctx: CallContext, number: str, now: float) -> None:
         trunk = self.directory.trunk_for(number)
@@ -309,6 +366,13 @@ class CallProxy:
         br = ctx.branches.get(txn.branch)
         if br is None:
             return
+        if ctx.bridged and resp.body and 100 < resp.status < 300 and br.branch in ctx.bridged and (
+            self._bridge_answer(ctx, br, txn, resp, now)
+        ):
+            return
+        self._dispatch_response(ctx, br, resp, now)
+
+    def _dispatch_response(self, ctx: CallContext, br: Branch, resp: Response, now: float) -> None:
         status = resp.status
         if status < 200:
             self._provisional(ctx, br, resp, now)
@@ -356,6 +420,9 @@ class CallProxy:
             if other is not br:
                 self._cancel_branch(ctx, other, REASON_COMPLETED_ELSEWHERE, now)
         rec = ctx.record
+        bridged = ctx.bridged.get(br.branch)
+        if bridged is not None:  # re-INVITEs of this call go through the relay too
+            rec.media = (bridged.answer_to_webrtc, bridged.offer_to_webrtc)
         dbr = ctx.dialogs.get(br.branch) or DialogBranch(br.branch, None, None, None)
         self.dialogs.confirm(rec, dbr, resp.to.tag, ctx.targets.get(br.branch), now)
         self.dialogs.terminate_branches(rec, now, keep=dbr)
@@ -539,7 +606,9 @@ class CallProxy:
         self, ctx: CallContext, resp: Response | None, status: int, now: float, cause: FailCause
     ) -> None:
         if resp is None:
-            self._finish(ctx, status, "Request Timeout" if status == 408 else "Temporarily Unavailable", now, cause)
+            reason = ctx.fail_reason if status == 488 and ctx.fail_reason else (
+                "Request Timeout" if status == 408 else "Temporarily Unavailable")
+            self._finish(ctx, status, reason, now, cause)
             return
         if ctx.done:
             return

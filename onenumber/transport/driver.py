@@ -67,14 +67,18 @@ class Driver:
 
     def pump(self) -> None:
         """Send what the stack queued, hand out the call events, and arm the next timer."""
-        outbox = self.stack.outbox
-        if outbox:
-            self.stack.outbox = []
-            for item in outbox:
-                self._send(item)
         events = self.events
-        if events is not None and events.queue:
-            events.dispatch()
+        while True:
+            outbox = self.stack.outbox
+            if outbox:
+                self.stack.outbox = []
+                for item in outbox:
+                    self._send(item)
+            if events is None or not events.queue:
+                break
+            events.dispatch()  # a subscriber may make the core send more: loop once more
+            if not self.stack.outbox and not events.queue:
+                break
         deadline = self.stack.next_timer()
         if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from onenumber.routing.model import Account, Binding, Device, DeviceKind
 from onenumber.services.core import build_core
 from onenumber.services.directory import Directory
-from onenumber.services.events import Event
+from onenumber.services.events import Event, MediaRequest
 from onenumber.services.location import Location
 from onenumber.settings import Settings, Trunk
 from onenumber.sip.auth import authorize
@@ -57,10 +57,32 @@ class Net:
         return self.drain()
 
     def drain(self) -> list[tuple[Send, Request | Response]]:
-        out = [(s, parse(s.data, stream=True)) for s in self.stack.outbox]
-        self.stack.outbox = []
-        self.core.events.dispatch()
-        return out
+        out: list[tuple[Send, Request | Response]] = []
+        while True:  # as the driver: a subscriber may make the core send more
+            out += [(s, parse(s.data, stream=True)) for s in self.stack.outbox]
+            self.stack.outbox = []
+            if not self.core.events.dispatch() and not self.stack.outbox:
+                return out
+
+    def fake_relay(self, *, answer_now: bool = True) -> list[MediaRequest]:
+        """Stand in for rtpengine: every MediaRequest gets its SDP back marked with where it went
+        (`a=relayed:webrtc` or `a=relayed:rtp`), at once or when the test calls `relay_answer`."""
+        asked: list[MediaRequest] = []
+        self.core.media.relay_ready = lambda: True
+
+        def on_request(event: Event) -> None:
+            assert isinstance(event, MediaRequest)
+            asked.append(event)
+            if answer_now:
+                self.relay_answer(event)
+
+        self.core.events.subscribe(on_request, MediaRequest)
+        return asked
+
+    def relay_answer(self, req: MediaRequest, *, fail: bool = False) -> None:
+        kind = "webrtc" if req.to_webrtc else "rtp"
+        sdp = None if fail else req.sdp + f"a=relayed:{kind}\r\n".encode()
+        self.core.media.done(req.token, sdp, self.now)
 
     def take_events(self) -> list[Event]:
         """The call events emitted since the last call, in order."""

@@ -266,6 +266,7 @@ def test_exclusive_device_whose_connection_closes_while_ringing_falls_back_at_on
     net = Net([alice], devs, trunks=(Trunk("gw", TRUNK[0], TRUNK[1]),))
     net.bind(devs[0], D0)
     net.bind(devs[1], D1, transport="ws", flow="ws-7")
+    net.fake_relay()
     out = net.send(invite("1000", TRUNK), TRUNK)
     assert not requests_to(out, D0, "INVITE")
     (web,) = [m for s, m in out if s.conn == "ws-7"]
