@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint bench clean peers
+.PHONY: run test lint bench clean peers greeting
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: installing python3-venv"; \
@@ -19,13 +19,19 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed greeting
 	$(BIN)/onenumber serve --demo $(ARGS)
 
 peers:
 	@scripts/install-peers.sh
 
-test: $(VENV)/.installed-test peers
+# the default voicemail greeting, spoken by espeak-ng when absent (never committed: /data/ is ignored)
+greeting: data/greeting-default.wav
+
+data/greeting-default.wav: | $(VENV)/.installed
+	$(BIN)/python -m onenumber.media.greeting $@
+
+test: $(VENV)/.installed-test peers greeting
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 
