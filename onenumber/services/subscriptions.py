@@ -2,14 +2,15 @@
 
 `Subscriptions` keeps one `Subscription` per dialog (the notifier side): a SUBSCRIBE
 creates, refreshes or ends it, `notify` builds the NOTIFY as a `sip.message.Request` from
-the stored dialog (route set from Record-Route, remote target from Contact, our tag and
-theirs, our CSeq counting up), and `expire(now)` pops the subscriptions whose time is up
+the stored `sip.dialog.Dialog` (route set from Record-Route, remote target from Contact,
+our tag and theirs, our CSeq counting up), and `expire(now)` pops the subscriptions whose time is up
 from a heap so the caller can send their final `terminated;reason=timeout` NOTIFY.
 `may_watch` / `may_subscribe` say who may watch whom.
 
 What the caller (the services' I/O glue) does: authenticate the SUBSCRIBE like any
-request, send the answer `on_subscribe` returns, render the body for each NOTIFY (the
-`render` callback: `sip.bodies` does the XML), put a Via on the NOTIFY and send it
+request, send the answer `on_subscribe` returns (`Answer.response(req)`: it carries the
+dialog's To tag, so do not build it with `Stack.make_response`, which makes a new one),
+render the body for each NOTIFY (the `render` callback: `sip.bodies` does the XML), put a Via on the NOTIFY and send it
 through the stack towards `Subscription.flow` (the connection or address the SUBSCRIBE
 came from, kept opaque here), call `expire(now)` when `next_expiry()` is due, and call
 `notify_failed` when a NOTIFY gets a 481 or times out.
@@ -35,10 +36,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..sip.bodies import DIALOG_INFO_TYPE, MESSAGE_SUMMARY_TYPE, PIDF_TYPE
+from ..sip.dialog import Dialog, response_for
 from ..sip.errors import ParseError
-from ..sip.headers import NameAddr, get_param, parse_params
-from ..sip.message import Headers, Request
-from ..sip.uri import SipUri
+from ..sip.headers import get_param, parse_params
+from ..sip.message import Request, Response
 
 
 class Package(StrEnum):
@@ -78,23 +79,16 @@ class Subscription:
     event_id: str | None  # the Event header's id parameter
     watcher: str  # the subscribing account's number
     target: str  # the watched account's number
-    call_id: str
-    local_tag: str  # ours (the To tag of our 200)
-    remote_tag: str  # theirs (the From tag of the SUBSCRIBE)
-    local_uri: str  # the SUBSCRIBE's To URI: who we speak for
-    remote_uri: str  # the SUBSCRIBE's From URI
-    remote_target: str  # the SUBSCRIBE's Contact URI
-    route_set: tuple[str, ...]  # Record-Route values, in order (§12.1.1)
-    remote_cseq: int
+    dialog: Dialog  # the SUBSCRIBE's dialog, our side the UAS
     expires_at: float
     flow: object = None  # where the SUBSCRIBE came from (a stack Source), for the glue
-    local_cseq: int = 0
     notifies: int = 0  # NOTIFYs built so far: the next dialog-info version
     state: State = State.ACTIVE
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
-        return _key(self.call_id, self.local_tag, self.remote_tag, self.package, self.event_id)
+        d = self.dialog
+        return _key(d.call_id, d.local_tag, d.remote_tag, self.package, self.event_id)
 
     @property
     def version(self) -> int:
@@ -118,6 +112,11 @@ class Answer:
     headers: tuple[tuple[str, str], ...] = ()
     subscription: Subscription | None = None
     notify: Request | None = None  # send after the answer
+
+    def response(self, req: Request) -> Response:
+        """The answer to `req`, with the subscription's To tag (the one its NOTIFYs carry)."""
+        tag = self.subscription.dialog.local_tag if self.subscription is not None else None
+        return response_for(req, self.status, self.reason, tag, list(self.headers))
 
 
 # -- who may watch whom -------------------------------------------------------------------
@@ -239,25 +238,11 @@ class Subscriptions:
             return self._refresh(req, package, event_id, to_tag, expires, render, now, flow)
         if not allowed:
             return Answer(403, "Forbidden")
-        contacts = req.contacts
-        if not contacts:
+        try:
+            dialog = Dialog.from_request(req, self.new_tag())
+        except ValueError:
             return Answer(400, "Bad Request (SUBSCRIBE without Contact)")
-        sub = Subscription(
-            package=package,
-            event_id=event_id,
-            watcher=watcher,
-            target=target,
-            call_id=req.call_id,
-            local_tag=self.new_tag(),
-            remote_tag=req.from_.tag or "",
-            local_uri=str(req.to.uri),
-            remote_uri=str(req.from_.uri),
-            remote_target=str(contacts[0].uri),
-            route_set=tuple(str(r) for r in req.record_routes),
-            remote_cseq=req.cseq.number,
-            expires_at=now + expires,
-            flow=flow,
-        )
+        sub = Subscription(package, event_id, watcher, target, dialog, now + expires, flow)
         if expires == 0:  # a fetch: one NOTIFY, nothing kept (RFC 6665 §4.4.3)
             notify = self._build(sub, render, now, reason="timeout")
             return Answer(200, "OK", self._ok_headers(sub, 0), sub, notify)
@@ -271,12 +256,12 @@ class Subscriptions:
         sub = self.by_key.get(_key(req.call_id, to_tag, req.from_.tag or "", package, event_id))
         if sub is None:
             return Answer(481, "Subscription Does Not Exist")
-        if req.cseq.number <= sub.remote_cseq:
+        if req.cseq.number <= sub.dialog.remote_cseq:
             return Answer(500, "Server Internal Error (CSeq out of order)")
-        sub.remote_cseq = req.cseq.number
+        sub.dialog.remote_cseq = req.cseq.number
         contacts = req.contacts
         if contacts:  # a target refresh (§12.2.2)
-            sub.remote_target = str(contacts[0].uri)
+            sub.dialog.remote_target = str(contacts[0].uri)
         if flow is not None:
             sub.flow = flow
         if expires == 0:
@@ -307,23 +292,17 @@ class Subscriptions:
     def _build(self, sub: Subscription, render: Render, now: float, *, reason: str | None = None) -> Request:
         body = render(sub)
         sub.notifies += 1
-        sub.local_cseq += 1
         if reason is None:
             sub_state = f"active;expires={sub.remaining(now)}"
         else:
             sub.state = State.TERMINATED
             sub_state = f"terminated;reason={reason}"
-        return build_in_dialog(
-            "NOTIFY",
-            sub,
-            [
-                ("Event", sub.package.value + (f";id={sub.event_id}" if sub.event_id else "")),
-                ("Subscription-State", sub_state),
-                ("Contact", f"<{self.contact}>"),
-                ("Content-Type", CONTENT_TYPES[sub.package]),
-            ],
-            body,
-        )
+        extra = [
+            ("Event", sub.package.value + (f";id={sub.event_id}" if sub.event_id else "")),
+            ("Subscription-State", sub_state),
+            ("Contact", f"<{self.contact}>"),
+        ]
+        return sub.dialog.request("NOTIFY", extra, body, CONTENT_TYPES[sub.package])
 
     def notify_failed(self, sub: Subscription, status: int | None) -> None:
         """A NOTIFY was answered `status` (None: it timed out): 481, 408 and timeouts end it
@@ -371,33 +350,6 @@ class Subscriptions:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def build_in_dialog(method: str, dialog: Subscription, extra: list[tuple[str, str]], body: bytes = b"") -> Request:
-    """A request inside a dialog where we were the UAS (RFC 3261 §12.2.1.1): Request-URI is
-    the remote target and Route the route set, or strict routing when its first hop has no
-    `lr`. The dialog's `local_cseq` must already count this request. No Via: the caller's
-    stack adds one with a fresh branch."""
-    uri = dialog.remote_target
-    routes = list(dialog.route_set)
-    if routes:
-        first = NameAddr.parse(routes[0])
-        if not (isinstance(first.uri, SipUri) and first.uri.has_param("lr")):
-            uri = str(first.uri)
-            routes = [*routes[1:], f"<{dialog.remote_target}>"]
-    h = Headers()
-    for r in routes:
-        h.add("Route", r)
-    h.add("Max-Forwards", "70")
-    h.add("From", f"<{dialog.local_uri}>;tag={dialog.local_tag}")
-    h.add("To", f"<{dialog.remote_uri}>" + (f";tag={dialog.remote_tag}" if dialog.remote_tag else ""))
-    h.add("Call-ID", dialog.call_id)
-    h.add("CSeq", f"{dialog.local_cseq} {method}")
-    for name, value in extra:
-        h.add(name, value)
-    req = Request(method, uri, h)
-    req.set_body(body)
-    return req
-
-
 def _event(value: str) -> tuple[str | None, tuple]:
     """`dialog;id=1` → ("dialog", params); a malformed header → (None, ())."""
     name, _, rest = value.strip().partition(";")
@@ -437,7 +389,6 @@ __all__ = [
     "SubscriptionPolicy",
     "Subscriptions",
     "WatchSettings",
-    "build_in_dialog",
     "may_subscribe",
     "may_watch",
     "parse_watch_rule",

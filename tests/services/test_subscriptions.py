@@ -64,9 +64,13 @@ def test_new_subscription_answers_200_and_notifies(subs):
     assert ("Expires", "600") in ans.headers
     assert ("Contact", f"<{CONTACT}>") in ans.headers
     sub = ans.subscription
-    assert sub.local_tag == "t1" and sub.remote_tag == "ft1"
-    assert sub.remote_target == "sip:1001@10.0.0.2:5080;transport=udp"
+    assert sub.dialog.local_tag == "t1" and sub.dialog.remote_tag == "ft1"
+    assert sub.dialog.remote_target == "sip:1001@10.0.0.2:5080;transport=udp"
     assert len(subs) == 1 and list(subs.for_target(Package.DIALOG, "1000")) == [sub]
+    resp = ans.response(subscribe())
+    assert resp.status == 200 and resp.to.tag == "t1" and resp.headers.get("expires") == "600"
+    assert subs.on_subscribe(subscribe(event="x"), "1001", "1000", render_dialog, 100.0).response(
+        subscribe()).to.tag is None
     n = ans.notify
     assert n.method == "NOTIFY"
     assert n.uri == "sip:1001@10.0.0.2:5080;transport=udp"
@@ -168,7 +172,7 @@ def test_refresh_and_unsubscribe(subs):
         render_dialog, 100.0,
     )
     assert ans.status == 200 and ans.subscription is sub
-    assert sub.expires_at == 1000.0 and sub.remote_target == "sip:1001@10.0.0.7:5090"
+    assert sub.expires_at == 1000.0 and sub.dialog.remote_target == "sip:1001@10.0.0.7:5090"
     assert ans.notify.uri == "sip:1001@10.0.0.7:5090"
     assert ans.notify.headers.get("subscription-state") == "active;expires=900"
     # a refresh that is not newer
@@ -191,7 +195,7 @@ def test_expiry_heap(subs):
     c = subs.on_subscribe(subscribe(expires=300, call_id="c"), "1003", "1000", render_dialog, 0.0).subscription
     assert subs.next_expiry() == 100.0
     # a is refreshed to 400: its old heap entry goes stale
-    subs.on_subscribe(subscribe(to_tag=a.local_tag, cseq=2, expires=400, call_id="a"), "1001", "1000",
+    subs.on_subscribe(subscribe(to_tag=a.dialog.local_tag, cseq=2, expires=400, call_id="a"), "1001", "1000",
                       render_dialog, 0.0)
     assert subs.next_expiry() == 200.0
     assert subs.expire(199.0) == []
