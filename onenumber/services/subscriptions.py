@@ -82,6 +82,7 @@ class Subscription:
     dialog: Dialog  # the SUBSCRIBE's dialog, our side the UAS
     expires_at: float
     flow: object = None  # where the SUBSCRIBE came from (a stack Source), for the glue
+    device: str = ""  # the subscribing device's auth username (who already gets NOTIFYs)
     notifies: int = 0  # NOTIFYs built so far: the next dialog-info version
     state: State = State.ACTIVE
 
@@ -211,6 +212,7 @@ class Subscriptions:
         *,
         allowed: bool = True,
         flow: object = None,
+        device: str = "",
     ) -> Answer:
         """Handle an authenticated SUBSCRIBE from `watcher`'s device for `target`'s state.
 
@@ -242,7 +244,7 @@ class Subscriptions:
             dialog = Dialog.from_request(req, self.new_tag())
         except ValueError:
             return Answer(400, "Bad Request (SUBSCRIBE without Contact)")
-        sub = Subscription(package, event_id, watcher, target, dialog, now + expires, flow)
+        sub = Subscription(package, event_id, watcher, target, dialog, now + expires, flow, device)
         if expires == 0:  # a fetch: one NOTIFY, nothing kept (RFC 6665 §4.4.3)
             notify = self._build(sub, render, now, reason="timeout")
             return Answer(200, "OK", self._ok_headers(sub, 0), sub, notify)
