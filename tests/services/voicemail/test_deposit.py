@@ -21,8 +21,8 @@ from onenumber.services.voicemail.deposit import (
     REJECTED,
     DepositCall,
     DepositSettings,
-    Phase,
 )
+from onenumber.services.voicemail.ua import CallPhase, UaSettings
 from onenumber.sip.message import Request, parse
 
 # baresip 1.0.0's offer (as in tests/media/test_sdp.py)
@@ -66,9 +66,9 @@ def in_dialog(method: str, cseq: int, body: str = "") -> Request:
     return parse(text.encode())  # type: ignore[return-value]
 
 
-def call(**kw) -> DepositCall:
+def call(t1: float = 0.5, t2: float = 4.0, **kw) -> DepositCall:
     return DepositCall("1000", "m1", "/vm/1000/m1.wav", local_tag="vmtag", media_port=40000, session_id=5,
-                       received_at=1_700_000_000.0, settings=DepositSettings(**kw))
+                       received_at=1_700_000_000.0, settings=DepositSettings(**kw), ua=UaSettings(t1=t1, t2=t2))
 
 
 def kinds(actions) -> list[str]:
@@ -104,7 +104,7 @@ def test_the_whole_message():
     assert req.method == "BYE" and req.uri == "sip:1001@127.0.0.1:5080"
     assert req.headers.get("from") == "<sip:1000@127.0.0.1:25060>;tag=vmtag"
     assert c.on_bye_answered(200, 22.1) == [CloseMedia(), Finished(LEFT_MESSAGE)]
-    assert c.phase is Phase.DONE
+    assert c.phase is CallPhase.DONE
 
 
 def test_caller_hangs_up_while_recording():
@@ -117,7 +117,7 @@ def test_caller_hangs_up_while_recording():
     assert out[1] == StopRecording("hangup")
     assert c.on_bye(in_dialog("BYE", 2), 15.1)[0].response.status == 200  # retransmitted BYE
     end = c.on_recording_stopped(10.0, 15.2)
-    assert kinds(end) == ["SaveMessage", "CloseMedia", "Finished"]
+    assert kinds(end) == ["SaveMessage", "StopPlayback", "CloseMedia", "Finished"]
     assert end[-1] == Finished(LEFT_MESSAGE)
 
 
