@@ -1,0 +1,102 @@
+"""The voicemail user agent with a real phone: baresip leaves a message, then listens to it.
+
+The voicemail service runs in the test's event loop on its own stack (the standalone
+transaction user: no proxy yet), on a free UDP port; baresip 1.0 dials it directly
+(no registration). Leaving: baresip's 440 Hz tone lasts `tone_seconds`, then it hangs
+up; the stored WAV must be non-silent and as long as what was said after the beep.
+Listening: baresip dials the access number as the box's owner; the menu plays the message
+to its end (it becomes heard), times out and hangs up with our BYE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from onenumber.media.wav import peak, read_wav, write_wav
+from onenumber.services.voicemail.menu import MenuSettings
+from onenumber.services.voicemail.service import Prompts, StandaloneVoicemail, VoicemailService
+from onenumber.services.voicemail.store import DirectoryMessageStore
+from onenumber.sip.stack import Stack
+from onenumber.transport.driver import Driver, listen_udp
+
+from .baresip import Baresip, wav_peak
+from .harness import LOOPBACK, check_port, free_port
+
+GREETING_SECONDS = 1.0
+BEEP_SECONDS = 0.4
+
+
+async def _start_voicemail(tmp_path: Path, **kw):
+    port = check_port(free_port())
+    app = StandaloneVoicemail()
+    stack = Stack(app)
+    driver = Driver(stack)
+    transport = await listen_udp(driver, LOOPBACK, port, 1 << 20)
+    stack.local = {"udp": (LOOPBACK, port)}
+    greeting = tmp_path / "greeting.wav"
+    write_wav(greeting, b"\x00\x08" * int(8000 * GREETING_SECONDS))  # a quiet hum: audible, short
+    store = DirectoryMessageStore(tmp_path / "vm")
+    changes: list[str] = []
+    finished: list[tuple[str, str]] = []
+    svc = VoicemailService(
+        stack, store, recordings=tmp_path / "vm", prompts=Prompts(greeting), pump=driver.pump,
+        contact=f"sip:voicemail@{LOOPBACK}:{port}", on_change=changes.append,
+        on_finished=lambda box, outcome: finished.append((box, outcome)), **kw,
+    )
+    app.service = svc
+    return port, app, svc, store, changes, finished, transport
+
+
+async def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+
+
+async def test_baresip_leaves_a_message_then_listens(tmp_path: Path) -> None:
+    port, app, svc, store, changes, finished, transport = await _start_voicemail(tmp_path)
+    tone_seconds = 6.0
+    caller = Baresip(tmp_path / "caller", port, "1001", "1001", "x", regint=0, tone_seconds=tone_seconds)
+    try:
+        await asyncio.to_thread(caller.start)
+        await asyncio.to_thread(caller.dial, f"sip:1000@{LOOPBACK}:{port}")
+        await asyncio.to_thread(caller.wait_event, "CALL_ESTABLISHED", 5)
+        await asyncio.to_thread(caller.wait_event, "CALL_CLOSED", tone_seconds + 10)  # its tone ended
+        await _wait_for(lambda: finished, 5)
+        await svc.drain()
+    finally:
+        await asyncio.to_thread(caller.stop)
+    assert finished == [("1000", "voicemail")]
+    (msg,) = await store.list("1000")
+    assert msg.complete and msg.caller == "1001" and not msg.heard
+    rate, pcm = read_wav(msg.path)
+    recorded = len(pcm) / 2 / rate
+    assert abs(recorded - msg.duration) < 0.01
+    expected = tone_seconds - GREETING_SECONDS - BEEP_SECONDS
+    print(f"recorded {recorded:.2f} s, expected {expected:.2f} s")
+    assert abs(recorded - expected) <= 0.5, (recorded, expected)
+    assert peak(pcm) > 3000  # the 440 Hz tone, not silence
+    assert changes == ["1000"]
+
+    # the owner listens: intro, the message to its end (heard), the menu times out, goodbye, our BYE
+    app.menu = MenuSettings(menu_timeout=1.0, menu_repeats=0)
+    owner = Baresip(tmp_path / "owner", port, "1000", "1000", "x", regint=0, tone_seconds=30, record=True)
+    try:
+        await asyncio.to_thread(owner.start)
+        await asyncio.to_thread(owner.dial, f"sip:*98@{LOOPBACK}:{port}")
+        await asyncio.to_thread(owner.wait_event, "CALL_ESTABLISHED", 5)
+        await asyncio.to_thread(owner.wait_event, "CALL_CLOSED", msg.duration + 15)
+        await _wait_for(lambda: len(finished) == 2, 5)
+        await svc.drain()
+    finally:
+        await asyncio.to_thread(owner.stop)
+    assert finished[1] == ("1000", "listened")
+    assert (await store.list("1000"))[0].heard
+    assert changes == ["1000", "1000"]
+    heard = owner.recording_path()
+    assert heard is not None and wav_peak(heard) > 1000  # it heard the tone it had left
+    transport.close()
