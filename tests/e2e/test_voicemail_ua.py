@@ -100,3 +100,43 @@ async def test_baresip_leaves_a_message_then_listens(tmp_path: Path) -> None:
     heard = owner.recording_path()
     assert heard is not None and wav_peak(heard) > 1000  # it heard the tone it had left
     transport.close()
+
+
+async def test_baresip_ends_the_message_with_hash_and_deletes_it_by_dtmf(tmp_path: Path) -> None:
+    port, app, svc, store, changes, finished, transport = await _start_voicemail(tmp_path)
+    caller = Baresip(tmp_path / "caller", port, "1001", "1001", "x", regint=0, tone_seconds=30)
+    try:
+        await asyncio.to_thread(caller.start)
+        await asyncio.to_thread(caller.dial, f"sip:1000@{LOOPBACK}:{port}")
+        await asyncio.to_thread(caller.wait_event, "CALL_ESTABLISHED", 5)
+        await asyncio.sleep(GREETING_SECONDS + BEEP_SECONDS + 2.0)
+        await asyncio.to_thread(caller.command, "sndcode", "#")  # RFC 4733 telephone-event
+        closed = await asyncio.to_thread(caller.wait_event, "CALL_CLOSED", 10)  # our goodbye, then our BYE
+        await _wait_for(lambda: finished, 5)
+        await svc.drain()
+    finally:
+        await asyncio.to_thread(caller.stop)
+    assert finished == [("1000", "voicemail")], closed
+    (msg,) = await store.list("1000")
+    assert abs(msg.duration - 2.0) <= 0.5, msg.duration
+    assert changes == ["1000"]
+
+    # the box's second device listens and deletes the message with 7 while it plays
+    app.menu = MenuSettings(menu_timeout=5.0)
+    second = Baresip(tmp_path / "second", port, "1000", "1000_2", "x", regint=0, tone_seconds=30)
+    try:
+        await asyncio.to_thread(second.start)
+        await asyncio.to_thread(second.dial, f"sip:*98@{LOOPBACK}:{port}")
+        await asyncio.to_thread(second.wait_event, "CALL_ESTABLISHED", 5)
+        await asyncio.sleep(1.0)  # intro and "new message 1" are short beeps without espeak voices
+        await asyncio.to_thread(second.command, "sndcode", "7")
+        await asyncio.to_thread(second.wait_event, "CALL_CLOSED", 10)  # deleted, no more messages, goodbye
+        await _wait_for(lambda: len(finished) == 2, 5)
+        await svc.drain()
+    finally:
+        await asyncio.to_thread(second.stop)
+    assert finished[1] == ("1000", "listened")
+    assert await store.list("1000") == []
+    assert not Path(msg.path).exists()
+    assert changes[0] == "1000" and len(changes) in (2, 3)  # + "heard" if the 7 came after its end
+    transport.close()
