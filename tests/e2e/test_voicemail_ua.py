@@ -11,10 +11,13 @@ to its end (it becomes heard), times out and hangs up with our BYE.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from onenumber.media.wav import peak, read_wav, write_wav
+from onenumber.services.subscriptions import Package, SubscriptionPolicy, Subscriptions
 from onenumber.services.voicemail.menu import MenuSettings
 from onenumber.services.voicemail.service import Prompts, StandaloneVoicemail, VoicemailService
 from onenumber.services.voicemail.store import DirectoryMessageStore
@@ -22,7 +25,7 @@ from onenumber.sip.stack import Stack
 from onenumber.transport.driver import Driver, listen_udp
 
 from .baresip import Baresip, wav_peak
-from .harness import LOOPBACK, check_port, free_port
+from .harness import LOOPBACK, check_port, free_port, run_sipp
 
 GREETING_SECONDS = 1.0
 BEEP_SECONDS = 0.4
@@ -30,7 +33,10 @@ BEEP_SECONDS = 0.4
 
 async def _start_voicemail(tmp_path: Path, **kw):
     port = check_port(free_port())
-    app = StandaloneVoicemail()
+    tags = (f"mwi{i}" for i in itertools.count(1))
+    subs = Subscriptions(SubscriptionPolicy(packages=frozenset({Package.MESSAGE_SUMMARY})), lambda: next(tags),
+                         f"sip:voicemail@{LOOPBACK}:{port}")
+    app = StandaloneVoicemail(subscriptions=subs)
     stack = Stack(app)
     driver = Driver(stack)
     transport = await listen_udp(driver, LOOPBACK, port, 1 << 20)
@@ -42,7 +48,7 @@ async def _start_voicemail(tmp_path: Path, **kw):
     finished: list[tuple[str, str]] = []
     svc = VoicemailService(
         stack, store, recordings=tmp_path / "vm", prompts=Prompts(greeting), pump=driver.pump,
-        contact=f"sip:voicemail@{LOOPBACK}:{port}", on_change=changes.append,
+        contact=f"sip:voicemail@{LOOPBACK}:{port}", on_change=lambda box: (changes.append(box), app.notify_box(box))[1],
         on_finished=lambda box, outcome: finished.append((box, outcome)), **kw,
     )
     app.service = svc
@@ -103,7 +109,11 @@ async def test_baresip_leaves_a_message_then_listens(tmp_path: Path) -> None:
 
 
 async def test_baresip_ends_the_message_with_hash_and_deletes_it_by_dtmf(tmp_path: Path) -> None:
+    """With a SIPp device subscribed to the box's message-summary: no, then yes (1/0), then no."""
     port, app, svc, store, changes, finished, transport = await _start_voicemail(tmp_path)
+    sipp = run_sipp("mwi_subscribe.xml", SimpleNamespace(address=f"{LOOPBACK}:{port}", workdir=tmp_path),
+                    service="1000", timeout=45, background=True, workdir=tmp_path)
+    await _wait_for(lambda: len(app.subscriptions), 10)
     caller = Baresip(tmp_path / "caller", port, "1001", "1001", "x", regint=0, tone_seconds=30)
     try:
         await asyncio.to_thread(caller.start)
@@ -139,4 +149,6 @@ async def test_baresip_ends_the_message_with_hash_and_deletes_it_by_dtmf(tmp_pat
     assert await store.list("1000") == []
     assert not Path(msg.path).exists()
     assert changes[0] == "1000" and len(changes) in (2, 3)  # + "heard" if the 7 came after its end
+    out, _ = await asyncio.to_thread(sipp.communicate, timeout=20)
+    assert sipp.returncode == 0, out
     transport.close()

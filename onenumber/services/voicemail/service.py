@@ -36,9 +36,11 @@ from pathlib import Path
 from ...media.recorder import MAX_LENGTH, SILENCE, Recorder
 from ...media.rtp import RtpPacket, RtpSession, open_session
 from ...media.wav import WavWriter, load_greeting
+from ...sip.bodies import MessageSummary
 from ...sip.message import Request, Response
 from ...sip.stack import ClientTxn, ServerTxn, Source, Stack, Target, Timer
 from ...sip.uri import SipUri
+from ..subscriptions import Package, Subscription, Subscriptions, WatchSettings, may_subscribe
 from .actions import (
     Action,
     CloseMedia,
@@ -59,7 +61,8 @@ from .actions import (
 from .deposit import DepositCall, DepositSettings
 from .listen import ListenCall
 from .menu import MenuSettings
-from .store import MessageStore
+from .mwi import render_summary
+from .store import MessageStore, summary
 from .ua import AnsweringCall, UaSettings
 
 log = logging.getLogger("onenumber.voicemail")
@@ -151,6 +154,23 @@ class _Call:
 
 
 Hook = Callable[..., Awaitable[None] | None]
+
+
+def send_request(stack: Stack, req: Request, source: Source, now: float, *, context: object = None) -> ClientTxn:
+    """Send an in-dialog request of ours (no Via yet) back towards the peer that created the
+    dialog: its connection when it came over a stream, else the first Route or the
+    Request-URI. A Via for the transport the dialog's request came on is added."""
+    host, port = stack.local.get(source.transport, source.local)
+    req.headers.prepend("Via", f"SIP/2.0/{source.transport.upper()} {host}:{port};branch={stack.new_branch()};rport")
+    routes = req.routes
+    uri = routes[0].uri if routes else req.request_uri
+    if source.reliable and source.conn is not None:
+        target = Target(source.transport, source.remote[0], source.remote[1], source.conn)
+    elif isinstance(uri, SipUri):
+        target = Target(uri.transport or "udp", uri.host.strip("[]"), uri.port or 5060)
+    else:
+        target = Target("udp", source.remote[0], source.remote[1])
+    return stack.send_request(req, target, now, context=context)
 
 
 class VoicemailService:
@@ -387,23 +407,7 @@ class VoicemailService:
             self._feed(call, call.model.on_play_done(item, self.clock()))
 
     def _send_request(self, call: _Call, req: Request, now: float) -> None:
-        source = call.source
-        host, port = self.stack.local.get(source.transport, source.local)
-        req.headers.prepend(
-            "Via", f"SIP/2.0/{source.transport.upper()} {host}:{port};branch={self.stack.new_branch()};rport"
-        )
-        self.stack.send_request(req, self._target(req, source), now, context=call)
-
-    @staticmethod
-    def _target(req: Request, source: Source) -> Target:
-        """The first Route, else the Request-URI; the caller's connection when it is a stream."""
-        routes = req.routes
-        uri = routes[0].uri if routes else req.request_uri
-        if source.reliable and source.conn is not None:
-            return Target(source.transport, source.remote[0], source.remote[1], source.conn)
-        if isinstance(uri, SipUri):
-            return Target(uri.transport or "udp", uri.host.strip("[]"), uri.port or 5060)
-        return Target("udp", source.remote[0], source.remote[1])
+        send_request(self.stack, req, call.source, now, context=call)
 
     def _arm(self, call: _Call) -> None:
         deadline = None if call.done else call.model.next_timer()
@@ -450,32 +454,104 @@ class VoicemailService:
 
 
 class StandaloneVoicemail:
-    """A transaction user that is only the voicemail service (tests, a model for the proxy)."""
+    """A transaction user that is only the voicemail service, with message waiting over
+    SUBSCRIBE/NOTIFY (tests with real phones, and a model for wiring it into the proxy).
 
-    def __init__(self, access_number: str = "*98") -> None:
+    INVITE to the access number → listen to the caller's own box (the From user: no
+    authentication here, the proxy's job); any other INVITE → leave a message in the box
+    named by the Request-URI user; SUBSCRIBE `message-summary` → NOTIFYs on every change
+    of the box (`notify_box`, to be set as the service's `on_change`).
+    """
+
+    def __init__(self, access_number: str = "*98", subscriptions: Subscriptions | None = None) -> None:
         self.access_number = access_number
         self.service: VoicemailService | None = None  # attached after the stack exists
         self.menu = MenuSettings()
+        self.subscriptions = subscriptions
+        self.watch = WatchSettings()
+        self._expiry: Timer | None = None
+        self._expiry_at: float | None = None
 
     def _svc(self) -> VoicemailService:
         assert self.service is not None, "attach a VoicemailService first"
         return self.service
 
+    # ---------------------------------------------------------------- message waiting
+    async def summary(self, box: str) -> MessageSummary:
+        svc = self._svc()
+        host, port = svc.stack.local.get("udp", ("127.0.0.1", 0))
+        return summary([m for m in await svc.store.list(box) if m.complete],
+                       f"sip:{self.access_number}@{host}:{port}")
+
+    async def notify_box(self, box: str) -> None:
+        """Send every message-summary subscriber of `box` its new counts."""
+        subs = self.subscriptions
+        if subs is None:
+            return
+        render = render_summary(await self.summary(box))
+        svc = self._svc()
+        now = svc.clock()
+        for sub in list(subs.for_target(Package.MESSAGE_SUMMARY, box)):
+            self._send_notify(sub, subs.notify(sub, render, now), now)
+        svc.pump()
+
+    def _send_notify(self, sub: Subscription, req: Request, now: float) -> None:
+        source = sub.flow if isinstance(sub.flow, Source) else None
+        if source is None:
+            return
+        send_request(self._svc().stack, req, source, now, context=("notify", sub))
+
+    async def _subscribe(self, txn: ServerTxn, req: Request, box: str) -> None:
+        svc = self._svc()
+        subs = self.subscriptions
+        assert subs is not None
+        render = render_summary(await self.summary(box))
+        now = svc.clock()
+        watcher = getattr(req.from_.uri, "user", None) or ""
+        package = (req.headers.get("event") or "").split(";", 1)[0].strip().lower()
+        allowed = package in {p.value for p in Package} and may_subscribe(Package(package), watcher, box, self.watch)
+        answer = subs.on_subscribe(req, watcher, box, render, now, allowed=allowed, flow=txn.source, device=watcher)
+        svc.stack.respond(txn, answer.response(req), now)
+        if answer.notify is not None and answer.subscription is not None:
+            self._send_notify(answer.subscription, answer.notify, now)
+        self._arm_expiry()
+        svc.pump()
+
+    def _arm_expiry(self) -> None:
+        subs = self.subscriptions
+        at = subs.next_expiry() if subs is not None else None
+        if at == self._expiry_at:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry_at = at
+        self._expiry = None if at is None else self._svc().stack.call_at(at, self._on_expiry)
+
+    def _on_expiry(self, now: float) -> None:
+        self._expiry = self._expiry_at = None
+        subs = self.subscriptions
+        assert subs is not None
+        for sub in subs.expire(now):
+            self._send_notify(sub, subs.notify(sub, render_summary(MessageSummary()), now, reason="timeout"), now)
+        self._arm_expiry()
+
+    # ---------------------------------------------------------------- the transaction user
     def on_request(self, txn: ServerTxn, req: Request, now: float) -> None:
         svc = self._svc()
         stack = svc.stack
+        ruri = req.request_uri
+        user = ruri.user if isinstance(ruri, SipUri) else None
         if req.method == "INVITE" and req.to.tag is None:
-            ruri = req.request_uri
-            user = ruri.user if isinstance(ruri, SipUri) else None
             caller = getattr(req.from_.uri, "user", None)
             if user == self.access_number and caller:
-                coro = svc.listen(txn, req, caller, self.menu)
+                svc.spawn(svc.listen(txn, req, caller, self.menu))
             elif user and user != self.access_number:
-                coro = svc.deposit(txn, req, user)
+                svc.spawn(svc.deposit(txn, req, user))
             else:
                 stack.respond(txn, stack.make_response(req, 404, "Not Found"), now)
-                return
-            svc.spawn(coro)
+            return
+        if req.method == "SUBSCRIBE" and self.subscriptions is not None and user:
+            svc.spawn(self._subscribe(txn, req, user))
             return
         if req.method == "BYE" and svc.on_bye(txn, req):
             return
@@ -491,9 +567,19 @@ class StandaloneVoicemail:
         self._svc().on_cancel(txn)
 
     def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
+        ctx = txn.context
+        if isinstance(ctx, tuple) and ctx[0] == "notify":
+            if resp.status >= 300 and self.subscriptions is not None:
+                self.subscriptions.notify_failed(ctx[1], resp.status)
+            return
         self._svc().on_response(txn, resp)
 
     def on_timeout(self, txn: ClientTxn, now: float) -> None:
+        ctx = txn.context
+        if isinstance(ctx, tuple) and ctx[0] == "notify":
+            if self.subscriptions is not None:
+                self.subscriptions.notify_failed(ctx[1], None)
+            return
         self._svc().on_timeout(txn)
 
     def on_stray_response(self, resp: Response, source: Source, now: float) -> None:
