@@ -155,6 +155,7 @@ class OneNumberServer:
             "taskset", "-c", SERVER_CORE, *wrapper, ONENUMBER, "serve", "--bind", LOOPBACK,
             "--sip-port", str(self.sip_port), "--http-port", str(free_port()),
             "--data-dir", str(self.workdir), "--db", self.db, "--log-level", "warning",
+            *os.environ.get("ONENUMBER_BENCH_SERVE_ARGS", "").split(),  # e.g. --no-history (bench/compare.py)
         ]
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30

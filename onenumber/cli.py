@@ -162,6 +162,9 @@ def serve(
     db: DbOpt = None,
     demo: Annotated[bool, typer.Option("--demo", help="Create demo accounts 1000 and 1001 if there are none.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    history: Annotated[
+        bool, typer.Option("--history/--no-history", help="Write the call history (on by default).")
+    ] = True,
 ) -> None:
     """Run the SIP server (and its HTTP side) in the foreground; Ctrl-C stops it."""
     from onenumber.settings import validate_setting
@@ -198,6 +201,7 @@ def serve(
         tls_port=tls_port,
         log_level=log_level.lower(),
         demo=demo,
+        history=history,
     )
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -652,6 +656,51 @@ def bindings(
         typer.echo(_table(("AUTH USERNAME", "CONTACT", "TRANSPORT", "EXPIRES", "SOURCE", "USER AGENT"), rows))
 
 
+@app.command()
+def history(
+    number: Annotated[str, typer.Argument(help="The account's number.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="How many calls, newest first.")] = 50,
+    missed: Annotated[bool, typer.Option("--missed", help="Only missed calls.")] = False,
+    mark_seen: Annotated[bool, typer.Option("--mark-seen", help="Mark the missed calls as seen.")] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The account's merged call history (every device), and its unseen missed calls."""
+    from onenumber.store.history import mark_seen as mark
+    from onenumber.store.history import missed_count, read_history
+
+    async def load(store: Store) -> tuple[list[dict[str, Any]], int, int]:
+        account = await store.admin.get_account(number)
+        rows = await read_history(store, account.number, limit=limit, missed_only=missed)
+        marked = await mark(store, account.number) if mark_seen else 0
+        return rows, await missed_count(store, account.number), marked
+
+    rows, unseen, marked = _with_store(db, data_dir, load)
+    if json_:
+        _print_json({"account": number, "missed_unseen": unseen, "calls": rows})
+        return
+    if not rows:
+        typer.echo(f"account {number} has no calls in its history")
+    else:
+        def when(ts: float | None) -> str:
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+        table = [
+            (
+                when(r["started_at"]),
+                "in" if r["direction"] == "in" else "out",
+                f'{r["other_number"]} {r["other_name"]}'.strip() or "-",
+                r["outcome"] + (f' → {r["forwarded_to"]} ({r["forward_reason"]})' if r["forwarded_to"] else ""),
+                f'{int(r["duration"])}s' if r["answered_at"] else "-",
+                r["device"] or "-",
+            )
+            for r in rows
+        ]
+        typer.echo(_table(("STARTED", "DIR", "OTHER PARTY", "OUTCOME", "DURATION", "DEVICE"), table))
+    typer.echo(f"{unseen} missed call(s) not seen" + (f"; {marked} marked as seen" if mark_seen else ""))
+
+
 @app.command("ring-plan")
 def ring_plan(
     number: Annotated[str, typer.Argument(help="The account's number (or one of its DIDs).")],
@@ -827,7 +876,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         from typer._click import exceptions as click  # typer >= 0.20 vendors its own click
     except ImportError:  # older typer: the click package
-        from click import exceptions as click  # type: ignore[no-redef]
+        from click import exceptions as click  # type: ignore[no-redef]  # the same module, older home
 
     no_args = getattr(click, "NoArgsIsHelpError", ())
     try:

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from .config import ServerConfig
+from .services.core import build_core
 from .services.directory import Directory
+from .services.history import HistoryWriter
 from .services.location import Location
-from .services.sipapp import KNOWN_METHODS, SipApp
-from .sip.stack import Stack
 from .store import Store
 from .transport.driver import Driver, listen_stream, listen_udp
 
@@ -116,25 +116,18 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     gc.set_threshold(100_000, 50, 50)
     host = advertised_host(config.bind)
     realm = config.domain or directory.settings.domain or "onenumber"
-    app = SipApp(
+    core = build_core(
         directory,
         location,
         secret=load_secret(config.secret_file or config.data_dir / "nonce.secret"),
         realm=realm,
         local_hosts=local_hosts(config, host),
     )
-    stack = Stack(app, known_methods=KNOWN_METHODS)
-    app.attach(stack)
-    try:
-        from .services.calls import CallService
-    except ImportError:  # the call service arrives with the proxy
-        CallService = None  # type: ignore[assignment,misc]
-    if CallService is not None:
-        app.calls = CallService(app, stack, directory, location)
+    stack = core.stack
+    history = HistoryWriter(store, core.events, directory) if config.history else None
     driver = Driver(stack, max_message=config.max_stream_message)
-    driver.on_flow_closed = app.on_flow_closed
-    if app.calls is not None:
-        app.calls.attach_driver(driver)
+    driver.on_flow_closed = core.router.on_flow_closed
+    driver.events = core.events
 
     servers: list[asyncio.AbstractServer] = []
     await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
@@ -155,13 +148,18 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     async def sweep() -> None:
         while True:
             await asyncio.sleep(1.0)
-            location.expire(time.time())
+            now = time.time()
+            location.expire(now)
+            core.proxy.forget_stale_calls(now)
+            driver.pump()
 
     tasks = [
         loop.create_task(location.run_flusher()),
         loop.create_task(directory.watch(store, config.reload_interval)),
         loop.create_task(sweep()),
     ]
+    if history is not None:
+        tasks.append(loop.create_task(history.run()))
     http = None
     if config.http_port:
         from .api.app import create_app, start_http
@@ -187,4 +185,6 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await location.flush()
-    log.info("stopped; bindings saved")
+    if history is not None:
+        await history.flush()
+    log.info("stopped; bindings and history saved")

@@ -38,6 +38,10 @@ class Settings:
     default_expires: int = 3600
     auth_max_failures: int = 5
     auth_block_seconds: int = 30
+    # failures for this many different usernames from one address block the whole address
+    # (a scan); one username failing blocks only that (address, username) pair
+    auth_max_usernames: int = 5
+    history_retention_days: int = 365
     # User-Agent substrings of phones that give up when a challenge offers SHA-256 next to MD5
     # (libre/baresip before 2.x): they are challenged with MD5 only.
     md5_only_user_agents: tuple[str, ...] = DEFAULT_MD5_ONLY_AGENTS
@@ -172,7 +176,12 @@ _SPECS: dict[str, _Spec] = {
     "min_expires": _Spec(_int_range("min_expires", 1, 86400), int, str, "shortest registration accepted"),
     "max_expires": _Spec(_int_range("max_expires", 1, 86400 * 7), int, str, "longest registration granted"),
     "default_expires": _Spec(_int_range("default_expires", 1, 86400 * 7), int, str, "when none is asked"),
-    "auth_max_failures": _Spec(_int_range("auth_max_failures", 1, 1000), int, str, "failures before blocking"),
+    "auth_max_failures": _Spec(_int_range("auth_max_failures", 1, 1000), int, str,
+                               "failures for one username from one address before that pair is blocked"),
+    "auth_max_usernames": _Spec(_int_range("auth_max_usernames", 1, 1000), int, str,
+                                "different usernames failing from one address before the address is blocked"),
+    "history_retention_days": _Spec(_int_range("history_retention_days", 1, 36500), int, str,
+                                    "days call history rows are kept"),
     "md5_only_user_agents": _Spec(_agents, _split, ",".join, "User-Agents challenged with MD5 only"),
     "auth_block_seconds": _Spec(_int_range("auth_block_seconds", 0, 86400), int, str, "block duration"),
 }

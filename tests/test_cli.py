@@ -78,7 +78,7 @@ def test_accounts(cli: Cli) -> None:
         "--no-answer-seconds",
         "25",
         "--forward-busy",
-        "voicemail",
+        "2000",
         "--forward-no-answer",
         "1001",
         "--decline",
@@ -92,7 +92,7 @@ def test_accounts(cli: Cli) -> None:
     assert shown["dids"] == ["+3225550100", "025550102"]
     assert (shown["ring_mode"], shown["stage_seconds"], shown["no_answer_seconds"]) == ("exclusive", 5, 25)
     assert (shown["forward_busy"], shown["forward_no_answer"], shown["forward_unconditional"]) == (
-        "voicemail",
+        "2000",
         "1001",
         None,
     )

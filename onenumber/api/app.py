@@ -85,6 +85,7 @@ async def start_http(app: FastAPI, config: ServerConfig) -> HttpServer:
         app, host=config.bind, port=config.http_port, log_level="warning", lifespan="off", loop="none"
     )
     server = uvicorn.Server(ucfg)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # uvicorn's own signal handlers would take Ctrl-C from ours
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # not in uvicorn's stubs
     task = asyncio.get_running_loop().create_task(server.serve())
     return HttpServer(server, task)

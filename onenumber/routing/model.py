@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ..model import Binding
+from ..settings import Settings, Trunk
+
 MAX_DEVICES = 8
+
+__all__ = ["MAX_DEVICES", "Account", "Binding", "CallState", "DeclineMode", "Device", "DeviceDecision",
+           "DeviceKind", "FinalAction", "FinalKind", "Forwarding", "RingMode", "RingPlan", "Snapshot", "Stage"]
 
 
 class DeviceKind(StrEnum):
@@ -73,36 +79,6 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
-class Binding:
-    """A live registration of one device (RFC 3261 §10, RFC 5626)."""
-
-    account: str
-    auth_username: str
-    contact: str  # the Contact URI as registered (without its header parameters)
-    expires_at: float  # unix time
-    transport: str  # udp | tcp | tls | ws | wss
-    source: tuple[str, int]  # where the REGISTER came from (received/rport)
-    local: tuple[str, int] = ("", 0)  # the server socket it arrived on
-    instance: str | None = None  # +sip.instance
-    reg_id: int | None = None
-    flow: str | None = None  # connection id for TCP/TLS/WS; None for UDP
-    path: tuple[str, ...] = ()  # Path header values (RFC 3327)
-    user_agent: str = ""
-    call_id: str = ""
-    cseq: int = 0
-    q: float | None = None
-    outbound: bool = False  # the Contact carried ;ob (RFC 5626)
-    params: str = ""  # Contact header parameters other than expires/q, verbatim
-
-    @property
-    def key(self) -> str:
-        """Binding identity: instance+reg-id when present, else the contact URI."""
-        if self.instance:
-            return f"{self.instance};reg-id={self.reg_id or 0}"
-        return self.contact
-
-
-@dataclass(frozen=True, slots=True)
 class CallState:
     """What the account is doing now, as far as routing cares."""
 
@@ -154,3 +130,14 @@ class RingPlan:
     on_unavailable: FinalAction  # nothing to ring at all
     immediate: FinalAction | None = None  # set when the call must not ring (unconditional, DND)
     decisions: tuple[DeviceDecision, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """All configuration at one revision: what the server routes and authenticates with."""
+
+    accounts: tuple[Account, ...]
+    devices: tuple[Device, ...]
+    settings: Settings
+    trunks: tuple[Trunk, ...]
+    revision: int

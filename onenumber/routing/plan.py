@@ -95,7 +95,9 @@ def _view(
     for b in bindings:
         if b.account == account.number and b.expires_at > now:
             live.setdefault(b.auth_username, []).append(b)
-    by_contact = {user: tuple(sorted(bs, key=lambda b: (b.contact, b.key))) for user, bs in live.items()}
+    # a total order, so the plan never depends on the order bindings were given in
+    order = lambda b: (b.contact, b.key, b.expires_at, b.source, b.transport)  # noqa: E731
+    by_contact = {user: tuple(sorted(bs, key=order)) for user, bs in live.items()}
     return _View(account, tuple(own), by_contact, state, now)
 
 

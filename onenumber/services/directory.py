@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..routing.model import Account, Device
-from ..settings import Settings
-from ..store import Snapshot, Store, Trunk
+from ..routing.model import Account, Device, Snapshot
+from ..settings import Settings, Trunk
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 log = logging.getLogger("onenumber.directory")
 

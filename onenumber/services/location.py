@@ -16,9 +16,13 @@ import asyncio
 import heapq
 import logging
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from ..routing.model import Binding
-from ..store import Store
+from ..model import Binding
+from .events import BindingChanged, EventBus
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 log = logging.getLogger("onenumber.location")
 
@@ -38,6 +42,7 @@ class Location:
         self._pending_del: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self.listeners: list[Listener] = []  # told the account number whenever its bindings change
+        self.events: EventBus | None = None  # BindingChanged for subscribers (presence, push…)
 
     # ------------------------------------------------------------------ reads
     def get(self, account: str) -> list[Binding]:
@@ -63,7 +68,7 @@ class Location:
     def apply(self, upserts: Iterable[Binding], removes: Iterable[Binding]) -> None:
         changed: set[str] = set()
         for b in removes:
-            if self._remove(b.account, b.key):
+            if self._remove(b.account, b.key, "unregister"):
                 changed.add(b.account)
         for b in upserts:
             old = self._by_account.get(b.account, {}).get(b.key)
@@ -72,6 +77,7 @@ class Location:
             self._pending_del.discard((b.account, b.key))
             if old is None or not _same_route(old, b):
                 changed.add(b.account)
+                self._changed(b, "added", "register")
         if changed:
             self._notify(changed)
 
@@ -82,7 +88,7 @@ class Location:
             return 0
         changed = set()
         for account, key in list(keys):
-            if self._remove(account, key):
+            if self._remove(account, key, "connection-closed"):
                 changed.add(account)
         self._notify(changed)
         return len(keys)
@@ -99,7 +105,7 @@ class Location:
                 continue
             if b.expires_at > now:  # refreshed since: one heap entry per binding, moved on
                 heapq.heappush(heap, (b.expires_at, account, key))
-            elif self._remove(account, key):
+            elif self._remove(account, key, "expired"):
                 removed += 1
                 changed.add(account)
         if changed:
@@ -118,11 +124,17 @@ class Location:
         if old is None or b.expires_at < old.expires_at:
             heapq.heappush(self._expiry, (b.expires_at, b.account, b.key))
 
-    def _remove(self, account: str, key: str) -> bool:
+    def _changed(self, b: Binding, change: str, reason: str) -> None:
+        events = self.events
+        if events is not None and events.subscribers:
+            events.emit(BindingChanged(b.account, b.auth_username, b.contact, b.transport, change, reason))
+
+    def _remove(self, account: str, key: str, reason: str) -> bool:
         slot = self._by_account.get(account)
         if not slot or key not in slot:
             return False
         b = slot.pop(key)
+        self._changed(b, "removed", reason)
         if self._by_contact.get(b.contact) is b:
             del self._by_contact[b.contact]
         if not slot:

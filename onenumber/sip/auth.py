@@ -17,7 +17,7 @@ import hmac
 import os
 import re
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import unquote
@@ -96,8 +96,8 @@ def normalise_algorithm(name: str | None) -> str:
 def _parse_params(value: str) -> tuple[str, dict[str, str]]:
     """`Digest a=b, c="d"` → ("Digest", {"a": "b", "c": "d"}): names lower-cased, quotes removed.
 
-    Stricter than headers.parse_auth_params: tabs/folding after the scheme, empty list
-    elements, duplicate names and junk between parameters are handled or rejected.
+    Strict: tabs/folding after the scheme, empty list elements, duplicate names and junk
+    between parameters are handled or rejected.
     """
     m = _SCHEME_RE.match(value)
     if not m:
@@ -483,7 +483,7 @@ class Throttle:
         self.block_seconds = float(block_seconds)
         self.max_block = float(max_block)
         self.max_tracked = max_tracked
-        self._entries: OrderedDict[str, _Offender] = OrderedDict()
+        self._entries: OrderedDict[Hashable, _Offender] = OrderedDict()
 
     def _idle(self, e: _Offender, now: float) -> bool:
         """Nothing worth remembering: not blocked, no recent failure, offences forgiven."""
@@ -491,8 +491,8 @@ class Throttle:
             return False
         return e.offences == 0 or now - e.blocked_until > self.max_block
 
-    def record_failure(self, address: str, now: float) -> bool:
-        """Count a failed authentication; True if the address is (now) blocked."""
+    def record_failure(self, address: Hashable, now: float) -> bool:
+        """Count a failed authentication; True if the key (an address) is (now) blocked."""
         entries = self._entries
         e = entries.get(address)
         if e is None:
@@ -521,7 +521,7 @@ class Throttle:
             return True
         return False
 
-    def record_success(self, address: str, now: float) -> None:
+    def record_success(self, address: Hashable, now: float) -> None:
         """A successful authentication resets the failure count (not the offence history)."""
         e = self._entries.get(address)
         if e is None:
@@ -530,14 +530,14 @@ class Throttle:
         if self._idle(e, now):
             del self._entries[address]
 
-    def is_blocked(self, address: str, now: float) -> bool:
+    def is_blocked(self, address: Hashable, now: float) -> bool:
         e = self._entries.get(address)
         if e is None or e.blocked_until <= now:
             return False
         self._entries.move_to_end(address)  # an address still knocking stays remembered
         return True
 
-    def failures(self, address: str, now: float) -> int:
+    def failures(self, address: Hashable, now: float) -> int:
         """Failures within the window (0 while blocked: the count restarts with each block)."""
         e = self._entries.get(address)
         if e is None:
@@ -545,7 +545,7 @@ class Throttle:
         horizon = now - self.window
         return sum(1 for t in e.times if t > horizon)
 
-    def blocked_until(self, address: str) -> float | None:
+    def blocked_until(self, address: Hashable) -> float | None:
         """When the current or last block of the address ends (for Retry-After), None if never."""
         e = self._entries.get(address)
         return None if e is None or e.blocked_until == float("-inf") else e.blocked_until
@@ -553,3 +553,49 @@ class Throttle:
     @property
     def tracked(self) -> int:
         return len(self._entries)
+
+
+class LoginThrottle:
+    """Failed logins counted two ways, so one guessed username cannot lock out an office NAT.
+
+    - per (address, username): `max_failures` wrong answers for one username from one address
+      block that pair (a phone behind the same NAT with its own right credentials goes on);
+    - per address across usernames: failures for `max_usernames` different usernames within the
+      window block the whole address (a scan or spray over many extensions).
+
+    The username is the one the request claims, known or not, so the answers never differ
+    between existing and unknown users (no enumeration).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = 5,
+        max_usernames: int = 5,
+        window: float = 60.0,
+        block_seconds: float = 30.0,
+        max_block: float = 900.0,
+        max_tracked: int = 100_000,
+    ) -> None:
+        self.max_failures = max_failures
+        self.max_usernames = max_usernames
+        self.block_seconds = block_seconds
+        self.pairs = Throttle(max_failures=max_failures, window=window, block_seconds=block_seconds,
+                              max_block=max(max_block, block_seconds), max_tracked=max_tracked)
+        self.addresses = Throttle(max_failures=max_usernames, window=window, block_seconds=block_seconds,
+                                  max_block=max(max_block, block_seconds), max_tracked=max_tracked)
+
+    def is_blocked(self, address: str, username: str, now: float) -> bool:
+        return self.addresses.is_blocked(address, now) or self.pairs.is_blocked((address, username), now)
+
+    def record_failure(self, address: str, username: str, now: float) -> bool:
+        """Count a failure; True when the pair or the whole address is (now) blocked."""
+        pair = (address, username)
+        first = self.pairs.failures(pair, now) == 0 and not self.pairs.is_blocked(pair, now)
+        blocked = self.pairs.record_failure(pair, now)
+        if first:  # each username counts once towards the address-wide limit
+            blocked = self.addresses.record_failure(address, now) or blocked
+        return blocked or self.addresses.is_blocked(address, now)
+
+    def record_success(self, address: str, username: str, now: float) -> None:
+        self.pairs.record_success((address, username), now)

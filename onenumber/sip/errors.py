@@ -29,5 +29,5 @@ class ParseError(SipError):
 
     def __init__(self, reason: str, status: int | None = 400, partial: Any = None) -> None:
         super().__init__(status or 0, reason)
-        self.status = status  # type: ignore[assignment]
+        self.status: int | None = status  # type: ignore[assignment]  # None: drop, narrower than SipError
         self.partial = partial

@@ -4,8 +4,8 @@ A message is its header block (ending at the first CRLFCRLF) plus Content-Length
 of body; on a stream a missing Content-Length means no body. Between messages:
 
 - "\\r\\n\\r\\n" is an RFC 5626 keepalive ping: it is consumed and counted in
-  `StreamFramer.pongs_needed`; the caller answers each with one "\\r\\n" pong (call
-  `take_pongs()` after `feed()` to read and reset the count);
+  `StreamFramer.pongs_needed`; the caller answers each with one "\\r\\n" pong and
+  resets the count);
 - a lone "\\r\\n" (a pong, or stray CRLF that §7.5 says to ignore) is skipped.
 
 Anything that makes the framing unknowable (a header block over `max_header`, a
@@ -47,10 +47,6 @@ class StreamFramer:
         """Octets held that do not yet form a whole message."""
         return len(self._buf)
 
-    def take_pongs(self) -> int:
-        """How many "\\r\\n" pongs to send now; resets the count."""
-        n, self.pongs_needed = self.pongs_needed, 0
-        return n
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add received octets; return every message now complete (possibly none)."""

@@ -235,20 +235,6 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
-def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
-    """`Digest a=b, c="d"` → ("Digest", {"a": "b", "c": "d"}); names lower-cased, quotes removed."""
-    scheme, _, rest = value.strip().partition(" ")
-    params: dict[str, str] = {}
-    for part in split_commas(rest):
-        if not part:
-            continue
-        name, eq, val = part.partition("=")
-        if not eq:
-            raise ParseError(f"invalid auth parameter {part[:40]!r}")
-        params[name.strip().lower()] = unquote_value(val.strip())
-    return scheme, params
-
-
 def parse_contacts(values: list[str]) -> list[NameAddr] | None:
     """Contact values → name-addrs; None for `Contact: *`."""
     if len(values) == 1 and values[0].strip() == "*":

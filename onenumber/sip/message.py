@@ -304,7 +304,7 @@ class Message:
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.typed("cseq", _build_cseq)  # type: ignore[no-any-return]
+        return self.headers.typed("cseq", _build_cseq)
 
     @property
     def vias(self) -> list[Via]:
@@ -312,15 +312,15 @@ class Message:
 
     @property
     def top_via(self) -> Via:
-        return self.headers.typed("top_via", _build_top_via)  # type: ignore[no-any-return]
+        return self.headers.typed("top_via", _build_top_via)
 
     @property
     def from_(self) -> NameAddr:
-        return self.headers.typed("from", _build_from)  # type: ignore[no-any-return]
+        return self.headers.typed("from", _build_from)
 
     @property
     def to(self) -> NameAddr:
-        return self.headers.typed("to", _build_to)  # type: ignore[no-any-return]
+        return self.headers.typed("to", _build_to)
 
     @property
     def contacts(self) -> list[NameAddr] | None:
@@ -373,9 +373,9 @@ class Message:
         if type(other) is not type(self):
             return NotImplemented
         return (
-            self.start_line() == other.start_line()  # type: ignore[attr-defined]
-            and self.headers == other.headers  # type: ignore[attr-defined]
-            and self.body == other.body  # type: ignore[attr-defined]
+            self.start_line() == other.start_line()
+            and self.headers == other.headers
+            and self.body == other.body
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
@@ -666,10 +666,10 @@ def _validate(msg: Request | Response) -> None:
             contacts = parse_contacts(values)
             cache["contacts"] = None if contacts is None else tuple(contacts)
         else:
-            cache["contacts"] = contacts = ()  # type: ignore[assignment]
+            cache["contacts"] = contacts = ()  # type: ignore[assignment]  # no Contact: an empty tuple, not a list
         values = multi.get("route")
         cache["routes"] = tuple([NameAddr.parse(v) for v in values]) if values else ()
-        ruri = msg.request_uri  # type: ignore[union-attr]
+        ruri = msg.request_uri  # type: ignore[union-attr]  # only reached for requests
     except ParseError as exc:
         raise ParseError(exc.reason, status=400 if is_request else None, partial=msg) from None
     mf = first.get("max-forwards")

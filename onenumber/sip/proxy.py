@@ -7,12 +7,14 @@
   failure are collected until every branch is done.
 - `make_cancel`, `strip_own_routes`, `loop_detected`: the rest of what a proxy needs.
 
-No sockets, no clock: the call service (services/calls.py) drives these.
+No sockets, no clock: the forking proxy service (services/proxy.py) drives these.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -48,9 +50,9 @@ def loop_detected(req: Request, own: Iterable[tuple[str, int]], branch_tag: str 
     return any((v.branch or "").split(".")[0].endswith(digest) for v in mine)
 
 
-def strip_own_routes(req: Request, is_own: Callable[[SipUri], bool]) -> int:
-    """Remove the Route entries that name this proxy from the top (§16.4); return how many."""
-    removed = 0
+def pop_own_routes(req: Request, is_own: Callable[[SipUri], bool]) -> list[SipUri]:
+    """Remove the Route entries that name this proxy from the top (§16.4); return them."""
+    removed: list[SipUri] = []
     while True:
         top = req.headers.get("route")
         if top is None:
@@ -61,14 +63,66 @@ def strip_own_routes(req: Request, is_own: Callable[[SipUri], bool]) -> int:
             return removed
         if isinstance(uri, SipUri) and is_own(uri):
             req.headers.pop_first("route")
-            removed += 1
+            removed.append(uri)
         else:
             return removed
 
 
-def record_route(host: str, port: int, transport: str) -> str:
+def strip_own_routes(req: Request, is_own: Callable[[SipUri], bool]) -> int:
+    """Remove the Route entries that name this proxy from the top (§16.4); return how many."""
+    return len(pop_own_routes(req, is_own))
+
+
+# --- signed Record-Route ------------------------------------------------------------------
+# A Route naming us proves nothing by itself: anyone can write one. The Record-Route we insert
+# carries an HMAC (with the server's secret, shared by every worker and node) over the dialog's
+# Call-ID, the caller's tag and the caller's original From; an in-dialog request is relayed
+# only when a Route of ours carries a signature that checks out (or the dialog is one we hold).
+SIG_PARAM = "ons"
+FROM_PARAM = "onf"  # the caller's From as it sent it (base64url), when we rewrote it
+
+
+def route_signature(secret: bytes, call_id: str, tag: str, original_from: str = "") -> str:
+    mac = hmac.new(secret, f"{call_id}\0{tag}\0{original_from}".encode(), hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(mac).decode()
+
+
+def encode_from(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_from(text: str) -> str | None:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def signed_route_params(secret: bytes, call_id: str, tag: str, original_from: str | None) -> str:
+    """`;onf=…;ons=…`: the parameters of a Record-Route that proves itself on the way back."""
+    enc = encode_from(original_from) if original_from else ""
+    sig = route_signature(secret, call_id, tag, enc)
+    return (f";{FROM_PARAM}={enc}" if enc else "") + f";{SIG_PARAM}={sig}"
+
+
+def verify_routes(secret: bytes, routes: Iterable[SipUri], call_id: str, tags: Iterable[str]) -> tuple[str, str] | None:
+    """The tag a signed Route of ours was made for, and the original From it carries ("" when
+    the From was not rewritten); None when no Route carries a valid signature."""
+    tag_list = [t for t in tags if t]
+    for uri in routes:
+        sig = uri.param(SIG_PARAM)
+        if not sig:
+            continue
+        enc = uri.param(FROM_PARAM) or ""
+        for tag in tag_list:
+            if hmac.compare_digest(route_signature(secret, call_id, tag, enc), sig):
+                return tag, (decode_from(enc) or "") if enc else ""
+    return None
+
+
+def record_route(host: str, port: int, transport: str, params: str = "") -> str:
     tp = "" if transport == "udp" else f";transport={transport}"
-    return f"<sip:{host}:{port}{tp};lr>"
+    return f"<sip:{host}:{port}{tp};lr{params}>"
 
 
 def via_value(transport: str, host: str, port: int, branch: str) -> str:
@@ -144,7 +198,7 @@ class Branch:
     provisionals: set[int] = field(default_factory=set)
     cancel_reason: str | None = None  # a CANCEL waits for a provisional (§9.1)
     cancel_pending: bool = False
-    leg: int = 0  # which target of the call (forwarding starts a new leg)
+    attempt: int = 0  # which target of the call this branch rings (each forward starts a new attempt)
 
     @property
     def pending(self) -> bool:

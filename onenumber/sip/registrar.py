@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..routing.model import Binding
+from ..model import Binding
 from .errors import ParseError
 from .headers import NameAddr, get_param, parse_contacts, unquote_value
 from .message import Request

@@ -232,6 +232,7 @@ class Stack:
             return
         method = req.method
         branch = via.branch or ""
+        base: tuple[object, ...]
         if branch.startswith(MAGIC) and len(branch) > len(MAGIC):
             base = (branch, via.sent_by)
         else:
@@ -303,7 +304,7 @@ class Stack:
             log.exception("response %s refused by transaction %s", resp.status, txn.key)
             return
         if resp.status >= 200:
-            txn.request = None  # type: ignore[assignment]
+            txn.request = None  # type: ignore[assignment]  # released once final: see ServerTxn/ClientTxn
             txn.context = None
         self._run_server(txn, actions)
 
@@ -312,7 +313,7 @@ class Stack:
             resp.headers.add("Server", self.server_header)
         self._queue_response(bytes(resp), resp.headers.get("via") or "", source)
 
-    def forward_response(self, resp: Response, source: Source) -> None:
+    def forward_response(self, resp: Response, source: Source | None) -> None:
         """Send a response upstream along its (already popped) top Via, statelessly."""
         self._queue_response(bytes(resp), resp.headers.get("via") or "", source)
 
@@ -382,7 +383,7 @@ class Stack:
             elif isinstance(action, PassUp) and resp is not None:
                 self.tu.on_response(txn, resp, now)
                 if resp.status >= 200:
-                    txn.request = None  # type: ignore[assignment]
+                    txn.request = None  # type: ignore[assignment]  # released once final: see ServerTxn/ClientTxn
                     if resp.status >= 300 or not txn.machine.invite:
                         txn.context = None  # a 2xx to INVITE keeps it: retransmissions are relayed
             elif isinstance(action, Timeout):

@@ -202,14 +202,14 @@ def _resend_ack(t: _Transaction, now: float, arg: bytes | None, out: list[Action
 
 def _retransmit_request(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
     # Timer A (cap = inf) or E in Trying (cap = T2): double the interval.
-    out.append(t._main_tx)  # type: ignore[arg-type]
+    out.append(t._main_tx)  # type: ignore[arg-type]  # set when the request is first sent
     t._rtx_interval = interval = min(t._rtx_interval * 2.0, t._rtx_cap)
     t._rtx_at = now + interval
 
 
 def _retransmit_request_t2(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
     # §17.1.2.2: Timer E in Proceeding is reset to T2 each time.
-    out.append(t._main_tx)  # type: ignore[arg-type]
+    out.append(t._main_tx)  # type: ignore[arg-type]  # set when the request is first sent
     t._rtx_interval = interval = t._timers.t2
     t._rtx_at = now + interval
 
@@ -227,7 +227,7 @@ def _resend_response(t: _Transaction, now: float, arg: bytes | None, out: list[A
 
 def _retransmit_response(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
     # Timer G: doubling, capped at T2.
-    out.append(t._main_tx)  # type: ignore[arg-type]
+    out.append(t._main_tx)  # type: ignore[arg-type]  # set when the request is first sent
     t._rtx_interval = interval = min(t._rtx_interval * 2.0, t._rtx_cap)
     t._rtx_at = now + interval
 
@@ -580,7 +580,7 @@ class ClientTransaction(_Transaction):
         if self._started:
             raise TransactionError(f"{self._kind} transaction already started")
         self._started = True
-        out: list[Action] = [self._main_tx]  # type: ignore[list-item]
+        out: list[Action] = [self._main_tx]  # type: ignore[list-item]  # set by start()
         self._enter(self.state, now, out)
         return out
 

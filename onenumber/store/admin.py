@@ -186,7 +186,7 @@ class Admin:
                 if values.get(column) in own:
                     raise AdminError(
                         f"account {number} cannot forward to its own number {values[column]}; "
-                        "give another number or 'voicemail'"
+                        "give another number"
                     )
             if selected_device is not UNCHANGED:
                 values["selected_device"] = await _selected(conn, number, selected_device)
@@ -633,9 +633,11 @@ def _target(what: str, value: str | None) -> str | None:
         return None
     value = str(value).strip()
     if value.lower() == VOICEMAIL:
-        return VOICEMAIL
+        # until the voicemail service exists, a forward there would reach a trunk or nothing
+        raise AdminError(f"{what} to voicemail is not available yet (this server has no voicemail service); "
+                         "give a number, or \"\" to turn it off")
     if not TARGET_RE.match(value):
-        raise AdminError(f"{what} {value!r} is not valid; give a number, 'voicemail', or \"\" to turn it off")
+        raise AdminError(f"{what} {value!r} is not valid; give a number, or \"\" to turn it off")
     return value
 
 

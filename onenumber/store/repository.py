@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -27,6 +26,7 @@ from onenumber.routing.model import (
     DeviceKind,
     Forwarding,
     RingMode,
+    Snapshot,
 )
 from onenumber.settings import Settings, Trunk
 from onenumber.store import tables as t
@@ -34,17 +34,6 @@ from onenumber.store.db import WRITE_OPTION, create_engine, display_url
 
 if TYPE_CHECKING:
     from onenumber.store.admin import Admin
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """All configuration at one revision: what the server routes and authenticates with."""
-
-    accounts: tuple[Account, ...]
-    devices: tuple[Device, ...]
-    settings: Settings
-    trunks: tuple[Trunk, ...]
-    revision: int
 
 
 class Store:
@@ -167,10 +156,9 @@ class Store:
 
     def _upsert_statement(self) -> Any:
         if self._upsert is None:
-            if self.dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
             stmt = insert(t.bindings)
             keep = ("id", "account", "key")
             self._upsert = stmt.on_conflict_do_update(
@@ -270,7 +258,7 @@ async def load_accounts(conn: AsyncConnection, number: str | None = None) -> lis
         did_query = did_query.where(t.dids.c.account == number)
     by_account: dict[str, list[str]] = {}
     for account, did in await conn.execute(did_query):
-        by_account.setdefault(account, []).append(did)
+        by_account.setdefault(str(account), []).append(str(did))
     return [account_from_row(row, by_account.get(row.number, ())) for row in await conn.execute(query)]
 
 
@@ -283,7 +271,7 @@ async def load_devices(conn: AsyncConnection, account: str | None = None) -> lis
 
 async def load_settings(conn: AsyncConnection) -> Settings:
     rows = await conn.execute(select(t.settings.c.key, t.settings.c.value))
-    return Settings.from_rows({key: value for key, value in rows})
+    return Settings.from_rows({str(key): str(value) for key, value in rows})
 
 
 async def load_trunks(conn: AsyncConnection) -> list[Trunk]:

@@ -16,7 +16,9 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import cast
 
+from ..services.events import EventBus
 from ..sip.errors import ParseError
 from ..sip.framing import StreamFramer
 from ..sip.stack import Send, Source, Stack
@@ -32,7 +34,6 @@ class Driver:
         self.clock = clock
         self.max_message = max_message
         self.loop = asyncio.get_running_loop()
-        self.udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}  # local addr → socket
         self.udp_default: asyncio.DatagramTransport | None = None
         self.connections: dict[str, StreamConnection] = {}
         self.by_peer: dict[tuple[str, str, int], str] = {}  # (transport, host, port) → conn id
@@ -40,6 +41,7 @@ class Driver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.on_flow_closed: Callable[[str, float], None] | None = None
+        self.events: EventBus | None = None  # call events, handed to subscribers after the bytes left
 
     # ------------------------------------------------------------------ input
     def receive(self, data: bytes, source: Source) -> None:
@@ -51,12 +53,15 @@ class Driver:
         self.pump()
 
     def pump(self) -> None:
-        """Send what the stack queued and arm the next timer."""
+        """Send what the stack queued, hand out the call events, and arm the next timer."""
         outbox = self.stack.outbox
         if outbox:
             self.stack.outbox = []
             for item in outbox:
                 self._send(item)
+        events = self.events
+        if events is not None and events.queue:
+            events.dispatch()
         deadline = self.stack.next_timer()
         if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
@@ -192,11 +197,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
             except OSError:
                 pass
         self.local = transport.get_extra_info("sockname")[:2]
-        self.driver.udp[self.local] = transport
         if self.driver.udp_default is None:
-            self.driver.udp_default = transport
+            self.driver.udp_default = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) <= 4 and not data.strip():
             return  # CRLF keepalive (RFC 5626 §4.4.1 for UDP uses STUN; plain CRLF is common too)
         self.driver.receive(data, Source("udp", addr[:2], self.local))
@@ -219,7 +223,7 @@ class StreamConnection(asyncio.Protocol):
         self.local: tuple[str, int] = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._t = transport
+        self._t = cast(asyncio.Transport, transport)
         self.remote = transport.get_extra_info("peername")[:2]
         self.local = transport.get_extra_info("sockname")[:2]
         self.driver.connection_made(self)

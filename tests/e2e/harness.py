@@ -680,3 +680,23 @@ def admin(server: Server, action: object) -> object:
     result = asyncio.run(run())
     wait_config(server)
     return result
+
+
+def history(server: Server, number: str, count: int, timeout: float = 8.0, *args: str) -> list[dict]:
+    """`onenumber history NUMBER --json` once `count` calls are there and all have ended (the
+    writer batches every second; an answered call's row is rewritten when it ends)."""
+    deadline = time.monotonic() + timeout
+    rows: list[dict] = []
+    while time.monotonic() < deadline:
+        data = server.cli_json("history", number, *args)
+        assert isinstance(data, dict)
+        rows = data["calls"]
+        if len(rows) >= count and all(r["ended_at"] for r in rows):
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"expected {count} ended calls in {number}'s history, got {rows}")
+
+
+def one_call(rows: list[dict]) -> dict:
+    assert len(rows) == 1, rows
+    return rows[0]

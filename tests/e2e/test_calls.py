@@ -24,6 +24,8 @@ from .harness import (
     admin,
     configure,
     free_port,
+    history,
+    one_call,
     place_call,
     register,
     run_sipp,
@@ -121,6 +123,14 @@ def test_ring_all_first_answer_wins_other_cancelled_completed_elsewhere(
     assert answers.received("ACK") and answers.received("BYE")
     assert len(caller.received(180)) == 2, "one 180 per ringing branch"
     assert len(caller.received(200)) >= 2  # 200 to the INVITE and to the BYE
+    # history: one row per account; the device that rang and lost records nothing extra
+    alice = one_call(history(server, "1000", 1))
+    assert (alice["direction"], alice["outcome"], alice["device"]) == ("in", "answered", a1.auth_username)
+    assert (alice["other_number"], alice["other_name"]) == ("1001", "Bob")
+    assert alice["answered_at"] and alice["ended_at"] >= alice["answered_at"] >= alice["started_at"]
+    bob_row = one_call(history(server, "1001", 1))
+    assert (bob_row["direction"], bob_row["outcome"], bob_row["other_number"], bob_row["other_name"]) == (
+        "out", "answered", "1000", "Alice")
 
 
 def test_tcp_caller_rings_udp_devices(server: Server, accounts: dict[str, list[Device]], peers: Peers) -> None:
@@ -192,6 +202,10 @@ def test_call_waiting_off_device_does_not_ring_while_account_in_a_call(
     assert not bob.received("BYE"), "the second call must overlap the first"
     expect_ok(peers, server, first, bob, t_tablet)
     never_rang(peers, server, n_soft)
+    rows = {r["direction"]: r for r in history(server, "1000", 2)}
+    assert (rows["out"]["outcome"], rows["out"]["device"], rows["out"]["other_number"]) == ("answered", "1000", "1001")
+    assert (rows["in"]["outcome"], rows["in"]["device"], rows["in"]["other_number"]) == (
+        "answered", tablet.auth_username, "1002")
 
 
 # ------------------------------------------------------------------ ordered and exclusive
@@ -280,6 +294,8 @@ def test_all_devices_busy_gives_486(server: Server, accounts: dict[str, list[Dev
     caller = peers.call(server, accounts["bob"][0], "1000", "call_busy.xml", from_user="1001")
     assert caller.returncode == 0, peers.report(server)
     expect_ok(peers, server, b1, b2)
+    assert one_call(history(server, "1000", 1))["outcome"] == "busy"
+    assert one_call(history(server, "1001", 1))["outcome"] == "busy"
 
 
 def test_all_devices_busy_forwards_to_busy_number(
@@ -345,6 +361,10 @@ def test_no_answer_forwards_to_another_account(
     assert inv.at - inv_alice.at >= 0.9, "forwarded only after no_answer_seconds"
     assert "no-answer" in (inv.header("Diversion") or ""), inv.text
     assert inv.headers("History-Info"), inv.text
+    alice = one_call(history(server, "1000", 1))
+    assert (alice["outcome"], alice["forwarded_to"], alice["forward_reason"]) == ("forwarded", "1002", "no-answer")
+    carol_row = one_call(history(server, "1002", 1))
+    assert (carol_row["outcome"], carol_row["other_number"], carol_row["device"]) == ("answered", "1001", "1002")
 
 
 def test_no_answer_without_forward_gives_480(
@@ -374,6 +394,9 @@ def test_unconditional_forward_skips_the_devices(
     assert "unconditional" in (inv.header("Diversion") or ""), inv.text
     never_rang(peers, server, n1)
     never_rang(peers, server, n2)
+    alice = one_call(history(server, "1000", 1))
+    assert (alice["outcome"], alice["forwarded_to"], alice["forward_reason"]) == (
+        "forwarded", "1002", "unconditional")
 
 
 def test_caller_cancel_reaches_every_device_without_completed_elsewhere(
@@ -388,6 +411,11 @@ def test_caller_cancel_reaches_every_device_without_completed_elsewhere(
     for dev in (r1, r2):
         [cancel] = dev.received("CANCEL")
         assert not COMPLETED_ELSEWHERE.search(cancel.text), cancel.text
+    alice = one_call(history(server, "1000", 1))
+    assert (alice["outcome"], alice["device"], alice["answered_at"]) == ("missed", None, None)
+    assert one_call(history(server, "1001", 1))["outcome"] == "no answer"
+    seen = server.cli_json("history", "1000", "--missed", "--mark-seen")
+    assert isinstance(seen, dict) and seen["missed_unseen"] == 0 and len(seen["calls"]) == 1
 
 
 # ------------------------------------------------------------------ outgoing
@@ -427,6 +455,9 @@ def test_external_number_goes_to_trunk_with_custom_cli(
         value = inv.header(name) or ""
         assert "sip:0612345678@" in value and "1000_2" not in value, identity(inv)
     assert gateway.received("BYE")
+    out = one_call(history(server, "1000", 1))
+    assert (out["direction"], out["outcome"], out["device"], out["other_number"]) == (
+        "out", "answered", "1000_2", "0033123456789")
 
 
 def test_external_number_without_trunk_is_404_with_a_reason(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from .baresip import Baresip, wav_peak
-from .harness import Server, add_accounts
+from .harness import Server, add_accounts, history, one_call
 
 SILENCE = 500  # peak sample below this is silence (the tone peaks near 12000)
 
@@ -50,6 +50,12 @@ def test_baresip_call_rings_both_devices_one_answers_audio_flows(server: Server,
     finally:
         for p in phones:
             p.stop()
+
+    alice = one_call(history(server, "1000", 1))
+    assert (alice["outcome"], alice["device"], alice["other_number"]) == ("answered", desk.auth_username, "1001")
+    assert alice["duration"] >= 1.0, alice
+    bob_row = one_call(history(server, "1001", 1))
+    assert (bob_row["direction"], bob_row["outcome"], bob_row["device"]) == ("out", "answered", bob.auth_username)
 
     for phone in (desk_phone, caller):
         wav = phone.recording_path()

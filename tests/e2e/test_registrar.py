@@ -104,8 +104,11 @@ def test_two_sipp_uas_register_with_different_auth_usernames(server: Server) -> 
         assert 250 <= row["expires"] <= 300
 
 
-def test_wrong_password_gets_401_then_403_and_blocks_the_address(server: Server, tmp_path: Path) -> None:
+def test_wrong_password_gets_401_then_403_and_blocks_that_username_not_the_office(
+    server: Server, tmp_path: Path
+) -> None:
     (dev,) = add_account(server, "1000", "Alice", devices=1)
+    (bob,) = add_account(server, "1001", "Bob", devices=1)
     set_setting(server, "auth_max_failures", "3")
     proc, log = sipp_logged(server, "reg_wrong_password.xml", tmp_path, service="1000",
                             auth=(dev.auth_username, "not-the-password"))
@@ -120,6 +123,10 @@ def test_wrong_password_gets_401_then_403_and_blocks_the_address(server: Server,
     sipp_ok(proc, "correct password while blocked")
     assert "too many failed attempts" in log
     assert api_bindings(server, "1000") == []
+    # another device behind the same address (an office NAT) with its own right credentials goes on
+    proc = run_sipp("register.xml", server, service="1001", auth=(bob.auth_username, bob.secret))
+    sipp_ok(proc, "1001 registering from the attacker's address")
+    assert len(api_bindings(server, "1001")) == 1
 
 
 def test_device_credentials_cannot_register_another_account(server: Server, tmp_path: Path) -> None:

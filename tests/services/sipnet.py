@@ -1,4 +1,4 @@
-"""A sans-IO test bed: the real SipApp + Stack + CallService, fed with bytes, time stepped by hand.
+"""A sans-IO test bed: the real SIP core (`services.core.build_core`), fed with bytes, time stepped by hand.
 
 No sockets: what the server would send is read from `stack.outbox`. Phones are plain
 functions that build messages, so a test reads like a ladder diagram.
@@ -10,14 +10,14 @@ import itertools
 from dataclasses import dataclass, field
 
 from onenumber.routing.model import Account, Binding, Device, DeviceKind
-from onenumber.services.calls import CallService
+from onenumber.services.core import build_core
 from onenumber.services.directory import Directory
+from onenumber.services.events import Event
 from onenumber.services.location import Location
-from onenumber.services.sipapp import SipApp
 from onenumber.settings import Settings, Trunk
 from onenumber.sip.auth import authorize
 from onenumber.sip.message import Request, Response, parse
-from onenumber.sip.stack import Send, Source, Stack
+from onenumber.sip.stack import Send, Source
 from onenumber.store import Snapshot
 
 SERVER = ("127.0.0.1", 25060)
@@ -37,15 +37,15 @@ class Net:
         snap = Snapshot(tuple(self.accounts), tuple(self.devices), self.settings, self.trunks, 1)
         self.directory = Directory(snap)
         self.location = Location(None)
-        self.app = SipApp(
+        self.core = build_core(
             self.directory, self.location, secret=b"k" * 32, realm="onenumber", local_hosts={"127.0.0.1"},
             clock=lambda: self.now,
         )
-        self.stack = Stack(self.app)
-        self.app.attach(self.stack)
+        self.stack = self.core.stack
+        self.router = self.core.router
         self.stack.local = {"udp": SERVER, "tcp": SERVER}
-        self.calls = CallService(self.app, self.stack, self.directory, self.location)
-        self.app.calls = self.calls
+        self.events: list[Event] = []
+        self.core.events.subscribe(self.events.append)
 
     # ------------------------------------------------------------------ plumbing
     def send(self, data: bytes | Request | Response, src: tuple[str, int], transport: str = "udp",
@@ -57,6 +57,13 @@ class Net:
     def drain(self) -> list[tuple[Send, Request | Response]]:
         out = [(s, parse(s.data, stream=True)) for s in self.stack.outbox]
         self.stack.outbox = []
+        self.core.events.dispatch()
+        return out
+
+    def take_events(self) -> list[Event]:
+        """The call events emitted since the last call, in order."""
+        self.core.events.dispatch()
+        out, self.events[:] = list(self.events), []
         return out
 
     def advance(self, seconds: float) -> list[tuple[Send, Request | Response]]:

@@ -38,7 +38,7 @@ def test_ring_all_first_answer_wins_and_others_cancelled_elsewhere() -> None:
     assert len(cancels) == 1
     assert cancels[0].headers.get("reason") == 'SIP;cause=200;text="Call completed elsewhere"'
     assert not requests_to(out, D0, "CANCEL")
-    assert net.calls.call_state("1000").active_calls == 1
+    assert net.core.dialogs.call_state("1000").active_calls == 1
 
 
 def test_caller_cancel_has_no_completed_elsewhere_reason() -> None:
@@ -206,7 +206,7 @@ def test_in_dialog_bye_is_relayed_and_ends_the_call() -> None:
     assert fwd.headers.get("route") is None
     out = net.send(reply(fwd, 200, "OK"), ("127.0.0.1", D0))
     assert [r.status for r in responses_to(out, TRUNK[1])] == [200]
-    assert net.calls.call_state("1000").active_calls == 0
+    assert net.core.dialogs.call_state("1000").active_calls == 0
 
 
 def test_a_device_calling_its_own_number_rings_the_other_devices_only() -> None:

@@ -129,7 +129,7 @@ def test_expired_bindings_removed_and_flow_close_drops_tcp_bindings() -> None:
     net.now += 61
     assert net.location.expire(net.now) == 1 and not net.location.get("1000")
     net.bind(devs[1], 34000, transport="tcp", flow="tcp-7")
-    net.app.on_flow_closed("tcp-7", net.now)
+    net.router.on_flow_closed("tcp-7", net.now)
     assert not net.location.get("1000")
 
 
@@ -188,6 +188,25 @@ def test_a_configuration_reload_keeps_digest_replay_protection() -> None:
 def test_a_changed_domain_stops_being_served() -> None:
     net, _ = setup()
     _reload(net, Settings(domain="old.example.com"))
-    assert net.app.is_local("old.example.com")
+    assert net.core.local.is_local("old.example.com")
     _reload(net, Settings(domain="new.example.com"))
-    assert net.app.is_local("new.example.com") and not net.app.is_local("old.example.com")
+    assert net.core.local.is_local("new.example.com") and not net.core.local.is_local("old.example.com")
+
+
+def test_a_guessed_username_does_not_lock_out_other_devices_behind_the_same_address() -> None:
+    """Regression (issue 6 §4): the block used to cover every device at the address."""
+    net, devs = setup(auth_max_failures=3)
+    statuses = [do_register(net, "1000", "1000", "guess", call_id=f"g{i}").status for i in range(4)]
+    assert statuses[:3] == [401, 401, 403] and statuses[3] == 403
+    assert do_register(net, "1000", "1000", devs[0].secret, call_id="g-right").status == 403  # that pair waits
+    bob = devs[2]
+    assert do_register(net, "1001", "1001", bob.secret, call_id="bob").status == 200  # same address, own creds
+
+
+def test_failures_across_many_usernames_block_the_address() -> None:
+    net, devs = setup(auth_max_failures=5, auth_max_usernames=3)
+    for i, user in enumerate(("2000", "2001", "2002")):
+        do_register(net, user, user, "guess", call_id=f"s{i}")
+    assert do_register(net, "1001", "1001", devs[2].secret, call_id="after-scan").status == 403
+    elsewhere = ("127.0.0.5", 33020)
+    assert do_register(net, "1001", "1001", devs[2].secret, src=elsewhere, call_id="other-address").status == 200

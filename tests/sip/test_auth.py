@@ -14,12 +14,12 @@ from onenumber.sip.auth import (
     DigestAuthenticator,
     Throttle,
     Verdict,
+    _parse_params,
     authorize,
     expected_response,
     ha1,
     parse_challenge,
 )
-from onenumber.sip.headers import parse_auth_params
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 REALM = "onenumber.example"
@@ -103,7 +103,7 @@ def test_sip_example_from_the_formula() -> None:
     """RFC 3261 §22.4 / RFC 7616 §3.4.1, computed here independently of the module."""
     a = make()
     ch = a.challenges(T0)[0]
-    nonce = parse_auth_params(ch)[1]["nonce"]
+    nonce = _parse_params(ch)[1]["nonce"]
     ha1_ = md5(f"1000:{REALM}:s3cret")
     ha2 = md5(f"INVITE:{URI}")
     resp = md5(f"{ha1_}:{nonce}:0000002a:xyz:auth:{ha2}")
@@ -324,7 +324,7 @@ def test_challenges_default_order_and_parse_back() -> None:
     a = make()
     chs = a.challenges(T0)
     assert len(chs) == 2
-    parsed = [parse_auth_params(c) for c in chs]
+    parsed = [_parse_params(c) for c in chs]
     assert [p[0] for p in parsed] == ["Digest", "Digest"]
     assert [p[1]["algorithm"] for p in parsed] == ["MD5", "SHA-256"]  # MD5 first for SIPp and phones
     for _, params in parsed:
@@ -340,7 +340,7 @@ def test_challenge_order_setting_and_stale_flag() -> None:
     a = make(algorithms=("sha-256", "md5"), opaque="op")
     assert a.algorithms == ("SHA-256", "MD5")
     chs = a.challenges(T0, stale=True)
-    params = [parse_auth_params(c)[1] for c in chs]
+    params = [_parse_params(c)[1] for c in chs]
     assert [p["algorithm"] for p in params] == ["SHA-256", "MD5"]
     assert all(p["stale"] == "TRUE" and p["opaque"] == "op" for p in params)
     # the client echoes opaque
@@ -349,7 +349,7 @@ def test_challenge_order_setting_and_stale_flag() -> None:
 
 def test_challenge_quotes_realm() -> None:
     a = make(realm='odd "realm"\\x')
-    _, params = parse_auth_params(a.challenges(T0)[0])
+    _, params = _parse_params(a.challenges(T0)[0])
     assert params["realm"] == 'odd "realm"\\x'
     assert a.verify(answer(a.challenges(T0)[0]), "REGISTER", "s3cret", T0) is Verdict.OK
 
@@ -571,3 +571,18 @@ def test_throttle_validation() -> None:
         Throttle(max_failures=0)
     with pytest.raises(ValueError):
         Throttle(block_seconds=60, max_block=30)
+
+
+def test_login_throttle_counts_per_username_and_across_usernames() -> None:
+    from onenumber.sip.auth import LoginThrottle
+
+    t = LoginThrottle(max_failures=3, max_usernames=2, window=60, block_seconds=30)
+    assert not t.record_failure("10.0.0.1", "1000", 0)
+    assert not t.record_failure("10.0.0.1", "1000", 1)
+    assert t.record_failure("10.0.0.1", "1000", 2)  # the third failure for 1000 blocks that pair
+    assert t.is_blocked("10.0.0.1", "1000", 3) and not t.is_blocked("10.0.0.1", "1001", 3)
+    assert not t.is_blocked("10.0.0.2", "1000", 3)  # another address is not this one
+    assert t.record_failure("10.0.0.1", "1002", 4)  # a second username failing: the address is blocked
+    assert t.is_blocked("10.0.0.1", "1001", 5)
+    assert not t.is_blocked("10.0.0.1", "1001", 40)  # the block ends
+    t.record_success("10.0.0.2", "1000", 41)

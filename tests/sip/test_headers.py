@@ -10,7 +10,6 @@ from onenumber.sip.headers import (
     NameAddr,
     Via,
     get_param,
-    parse_auth_params,
     parse_contacts,
     parse_params,
     split_commas,
@@ -105,15 +104,6 @@ def test_params_and_commas() -> None:
     assert split_commas("a, b ,c") == ["a", "b", "c"]
     assert split_commas('"x, y" <sip:a@b;p=1,2>, <sip:c@d>') == ['"x, y" <sip:a@b;p=1,2>', "<sip:c@d>"]
     assert split_commas('"a\\", b" <sip:a@b>') == ['"a\\", b" <sip:a@b>']
-
-
-def test_auth_params() -> None:
-    scheme, p = parse_auth_params(
-        'Digest username="al,ice", realm="x", nonce="n", uri="sip:a@b", qop=auth, nc=00000001'
-    )
-    assert scheme == "Digest" and p["username"] == "al,ice" and p["qop"] == "auth" and p["nc"] == "00000001"
-    with pytest.raises(ParseError):
-        parse_auth_params("Digest username")
 
 
 def test_contacts() -> None:

@@ -74,7 +74,7 @@ async def test_update_account(store: Store) -> None:
         stage_seconds=5,
         no_answer_seconds=20,
         forward_unconditional=None,
-        forward_busy="voicemail",
+        forward_busy="2000",
         forward_no_answer="1001",
         decline="device",
         dnd=True,
@@ -85,7 +85,7 @@ async def test_update_account(store: Store) -> None:
     assert account.dids == ("222",)
     assert account.ring_mode == RingMode.EXCLUSIVE
     assert (account.stage_seconds, account.no_answer_seconds) == (5, 20)
-    assert account.forwarding == Forwarding(None, "voicemail", "1001")
+    assert account.forwarding == Forwarding(None, "2000", "1001")
     assert account.decline == DeclineMode.DEVICE
     assert account.dnd is True
     assert account.selected_device == 1
@@ -190,3 +190,10 @@ async def test_every_configuration_write_bumps_revision(store: Store) -> None:
     await bumped()
     await admin.remove_account("1000")
     await bumped()
+
+
+async def test_forward_to_voicemail_is_refused_until_voicemail_exists(store: Store) -> None:
+    """A forward to `voicemail` used to be accepted, then reached the trunk or nothing (issue 7)."""
+    await store.admin.add_account("1000", "Alice")
+    with pytest.raises(AdminError, match="voicemail is not available"):
+        await store.admin.update_account("1000", forward_no_answer="voicemail")

@@ -1,0 +1,157 @@
+"""The gate every request from a device passes: digest authentication, throttling, trusted
+networks, credential expiry (kamailio's `route(AUTH)`).
+
+The gate answers the challenge or the refusal itself and returns the device whose
+credentials were right, or None. It knows nothing of registrations or calls.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from ..routing.model import Device
+from ..sip.auth import Credentials, DigestAuthenticator, LoginThrottle, Verdict
+from ..sip.message import Request
+from ..sip.stack import ServerTxn
+from .directory import Directory
+from .replies import Replier
+
+log = logging.getLogger("onenumber.gate")
+
+BLOCKED = "Forbidden (too many failed attempts, try later)"
+
+
+class Gate:
+    def __init__(self, directory: Directory, replier: Replier, *, secret: bytes, realm: str) -> None:
+        self.directory = directory
+        self.replier = replier
+        self.secret = secret
+        self.realm = realm
+        self.auth: DigestAuthenticator
+        self.auth_md5: DigestAuthenticator
+        self.throttle: LoginThrottle
+        self.trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self.md5_only_agents: tuple[str, ...] = ()
+        self._configured = False
+        self.configure(directory)
+        directory.listeners.append(self.configure)
+
+    def configure(self, directory: Directory) -> None:
+        s = directory.settings
+        # rebuilt only when the offer changes: it holds the nc replay state of live nonces,
+        # which a reload for an unrelated setting must not forget
+        if not self._configured or self.auth.algorithms != tuple(s.digest_algorithms):
+            self.auth = DigestAuthenticator(secret=self.secret, realm=self.realm, algorithms=s.digest_algorithms)
+            # same secret and realm: its nonces verify with self.auth, which keeps the nc state
+            self.auth_md5 = DigestAuthenticator(secret=self.secret, realm=self.realm, algorithms=("MD5",))
+        self.md5_only_agents = s.md5_only_user_agents
+        limits = (s.auth_max_failures, s.auth_max_usernames, s.auth_block_seconds)
+        if not self._configured or (
+            self.throttle.max_failures, self.throttle.max_usernames, self.throttle.block_seconds
+        ) != limits:
+            self.throttle = LoginThrottle(
+                max_failures=s.auth_max_failures, max_usernames=s.auth_max_usernames,
+                block_seconds=max(1, s.auth_block_seconds),
+            )
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in s.trusted_networks]
+        self._configured = True
+
+    def is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted)
+
+    def credentials(self, req: Request, *, proxy: bool) -> Credentials | None:
+        """The request's credentials for our realm (others' realms are not ours to check)."""
+        for value in req.headers.get_all("proxy-authorization" if proxy else "authorization"):
+            try:
+                creds = Credentials.parse(value)
+            except Exception:
+                continue
+            if creds.realm == self.realm:
+                return creds
+        return None
+
+    def authenticate(self, txn: ServerTxn, req: Request, now: float, *, proxy: bool) -> Device | None:
+        """Digest-check the request. Answers the challenge/refusal itself and returns None,
+        or returns the device whose credentials were valid."""
+        creds = self.credentials(req, proxy=proxy)
+        if creds is None:
+            self.challenge(txn, proxy, now, stale=False)
+            return None
+        address = txn.source.remote[0]
+        throttle = self.throttle
+        if throttle.is_blocked(address, creds.username, now):
+            self.replier.reply(txn, 403, BLOCKED)
+            return None
+        device = self.directory.devices_by_auth.get(creds.username)
+        verdict = self.auth.verify(creds, req.method, device.secret if device is not None else None, now)
+        if verdict is Verdict.OK and device is not None:
+            throttle.record_success(address, creds.username, now)
+            return device
+        if verdict is Verdict.STALE:
+            self.challenge(txn, proxy, now, stale=True)
+            return None
+        if throttle.record_failure(address, creds.username, now):
+            log.warning("authentication failures from %s for %r: blocked", address, creds.username)
+            self.replier.reply(txn, 403, BLOCKED)
+            return None
+        self.challenge(txn, proxy, now, stale=False)
+        return None
+
+    def challenge(self, txn: ServerTxn, proxy: bool, now: float, *, stale: bool) -> None:
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        agent = txn.request.headers.get("user-agent") or ""
+        auth = self.auth
+        if agent and "MD5" in self.auth.algorithms and any(a in agent for a in self.md5_only_agents):
+            auth = self.auth_md5
+        headers = [(name, c) for c in auth.challenges(now, stale=stale)]
+        if proxy:
+            self.replier.reply(txn, 407, "Proxy Authentication Required", headers)
+        else:
+            self.replier.reply(txn, 401, "Unauthorized", headers)
+
+    def device_allowed(self, txn: ServerTxn, device: Device, now: float) -> bool:
+        """Credential expiry and trusted networks, after authentication (no enumeration)."""
+        if device.credential_expires_at is not None and device.credential_expires_at <= now:
+            self.replier.reply(txn, 403, "Credentials expired")
+            return False
+        if not device.enabled and txn.request.method != "REGISTER":
+            self.replier.reply(txn, 403, "Forbidden (device disabled)")
+            return False
+        if not device.internet and not self.is_trusted(txn.source.remote[0]):
+            self.replier.reply(txn, 403, "Forbidden (device not allowed from this network)")
+            return False
+        return True
+
+    def admit(self, txn: ServerTxn, req: Request, now: float, *, proxy: bool) -> Device | None:
+        """Authenticate and check the device may act now: the whole gate in one call."""
+        device = self.authenticate(txn, req, now, proxy=proxy)
+        if device is None or not self.device_allowed(txn, device, now):
+            return None
+        return device
+
+
+def strip_own_credentials(req: Request, realm: str) -> None:
+    """Consume our realm's credentials before forwarding (RFC 3261 §22.3, kamailio's
+    `consume_credentials()`): the callee must never see a device's auth username or digest.
+    Credentials for other realms (a trunk's) are passed on."""
+    for name in ("proxy-authorization", "authorization"):
+        values = req.headers.get_all(name)
+        if not values:
+            continue
+        keep = []
+        for value in values:
+            try:
+                ours = Credentials.parse(value).realm == realm
+            except Exception:
+                ours = False
+            if not ours:
+                keep.append(value)
+        if len(keep) != len(values):
+            req.headers.remove(name)
+            for value in keep:
+                req.headers.add(name.title(), value)

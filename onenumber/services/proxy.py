@@ -1,0 +1,618 @@
+"""The forking proxy: executes a call's ring plan and reports what happens as call events.
+
+An INVITE that passed the gate (or came from a trunk) gets the caller's identity
+(`routing.identity`), then the routing policy's RingPlan runs: stage 0 now, later stages on
+their timers (earlier ones keep ringing), the no-answer timer, Timer C, best-response rules
+(`sip.proxy`), and what to do when every branch failed (`routing.failure`). Calls to numbers
+that are not local go to a trunk. The proxy executes; the policy decides.
+
+Everything runs synchronously inside the stack's callbacks with time passed in: no I/O of
+its own, so the same code is driven by the tests without sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from ..routing.failure import (
+    Cause,
+    after_branches,
+    declines_everywhere,
+    diversion_header,
+    history_info,
+    immediate_cause,
+)
+from ..routing.identity import caller_identity
+from ..routing.model import Account, Binding, Device, FinalAction, FinalKind, RingPlan
+from ..routing.plan import plan_call
+from ..settings import Trunk
+from ..sip.errors import ParseError
+from ..sip.headers import NameAddr
+from ..sip.message import Request, Response
+from ..sip.proxy import (
+    REASON_BUSY_EVERYWHERE,
+    REASON_COMPLETED_ELSEWHERE,
+    Branch,
+    BranchState,
+    best_response,
+    loop_hash,
+    make_cancel,
+    pop_own_via,
+    prepare_forward,
+    record_route,
+    signed_route_params,
+    target_uri,
+    via_value,
+)
+from ..sip.stack import MAGIC, ClientTxn, ServerTxn, Source, Stack, Target, Timer
+from .dialogs import CallRecord, DialogBranch, Dialogs
+from .directory import Directory
+from .events import (
+    BranchRinging,
+    CallAnswered,
+    CallEnded,
+    CallFailed,
+    CallForwarded,
+    CallStarted,
+    DialogState,
+    EndCause,
+    EventBus,
+    FailCause,
+    Party,
+)
+from .gate import strip_own_credentials
+from .location import Location
+from .replies import Replier
+
+log = logging.getLogger("onenumber.proxy")
+
+TIMER_C = 180.0  # §16.6 step 11: a ringing call is given up after this, whatever the plan says
+MAX_RETARGETS = 5
+
+
+@dataclass(slots=True)
+class CallContext:
+    """One incoming INVITE being routed: its branches across attempts (each forward retargets
+    the call and starts a new attempt; branches of older attempts are being cancelled)."""
+
+    owner: CallProxy
+    txn: ServerTxn
+    base: Request  # identity rewritten, before per-branch changes
+    record: CallRecord
+    target_number: str
+    account: Account | None = None
+    plan: RingPlan | None = None
+    attempt: int = 0
+    branches: dict[str, Branch] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=dict)
+    dialogs: dict[str, DialogBranch] = field(default_factory=dict)
+    next_stage: int = 0
+    timers: list[Timer] = field(default_factory=list)
+    done: bool = False  # a final response went upstream
+    answered: str | None = None  # the winning branch
+    retargets: int = 0
+    diverted_from: list[str] = field(default_factory=list)
+    loop_key: str | None = None  # loop_hash of `base`, reset when the call is retargeted
+    caller_device: str | None = None  # auth username of the calling device: it never rings itself
+    route_params: str = ""  # the signature our Record-Route carries
+
+    # the stack hands client-transaction results to the transaction's context
+    def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
+        self.owner.on_response(self, txn, resp, now)
+
+    def on_timeout(self, txn: ClientTxn, now: float) -> None:
+        self.owner.on_timeout(self, txn, now)
+
+    def on_cancel(self, txn: ServerTxn, req: Request, now: float) -> None:
+        self.owner.on_cancel(self, now)
+
+
+class CallProxy:
+    def __init__(
+        self,
+        stack: Stack,
+        replier: Replier,
+        directory: Directory,
+        location: Location,
+        dialogs: Dialogs,
+        events: EventBus,
+        *,
+        secret: bytes,
+        realm: str,
+        domain: Callable[[], str],
+    ) -> None:
+        self.stack = stack
+        self.replier = replier
+        self.directory = directory
+        self.location = location
+        self.dialogs = dialogs
+        self.events = events
+        self.secret = secret
+        self.realm = realm
+        self.domain = domain
+
+    def _local(self, transport: str) -> tuple[str, int]:
+        return self.stack.local.get(transport) or self.stack.local["udp"]
+
+    def _new_branch(self, ctx: CallContext) -> str:
+        """A branch carrying the loop-detection hash of the request as it leaves (§16.6 step 8)."""
+        if ctx.loop_key is None:
+            ctx.loop_key = loop_hash(ctx.base)
+        return f"{MAGIC}on{ctx.loop_key}.{self.stack.new_branch()[len(MAGIC):]}"
+
+    # ------------------------------------------------------------------ a new call
+    def new_call(
+        self, txn: ServerTxn, req: Request, number: str, device: Device | None, trunk: Trunk | None, now: float
+    ) -> None:
+        """Route an INVITE from a device (authenticated) or a trunk to `number`."""
+        caller: Account | None = None
+        if device is not None:
+            caller = self.directory.accounts.get(device.account)
+            if caller is None:
+                self.replier.reply(txn, 403, "Forbidden (device has no account)")
+                return
+        target = self.directory.account_for(number)
+        from_tag = req.from_.tag or ""
+        caller_from = req.headers.get("from") or ""
+        identity_from = None
+        # what goes downstream is a copy: every answer we make ourselves (100, 4xx) is built from
+        # the request as the caller sent it, whose From it must carry (§8.2.6.2)
+        txn_request = req
+        req = Request(req.method, req.uri, req.headers.copy(), req.body)
+        if caller is not None and device is not None:
+            identity = caller_identity(caller, external=target is None)
+            name_addr = identity.name_addr(self.domain())
+            identity_from = f"{name_addr};tag={from_tag}" if from_tag else name_addr
+            req.headers.set("From", identity_from)
+            req.headers.remove("p-preferred-identity")
+            req.headers.set("P-Asserted-Identity", name_addr)
+            party = Party(identity.number, identity.name, caller.number, device.auth_username, device.position)
+        else:
+            party = _party_from(req)
+        strip_own_credentials(req, self.realm)
+        src = txn.source
+        record = CallRecord(
+            req.call_id, now, party, from_tag, Target(src.transport, src.remote[0], src.remote[1], src.conn),
+            caller_from, identity_from, callee_account=target.number if target else None,
+        )
+        ctx = CallContext(self, txn, req, record, number, caller_device=device.auth_username if device else None)
+        ctx.route_params = signed_route_params(
+            self.secret, req.call_id, from_tag, caller_from if identity_from is not None else None
+        )
+        txn.context = ctx
+        if self.events.subscribers:
+            self.events.emit(CallStarted(req.call_id, now, party, number, record.callee_account,
+                                         trunk.name if trunk else None))
+        self.dialogs.start(record, now)
+        self.stack.respond(txn, self.stack.make_response(txn_request, 100, "Trying"), now)
+        ctx.timers.append(self.stack.call_at(now + TIMER_C, lambda t: self._give_up(ctx, t)))
+        if target is not None:
+            self._ring_account(ctx, target, now)
+        elif caller is None:
+            self._finish(ctx, 404, "Not Found", now, FailCause.NOT_FOUND)
+        else:
+            self._to_trunk(ctx, number, now)
+
+    # ------------------------------------------------------------------ ringing an account
+    def _ring_account(self, ctx: CallContext, account: Account, now: float) -> None:
+        ctx.account = account
+        ctx.record.callee_account = account.number
+        plan = plan_call(
+            account,
+            self.directory.devices(account.number),
+            self.location.get(account.number),
+            self.dialogs.call_state(account.number),
+            now,
+        )
+        ctx.plan = plan
+        ctx.attempt += 1
+        ctx.next_stage = 0
+        if plan.immediate is not None:
+            self._final_action(ctx, plan.immediate, immediate_cause(plan.immediate), now)
+            return
+        if not plan.stages:
+            self._final_action(ctx, plan.on_unavailable, Cause.NO_ANSWER, now, unavailable=True)
+            return
+        attempt = ctx.attempt
+        for index, stage in enumerate(plan.stages):
+            if stage.start <= 0:
+                self._start_stages(ctx, attempt, index, now)
+            else:
+                ctx.timers.append(
+                    self.stack.call_at(now + stage.start, partial(self._start_stages, ctx, attempt, index))
+                )
+        ctx.timers.append(
+            self.stack.call_at(now + plan.no_answer_seconds, lambda t: self._no_answer(ctx, attempt, t))
+        )
+
+    def _start_stages(self, ctx: CallContext, attempt: int, upto: int, now: float) -> None:
+        """Start every stage up to index `upto` not started yet (earlier stages keep ringing)."""
+        if ctx.done or ctx.answered or attempt != ctx.attempt or ctx.plan is None:
+            return
+        while ctx.next_stage <= upto and ctx.next_stage < len(ctx.plan.stages):
+            stage = ctx.plan.stages[ctx.next_stage]
+            ctx.next_stage += 1
+            ringing = {b.request.uri for b in ctx.branches.values() if b.attempt == attempt}
+            positions = {d.auth_username: d.position for d in self.directory.devices(ctx.plan.account)}
+            for binding in stage.bindings:
+                if binding.contact not in ringing and binding.auth_username != ctx.caller_device:
+                    self._branch_to_binding(ctx, binding, positions.get(binding.auth_username), now)
+        self._check_done(ctx, now)
+
+    def _branch_to_binding(self, ctx: CallContext, b: Binding, position: int | None, now: float) -> None:
+        if b.flow:
+            target = Target(b.transport, b.source[0], b.source[1], b.flow)
+        elif b.transport == "udp":
+            target = Target("udp", b.source[0], b.source[1])
+        else:
+            uri = target_uri(b.contact)
+            if uri is None:
+                return
+            target = Target(b.transport, uri.host.strip("[]"), uri.default_port())
+        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, list(b.path), now)
+
+    def _send_branch(
+        self,
+        ctx: CallContext,
+        uri: str,
+        target: Target,
+        account: str | None,
+        position: int | None,
+        auth_username: str | None,
+        routes: list[str],
+        now: float,
+    ) -> None:
+        branch = self._new_branch(ctx)
+        host, port = self._local(target.transport)
+        in_tp = ctx.txn.source.transport
+        params = ctx.route_params
+        rrs = [record_route(host, port, target.transport, params)]
+        if in_tp != target.transport:
+            ih, ip = self._local(in_tp)
+            rrs.append(record_route(ih, ip, in_tp, params))  # RFC 5658 double Record-Route
+        fwd = prepare_forward(
+            ctx.base, uri=uri, via=via_value(target.transport, host, port, branch), record_routes=rrs, routes=routes
+        )
+        br = Branch(branch, fwd, position, auth_username, attempt=ctx.attempt)
+        ctx.branches[branch] = br
+        ctx.targets[branch] = target
+        dbr = DialogBranch(branch, account, auth_username, position)
+        ctx.dialogs[branch] = dbr
+        self.dialogs.branch(ctx.record, dbr, now)
+        self.stack.send_request(fwd, target, now, context=ctx)
+
+    def _to_trunk(self, ctx: CallContext, number: str, now: float) -> None:
+        trunk = self.directory.trunk_for(number)
+        if trunk is None:
+            self._finish(ctx, 404, "Not Found (no such number here and no trunk for external calls)", now,
+                         FailCause.NOT_FOUND)
+            return
+        ctx.attempt += 1
+        ctx.plan = None
+        ctx.account = None
+        target = Target(trunk.transport, trunk.host, trunk.port)
+        tp = "" if trunk.transport == "udp" else f";transport={trunk.transport}"
+        self._send_branch(ctx, f"sip:{number}@{trunk.host}:{trunk.port}{tp}", target, None, None, None, [], now)
+
+    # ------------------------------------------------------------------ responses
+    def _upstream(self, ctx: CallContext, resp: Response, now: float) -> None:
+        """Relay a response to the caller: our Via off, and the caller's own From back (the
+        identity rewrite is for the callee; RFC 3261 §8.2.6.2 wants the request's From)."""
+        pop_own_via(resp)
+        if ctx.record.identity_from is not None:
+            resp.headers.set("From", ctx.record.caller_from)
+        self.stack.respond(ctx.txn, resp, now)
+
+    def on_response(self, ctx: CallContext, txn: ClientTxn, resp: Response, now: float) -> None:
+        br = ctx.branches.get(txn.branch)
+        if br is None:
+            return
+        status = resp.status
+        if status < 200:
+            self._provisional(ctx, br, resp, now)
+        elif status < 300:
+            self._answer(ctx, br, resp, now)
+        else:
+            self._branch_failed(ctx, br, status, resp, now)
+
+    def _provisional(self, ctx: CallContext, br: Branch, resp: Response, now: float) -> None:
+        if br.cancel_pending:
+            br.cancel_pending = False
+            self._send_cancel(ctx, br, br.cancel_reason, now)
+            return
+        if br.state is BranchState.TRYING:
+            br.state = BranchState.RINGING
+            dbr = ctx.dialogs.get(br.branch)
+            if dbr is not None:
+                self.dialogs.set_state(ctx.record, dbr, DialogState.PROCEEDING, now)
+        if resp.status == 100 or ctx.done or br.state is not BranchState.RINGING:
+            return
+        if resp.status not in br.provisionals:  # once per branch and status
+            first = not br.provisionals
+            br.provisionals.add(resp.status)
+            dbr = ctx.dialogs.get(br.branch)
+            if dbr is not None and resp.to.tag:
+                self.dialogs.set_state(ctx.record, dbr, DialogState.EARLY, now)
+            if first and dbr is not None and self.events.subscribers:
+                self.events.emit(BranchRinging(ctx.record.call_id, now, dbr.account, dbr.device, dbr.position))
+            self._upstream(ctx, resp, now)
+
+    def _answer(self, ctx: CallContext, br: Branch, resp: Response, now: float) -> None:
+        if ctx.answered == br.branch:
+            self._upstream(ctx, resp, now)  # a 2xx retransmission
+            return
+        if ctx.answered is not None or ctx.done:
+            self._hang_up_late_answer(ctx, br, resp, now)
+            return
+        ctx.answered = br.branch
+        ctx.done = True
+        br.state = BranchState.ANSWERED
+        br.status = resp.status
+        self._upstream(ctx, resp, now)
+        self._stop_timers(ctx)
+        for other in ctx.branches.values():
+            if other is not br:
+                self._cancel_branch(ctx, other, REASON_COMPLETED_ELSEWHERE, now)
+        rec = ctx.record
+        dbr = ctx.dialogs.get(br.branch) or DialogBranch(br.branch, None, None, None)
+        self.dialogs.confirm(rec, dbr, resp.to.tag, ctx.targets.get(br.branch), now)
+        self.dialogs.terminate_branches(rec, now, keep=dbr)
+        if self.events.subscribers:
+            number = ctx.account.number if ctx.account is not None else ctx.target_number
+            self.events.emit(CallAnswered(rec.call_id, now, dbr.account, dbr.device, dbr.position, number))
+        self._release(ctx)
+
+    def _release(self, ctx: CallContext) -> None:
+        """The outcome is decided: keep only what late responses still need (a branch still
+        ringing or being cancelled may answer late and must be ACKed and hung up), so calls
+        waiting out their transactions' timers hold few objects."""
+        ctx.base = None  # type: ignore[assignment]  # released: nothing reads it once done
+        for br in ctx.branches.values():
+            br.response = None
+            if br.state in (BranchState.ANSWERED, BranchState.FAILED):
+                br.request = None  # type: ignore[assignment]  # released, as above
+
+    def _branch_failed(self, ctx: CallContext, br: Branch, status: int, resp: Response | None, now: float) -> None:
+        was_cancelled = br.state is BranchState.CANCELLED
+        br.state = BranchState.FAILED
+        br.status = status
+        br.cancel_pending = False
+        dbr = ctx.dialogs.get(br.branch)
+        if dbr is not None:
+            self.dialogs.set_state(ctx.record, dbr, DialogState.TERMINATED, now)
+        if was_cancelled or ctx.done or br.attempt != ctx.attempt:
+            return
+        br.response = resp  # kept for choosing the best final response
+        if declines_everywhere(ctx.plan, status):
+            for other in ctx.branches.values():
+                if other is not br:
+                    self._cancel_branch(ctx, other, REASON_BUSY_EVERYWHERE, now)
+            self._finish_with(ctx, resp, status, now, FailCause.DECLINED)
+            return
+        self._check_done(ctx, now)
+
+    def _check_done(self, ctx: CallContext, now: float) -> None:
+        """When every branch of this attempt failed: start the next stage at once, or decide."""
+        if ctx.done or ctx.answered:
+            return
+        current = [b for b in ctx.branches.values() if b.attempt == ctx.attempt]
+        if any(b.pending or b.cancel_pending for b in current):
+            return
+        if ctx.plan is not None and ctx.next_stage < len(ctx.plan.stages):
+            self._start_stages(ctx, ctx.attempt, ctx.next_stage, now)  # nobody left ringing: don't wait
+            return
+        best = best_response(current)
+        statuses = [b.status for b in current if b.status is not None]
+        decision = after_branches(ctx.plan, statuses, best.status if best else None)
+        if decision.action is not None and decision.cause is not None:
+            self._final_action(ctx, decision.action, decision.cause, now, fallback=best)
+        elif best is not None:
+            self._finish_with(ctx, best.response, best.status or 500, now, _fail_cause(best.status or 500))
+        else:
+            self._finish(ctx, 480, "Temporarily Unavailable", now, FailCause.FAILED)
+
+    def on_timeout(self, ctx: CallContext, txn: ClientTxn, now: float) -> None:
+        br = ctx.branches.get(txn.branch)
+        if br is not None and (br.pending or br.state is BranchState.CANCELLED):
+            self._branch_failed(ctx, br, 408, None, now)
+
+    def on_stray_response(self, resp: Response, source: Source, now: float) -> None:
+        """2xx retransmissions after our INVITE transaction ended: forward them statelessly."""
+        if resp.status < 200 or resp.status >= 300 or resp.cseq.method != "INVITE":
+            return
+        vias = resp.headers.get_all("via")
+        if len(vias) < 2:
+            return
+        try:
+            top = resp.top_via
+        except ParseError:
+            return
+        if top.sent_by not in {(h.lower(), p) for h, p in self.stack.local.values()}:
+            return
+        pop_own_via(resp)
+        rec = self.dialogs.get(resp.call_id)
+        if rec is not None and rec.identity_from is not None:
+            resp.headers.set("From", rec.caller_from)
+        self.stack.forward_response(resp, None)
+
+    # ------------------------------------------------------------------ ending
+    def _final_action(
+        self, ctx: CallContext, action: FinalAction, cause: Cause, now: float, fallback: Branch | None = None,
+        *, unavailable: bool = False,
+    ) -> None:
+        if action.kind is FinalKind.FORWARD and action.target:
+            self._retarget(ctx, action.target, cause, now)
+            return
+        fail = FailCause.UNAVAILABLE if unavailable else FailCause.BUSY if cause is Cause.BUSY else (
+            FailCause.NO_ANSWER if cause is Cause.NO_ANSWER else FailCause.FAILED)
+        if fallback is not None and fallback.response is not None and fallback.status == action.status:
+            self._finish_with(ctx, fallback.response, action.status, now, fail)
+        else:
+            self._finish(ctx, action.status or 480, action.reason or "Temporarily Unavailable", now, fail)
+
+    def _retarget(self, ctx: CallContext, number: str, cause: Cause, now: float) -> None:
+        """Busy / no-answer / unconditional forward: the same call rings another number."""
+        ctx.retargets += 1
+        if ctx.retargets > MAX_RETARGETS:
+            self._finish(ctx, 482, "Loop Detected (forwarding loop)", now, FailCause.FAILED)
+            return
+        for br in ctx.branches.values():
+            self._cancel_branch(ctx, br, None, now)
+        for t in ctx.timers[1:]:  # keep timer C
+            t.cancel()
+        del ctx.timers[1:]
+        domain = self.domain()
+        diverted = ctx.account.number if ctx.account else ctx.target_number
+        counter = len(ctx.diverted_from) + 1
+        ctx.diverted_from.append(diverted)
+        base = ctx.base
+        base.headers.prepend("Diversion", diversion_header(diverted, domain, cause, counter))
+        if "history-info" not in base.headers:
+            base.headers.add("History-Info", f"<sip:{diverted}@{domain}>;index=1")
+        base.headers.add("History-Info", history_info(number, domain, cause, counter))
+        base.uri = f"sip:{number}@{domain}"
+        ctx.loop_key = None
+        ctx.target_number = number
+        if self.events.subscribers:
+            self.events.emit(CallForwarded(ctx.record.call_id, now, diverted, str(cause), number))
+        target = self.directory.account_for(number)
+        if target is not None:
+            self._ring_account(ctx, target, now)
+        else:
+            self._to_trunk(ctx, number, now)
+
+    def _no_answer(self, ctx: CallContext, attempt: int, now: float) -> None:
+        if ctx.done or ctx.answered or attempt != ctx.attempt or ctx.plan is None:
+            return
+        plan = ctx.plan
+        for br in ctx.branches.values():
+            self._cancel_branch(ctx, br, None, now)
+        self._final_action(ctx, plan.on_no_answer, Cause.NO_ANSWER, now)
+
+    def _give_up(self, ctx: CallContext, now: float) -> None:
+        if ctx.done or ctx.answered:
+            return
+        for br in ctx.branches.values():
+            self._cancel_branch(ctx, br, None, now)
+        self._finish(ctx, 408, "Request Timeout", now, FailCause.NO_ANSWER)
+
+    def _finish(self, ctx: CallContext, status: int, reason: str, now: float, cause: FailCause) -> None:
+        if ctx.done:
+            return
+        ctx.done = True
+        self._stop_timers(ctx)
+        self.replier.reply(ctx.txn, status, reason)
+        self._failed(ctx, status, cause, now)
+        self._release(ctx)
+
+    def _finish_with(
+        self, ctx: CallContext, resp: Response | None, status: int, now: float, cause: FailCause
+    ) -> None:
+        if resp is None:
+            self._finish(ctx, status, "Request Timeout" if status == 408 else "Temporarily Unavailable", now, cause)
+            return
+        if ctx.done:
+            return
+        ctx.done = True
+        self._stop_timers(ctx)
+        self._upstream(ctx, resp, now)
+        self._failed(ctx, status, cause, now)
+        self._release(ctx)
+
+    def _failed(self, ctx: CallContext, status: int, cause: FailCause, now: float) -> None:
+        rec = ctx.record
+        self.dialogs.end(rec.call_id, now)
+        if self.events.subscribers:
+            account = ctx.account.number if ctx.account is not None else None
+            self.events.emit(CallFailed(rec.call_id, now, status, cause, account))
+
+    def _stop_timers(self, ctx: CallContext) -> None:
+        for t in ctx.timers:
+            t.cancel()
+        ctx.timers.clear()
+
+    def forget_stale_calls(self, now: float) -> None:
+        """Answered calls with no BYE for the dialog limit are over (a phone died mid-call)."""
+        for rec in self.dialogs.sweep(now):
+            if rec.answered is not None and self.events.subscribers:
+                self.events.emit(CallEnded(rec.call_id, now, EndCause.EXPIRED, None))
+
+    # ------------------------------------------------------------------ CANCEL
+    def on_cancel(self, ctx: CallContext, now: float) -> None:
+        """The caller hung up while ringing: a real missed call, so no 'completed elsewhere'."""
+        if ctx.done:
+            return
+        for br in ctx.branches.values():
+            self._cancel_branch(ctx, br, None, now)
+        self._finish(ctx, 487, "Request Terminated", now, FailCause.CANCELLED)
+
+    def _cancel_branch(self, ctx: CallContext, br: Branch, reason: str | None, now: float) -> None:
+        if br.state is BranchState.RINGING:
+            self._send_cancel(ctx, br, reason, now)
+            br.state = BranchState.CANCELLED
+        elif br.state is BranchState.TRYING:
+            br.state = BranchState.CANCELLED  # §9.1: CANCEL once a provisional arrives
+            br.cancel_pending = True
+            br.cancel_reason = reason
+
+    def _send_cancel(self, ctx: CallContext, br: Branch, reason: str | None, now: float) -> None:
+        target = ctx.targets.get(br.branch)
+        if target is not None:
+            self.stack.send_request(make_cancel(br.request, reason), target, now)
+
+    def _hang_up_late_answer(self, ctx: CallContext, br: Branch, resp: Response, now: float) -> None:
+        """A second device answered after the first: ACK and BYE it so it is not left in a call."""
+        br.state = BranchState.FAILED
+        target = ctx.targets.get(br.branch)
+        contact = resp.headers.get("contact")
+        if target is None or contact is None:
+            return
+        try:
+            uri = str(NameAddr.parse(contact).uri)
+        except ParseError:
+            return
+        host, port = self._local(target.transport)
+        for method, cseq in (("ACK", br.request.cseq.number), ("BYE", br.request.cseq.number + 1)):
+            branch = self.stack.new_branch()
+            h = br.request.headers.copy()
+            for name in ("via", "route", "record-route", "contact", "content-type", "content-length",
+                         "diversion", "history-info", "p-asserted-identity"):
+                h.remove(name)
+            h.prepend("Via", via_value(target.transport, host, port, branch))
+            h.set("To", resp.headers.get("to") or "")
+            h.set("CSeq", f"{cseq} {method}")
+            h.set("Max-Forwards", "70")
+            if method == "BYE":
+                h.add("Reason", REASON_COMPLETED_ELSEWHERE)
+            h.set("Content-Length", "0")
+            req = Request(method, uri, h)
+            if method == "ACK":
+                self.stack.send_stateless(req, target)
+            else:
+                self.stack.send_request(req, target, now)
+
+
+def _party_from(req: Request) -> Party:
+    """The caller as its From shows it (a trunk's caller: the number and name it sent)."""
+    try:
+        na = req.from_
+        number = getattr(na.uri, "user_unescaped", None) or ""
+        name = (na.display or "").strip('"')
+    except ParseError:
+        number, name = "", ""
+    return Party(number, name)
+
+
+def _fail_cause(status: int) -> FailCause:
+    if status in (486, 600):
+        return FailCause.BUSY
+    if 600 <= status < 700 or status == 603:
+        return FailCause.DECLINED
+    if status in (408, 480):
+        return FailCause.NO_ANSWER
+    if status == 404:
+        return FailCause.NOT_FOUND
+    return FailCause.FAILED
