@@ -155,6 +155,35 @@ def account_presence(
     return any_device(counted)
 
 
+def visible_dialogs(
+    account: Account,
+    devices: Sequence[Device],
+    bindings: Sequence[Binding],
+    dialogs: Sequence[DeviceDialog],
+    now: float,
+) -> list[DeviceDialog]:
+    """The active dialogs that make the account's state: what BLF keys should show.
+
+    Ordered mode: every device's. Exclusive mode: without the web phone registered, the
+    other devices'; with it and a selected device that can ring, that device's dialogs and
+    the calls (not the rings) of the others; otherwise every device's. Feeding only these
+    to `account_presence` gives the same state (a property the tests check).
+    """
+    own = [d for d in devices if d.account == account.number]
+    positions = {d.position for d in own}
+    active = [d for d in dialogs if d.active and d.position in positions]
+    if account.ring_mode != RingMode.EXCLUSIVE:
+        return active
+    live = [b for b in bindings if b.account == account.number]
+    if not _webphone_registered(own, live, now):
+        web = {d.position for d in own if d.kind == DeviceKind.WEBPHONE}
+        return [d for d in active if d.position not in web]
+    chosen = _selected(account, own, live, now)
+    if chosen is None:
+        return active
+    return [d for d in active if d.position == chosen.position or d.in_call]
+
+
 def _webphone_registered(devices: Sequence[Device], bindings: Sequence[Binding], now: float) -> bool:
     return any(d.kind == DeviceKind.WEBPHONE and is_registered(d, bindings, now) for d in devices)
 

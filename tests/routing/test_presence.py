@@ -15,6 +15,7 @@ from onenumber.routing.presence import (
     account_presence,
     any_device,
     device_state,
+    visible_dialogs,
 )
 
 NOW = 1_000.0
@@ -258,3 +259,21 @@ def test_property_other_accounts_are_ignored(scene):
     other = [Device("2000", 0, DeviceKind.DESKPHONE, "2000", "s")]
     other_b = [Binding("2000", "2000", "sip:x@10.0.0.9", NOW + 60, "udp", ("10.0.0.9", 5060))]
     assert presence(scene) is presence((account, devices + other, bindings + other_b, dialogs))
+
+
+def test_visible_dialogs_follow_the_exclusive_rules():
+    both = [reg(DESK), reg(WEB)]
+    ring_desk, ring_web, call_desk = dlg(DESK, E), dlg(WEB, E), dlg(DESK, C, OUT)
+    assert visible_dialogs(EXCLUSIVE, DEVICES, both, [ring_desk, ring_web, call_desk], NOW) == [ring_web, call_desk]
+    assert visible_dialogs(EXCLUSIVE, DEVICES, [reg(DESK)], [ring_desk, ring_web], NOW) == [ring_desk]
+    assert visible_dialogs(ORDERED, DEVICES, [], [ring_desk, dlg(MOBILE, X), dlg(7, E)], NOW) == [ring_desk]
+
+
+@settings(max_examples=400, deadline=None)
+@given(scenes())
+def test_property_visible_dialogs_give_the_same_state(scene):
+    account, devices, bindings, dialogs = scene
+    visible = visible_dialogs(account, devices, bindings, dialogs, NOW)
+    assert set(visible) <= set(dialogs)
+    assert all(d.active for d in visible)
+    assert presence((account, devices, bindings, visible)) is presence(scene)
