@@ -189,10 +189,14 @@ Render = Callable[[Subscription], bytes]
 
 
 class Subscriptions:
-    def __init__(self, policy: SubscriptionPolicy, new_tag: Callable[[], str], contact: str) -> None:
+    def __init__(
+        self, policy: SubscriptionPolicy, new_tag: Callable[[], str], contact: str | Callable[[str], str]
+    ) -> None:
         self.policy = policy
         self.new_tag = new_tag
-        self.contact = contact  # our Contact URI for the subscription dialogs
+        # our Contact URI for the subscription dialogs: fixed, or made from the watched account
+        # (so a refresh's Request-URI names an account the router sends back here)
+        self.contact = contact
         self.by_key: dict[tuple, Subscription] = {}
         self.by_target: dict[tuple[Package, str], dict[tuple, Subscription]] = {}
         self._heap: list[tuple[float, int, tuple]] = []
@@ -274,8 +278,11 @@ class Subscriptions:
         heapq.heappush(self._heap, (sub.expires_at, next(self._seq), sub.key))
         return Answer(200, "OK", self._ok_headers(sub, expires), sub, self._build(sub, render, now))
 
+    def _contact(self, sub: Subscription) -> str:
+        return self.contact(sub.target) if callable(self.contact) else self.contact
+
     def _ok_headers(self, sub: Subscription, expires: int) -> tuple[tuple[str, str], ...]:
-        return (("Expires", str(expires)), ("Contact", f"<{self.contact}>"))
+        return (("Expires", str(expires)), ("Contact", f"<{self._contact(sub)}>"))
 
     # ---------------------------------------------------------------- NOTIFY
     def notify(self, sub: Subscription, render: Render, now: float, *, reason: str | None = None) -> Request:
@@ -302,7 +309,7 @@ class Subscriptions:
         extra = [
             ("Event", sub.package.value + (f";id={sub.event_id}" if sub.event_id else "")),
             ("Subscription-State", sub_state),
-            ("Contact", f"<{self.contact}>"),
+            ("Contact", f"<{self._contact(sub)}>"),
         ]
         return sub.dialog.request("NOTIFY", extra, body, CONTENT_TYPES[sub.package])
 
