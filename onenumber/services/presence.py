@@ -11,7 +11,8 @@ packages through `services.subscriptions`:
   once as terminated;
 - `presence` (PIDF, RFC 3863): the account's state in a note and RPID activity;
 - `message-summary` (RFC 3842): the counts the voicemail service reports
-  (`set_mailbox(box, summary)`), only to the box's own devices.
+  (`set_mailbox(box, summary)`), only to the box's own devices; with `unsolicited_mwi`,
+  also as out-of-dialog NOTIFYs to its registered devices that never subscribed.
 
 A NOTIFY goes out to every subscriber of an account whose rendering changed; refreshes,
 expiry (`terminated;reason=timeout`) and failed NOTIFYs (481/408/timeout end the
@@ -39,6 +40,7 @@ from .directory import Directory
 from .events import BindingChanged, DialogChanged, Event
 from .location import Location
 from .subscriptions import Package, Subscription, Subscriptions, WatchSettings, may_subscribe
+from .voicemail.mwi import unsolicited_notify, unsolicited_targets
 
 log = logging.getLogger("onenumber.presence")
 
@@ -65,6 +67,7 @@ class PresenceService:
         watch: WatchSettings | None = None,
         pickup_prefix: str = "*8",
         mailbox_uri: Callable[[str], str] = lambda box: "",
+        unsolicited_mwi: bool = False,
     ) -> None:
         self.stack = stack
         self.directory = directory
@@ -76,6 +79,7 @@ class PresenceService:
         self.watch = watch or WatchSettings()
         self.pickup_prefix = pickup_prefix
         self.mailbox_uri = mailbox_uri
+        self.unsolicited_mwi = unsolicited_mwi  # NOTIFY devices that never subscribe (many deskphones)
         self.legs: dict[str, dict[tuple[str, int | None, str], _Leg]] = {}  # account → legs
         self.ended: dict[str, list[DialogInfo]] = {}  # shown once as terminated
         self.shown: dict[str, tuple[Presence, tuple[DialogInfo, ...]]] = {}
@@ -212,6 +216,23 @@ class PresenceService:
         self.mailboxes[box] = summary
         now = self.clock()
         self._notify_all(Package.MESSAGE_SUMMARY, box, now)
+        if self.unsolicited_mwi:
+            self._unsolicited(box, summary, now)
+
+    def _unsolicited(self, box: str, summary: MessageSummary, now: float) -> None:
+        """Out-of-dialog NOTIFYs to the box's registered devices that have no subscription."""
+        domain = self.domain()
+        summary = replace(summary, account=summary.account or self.mailbox_uri(box))
+        for b in unsolicited_targets(box, self.location.get(box), self.subscriptions, now):
+            req = unsolicited_notify(b, f"sip:{box}@{domain}", summary, server_uri=f"sip:{box}@{domain}",
+                                     call_id=f"mwi-{self.stack.new_tag()}@{domain}", from_tag=self.stack.new_tag())
+            transport = b.transport if b.flow is not None else "udp"
+            host, port = self.stack.local.get(transport, b.local)
+            req.headers.prepend("Via", f"SIP/2.0/{transport.upper()} {host}:{port};"
+                                       f"branch={self.stack.new_branch()};rport")
+            target = Target(transport, b.source[0], b.source[1], b.flow)
+            self.stack.send_request(req, target, now, context=_Ignore())
+            self.stats["notifies"] += 1
 
     # ---------------------------------------------------------------- SUBSCRIBE
     def on_subscribe(self, txn: ServerTxn, req: Request, device: Device, now: float) -> None:
@@ -277,6 +298,18 @@ class PresenceService:
         for sub in self.subscriptions.expire(now):
             self._send(sub, self.subscriptions.notify(sub, self.render, now, reason="timeout"), now)
         self._arm_expiry(now)
+
+
+class _Ignore:
+    """The context of an unsolicited NOTIFY: whatever comes back changes nothing."""
+
+    __slots__ = ()
+
+    def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
+        pass
+
+    def on_timeout(self, txn: ClientTxn, now: float) -> None:
+        pass
 
 
 class _NotifyContext:

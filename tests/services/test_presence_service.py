@@ -213,3 +213,56 @@ def test_a_481_to_a_notify_ends_the_subscription() -> None:
     (n,) = notifies(out)
     net.send(reply(n, 481, "Gone"), WATCHER)
     assert len(net.core.presence.subscriptions) == 0
+
+
+def test_exclusive_web_phone_selected_deskphone_call_still_in_use() -> None:
+    """XiVO's rule: the web phone is selected, yet a call placed from the deskphone shows in-use
+    (PIDF) and in the BLF document (an initiator dialog); a ring on the deskphone does not."""
+    from onenumber.routing.model import Account, Device, DeviceKind, RingMode
+
+    alice = Account("1000", "Alice", ring_mode=RingMode.EXCLUSIVE, selected_device=1)
+    desk = Device("1000", 0, DeviceKind.DESKPHONE, "1000", "s-desk")
+    web = Device("1000", 1, DeviceKind.WEBPHONE, "1000_2", "s-web")
+    bob = Device("1001", 0, DeviceKind.DESKPHONE, "1001", "s-bob")
+    net = Net([alice, Account("1001", "Bob")], [desk, web, bob])
+    net.bind(desk, D0)
+    net.bind(web, D1)
+    net.bind(bob, WATCHER[1])
+    out = authed_subscribe(net, bob.secret, "1000", "presence")
+    (n,) = notifies(out)
+    ack_notify(net, n)
+    out = authed_subscribe(net, bob.secret, "1000", "dialog", src=("127.0.0.1", 33010))
+    (d,) = notifies(out, 33010)
+    net.send(reply(d, 200, "OK"), ("127.0.0.1", 33010))
+    phone = ("127.0.0.1", D0)
+    req = invite("1001", phone, from_user="1000")
+    (challenge,) = responses_to(net.send(req, phone), D0)
+    auth = answer_auth(challenge, req, "1000", desk.secret)
+    net.send(invite("1001", phone, from_user="1000", call_id=req.call_id, auth=auth, cseq=2), phone)
+    out = net.advance(0)
+    (pidf_n,) = notifies(out)
+    assert ET.fromstring(pidf_n.body).findtext(f"{{{PIDF_NS}}}tuple/{{{PIDF_NS}}}note") == "in-use"
+    (blf_n,) = notifies(out, 33010)
+    assert ("trying", "initiator") in dialog_states(blf_n)
+    assert net.core.presence.state("1000", net.now)[0].value == "in-use"
+
+
+def test_unsolicited_message_waiting_to_devices_without_subscription() -> None:
+    net, devs = office()
+    box = ("127.0.0.1", D0)
+    out = authed_subscribe(net, devs[0].secret, "1000", "message-summary", user="1000", src=box)
+    (n,) = notifies(out, D0)
+    net.send(reply(n, 200, "OK"), box)
+    presence = net.core.presence
+    presence.set_mailbox("1000", MessageSummary(2, 0))
+    assert notifies(net.drain(), D1) == []  # off by default
+    presence.unsolicited_mwi = True
+    presence.mailbox_uri = lambda box: f"sip:*98@{SERVER[0]}"
+    presence.set_mailbox("1000", MessageSummary(3, 0))
+    out = net.drain()
+    (sub_n,) = notifies(out, D0)  # the subscribed device: in its dialog
+    (unsol,) = notifies(out, D1)  # the other device: out of dialog
+    assert unsol.to.tag is None and unsol.uri == f"sip:1000_2@127.0.0.1:{D1}"
+    assert parse_message_summary(unsol.body) == MessageSummary(3, 0, account=f"sip:*98@{SERVER[0]}")
+    assert sub_n.to.tag is not None
+    net.send(reply(unsol, 200, "OK"), ("127.0.0.1", D1))  # the answer is absorbed
