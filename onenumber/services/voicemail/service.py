@@ -156,6 +156,23 @@ class _Call:
 Hook = Callable[..., Awaitable[None] | None]
 
 
+class _ByeContext:
+    """The context of our BYE's client transaction: the router (or the standalone TU) hands
+    its response or timeout back through `on_response` / `on_timeout`."""
+
+    __slots__ = ("call", "service")
+
+    def __init__(self, service: VoicemailService, call: _Call) -> None:
+        self.service = service
+        self.call = call
+
+    def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
+        self.service.on_response(txn, resp)
+
+    def on_timeout(self, txn: ClientTxn, now: float) -> None:
+        self.service.on_timeout(txn)
+
+
 def send_request(stack: Stack, req: Request, source: Source, now: float, *, context: object = None) -> ClientTxn:
     """Send an in-dialog request of ours (no Via yet) back towards the peer that created the
     dialog: its connection when it came over a stream, else the first Route or the
@@ -272,17 +289,19 @@ class VoicemailService:
         return True
 
     def on_response(self, txn: ClientTxn, resp: Response) -> bool:
-        call = txn.context
-        if not isinstance(call, _Call) or resp.status < 200:
-            return isinstance(call, _Call)
-        self._feed(call, call.model.on_bye_answered(resp.status, self.clock()))
+        """A response to our BYE (its transaction's context is ours: `_ByeContext`)."""
+        ctx = txn.context
+        if not isinstance(ctx, _ByeContext):
+            return False
+        if resp.status >= 200:
+            self._feed(ctx.call, ctx.call.model.on_bye_answered(resp.status, self.clock()))
         return True
 
     def on_timeout(self, txn: ClientTxn) -> bool:
-        call = txn.context
-        if not isinstance(call, _Call):
+        ctx = txn.context
+        if not isinstance(ctx, _ByeContext):
             return False
-        self._feed(call, call.model.on_bye_answered(None, self.clock()))
+        self._feed(ctx.call, ctx.call.model.on_bye_answered(None, self.clock()))
         return True
 
     # ---------------------------------------------------------------- carrying out actions
@@ -407,7 +426,7 @@ class VoicemailService:
             self._feed(call, call.model.on_play_done(item, self.clock()))
 
     def _send_request(self, call: _Call, req: Request, now: float) -> None:
-        send_request(self.stack, req, call.source, now, context=call)
+        send_request(self.stack, req, call.source, now, context=_ByeContext(self, call))
 
     def _arm(self, call: _Call) -> None:
         deadline = None if call.done else call.model.next_timer()
@@ -499,7 +518,7 @@ class StandaloneVoicemail:
         source = sub.flow if isinstance(sub.flow, Source) else None
         if source is None:
             return
-        send_request(self._svc().stack, req, source, now, context=("notify", sub))
+        send_request(self._svc().stack, req, source, now, context=_MwiNotifyContext(self, sub))
 
     async def _subscribe(self, txn: ServerTxn, req: Request, box: str) -> None:
         svc = self._svc()
@@ -567,20 +586,30 @@ class StandaloneVoicemail:
         self._svc().on_cancel(txn)
 
     def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
-        ctx = txn.context
-        if isinstance(ctx, tuple) and ctx[0] == "notify":
-            if resp.status >= 300 and self.subscriptions is not None:
-                self.subscriptions.notify_failed(ctx[1], resp.status)
-            return
-        self._svc().on_response(txn, resp)
+        handler = getattr(txn.context, "on_response", None)
+        if handler is not None:
+            handler(txn, resp, now)
 
     def on_timeout(self, txn: ClientTxn, now: float) -> None:
-        ctx = txn.context
-        if isinstance(ctx, tuple) and ctx[0] == "notify":
-            if self.subscriptions is not None:
-                self.subscriptions.notify_failed(ctx[1], None)
-            return
-        self._svc().on_timeout(txn)
+        handler = getattr(txn.context, "on_timeout", None)
+        if handler is not None:
+            handler(txn, now)
 
     def on_stray_response(self, resp: Response, source: Source, now: float) -> None:
         pass
+
+
+class _MwiNotifyContext:
+    __slots__ = ("app", "sub")
+
+    def __init__(self, app: StandaloneVoicemail, sub: Subscription) -> None:
+        self.app = app
+        self.sub = sub
+
+    def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
+        if resp.status >= 300 and self.app.subscriptions is not None:
+            self.app.subscriptions.notify_failed(self.sub, resp.status)
+
+    def on_timeout(self, txn: ClientTxn, now: float) -> None:
+        if self.app.subscriptions is not None:
+            self.app.subscriptions.notify_failed(self.sub, None)
