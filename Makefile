@@ -6,7 +6,7 @@ ARGS   ?=
 
 WEB    := onenumber/web/phone
 
-.PHONY: run test lint bench clean peers runtime-peers web
+.PHONY: run test lint bench clean peers runtime-peers web greeting
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: installing python3-venv"; \
@@ -21,7 +21,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed runtime-peers web
+run: $(VENV)/.installed runtime-peers web greeting
 	$(BIN)/onenumber serve --demo $(ARGS)
 
 peers:
@@ -42,7 +42,13 @@ $(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
 $(WEB)/dist/phone.js: $(WEB)/node_modules/.installed $(WEB)/build.mjs $(wildcard $(WEB)/src/*)
 	cd $(WEB) && npm run build
 
-test: $(VENV)/.installed-test peers web
+# the default voicemail greeting, spoken by espeak-ng when absent (never committed: /data/ is ignored)
+greeting: data/greeting-default.wav
+
+data/greeting-default.wav: | $(VENV)/.installed
+	$(BIN)/python -m onenumber.media.greeting $@
+
+test: $(VENV)/.installed-test peers web greeting
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)

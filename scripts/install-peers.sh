@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The real peers the end-to-end tests drive and the programs the server uses beside itself:
 # SIPp, baresip, sipsak (SIP peers), rtpengine (the media relay of the web phone), Chromium
-# (the web phone's tests) and Node/npm (to build the web phone's page). Debian packages.
+# (the web phone's tests), Node/npm (to build the web phone's page), and espeak-ng + sox
+# (the default voicemail greeting, data/greeting-default.wav). Debian packages.
 set -euo pipefail
 cd "$(dirname "$0")"
-# With --runtime (used by `make run`): only what the server itself uses (rtpengine, node/npm).
+# With --runtime (used by `make run`): only what the server itself uses (rtpengine, node/npm, espeak-ng, sox).
 missing=()
 if [ "${1:-}" != "--runtime" ]; then
   command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
@@ -15,6 +16,8 @@ fi
 command -v rtpengine >/dev/null 2>&1 || missing+=(rtpengine-daemon)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || missing+=(sox)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing peers: ${missing[*]}"
   ./apt-install.sh "${missing[@]}"

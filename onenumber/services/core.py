@@ -14,15 +14,17 @@ from ..sip.stack import Stack
 from .dialogs import Dialogs
 from .directory import Directory
 from .event_packages import EventPackages
-from .events import EventBus
+from .events import BindingChanged, DialogChanged, EventBus
 from .gate import Gate
 from .indialog import InDialogRelay
 from .location import Location
 from .media import MediaSeam
+from .presence import PresenceService
 from .proxy import CallProxy
 from .registrar import Registrar
 from .replies import Replier
 from .router import KNOWN_METHODS, LocalAddresses, Router
+from .subscriptions import SubscriptionPolicy, Subscriptions
 
 
 @dataclass
@@ -36,6 +38,7 @@ class SipCore:
     events: EventBus
     local: LocalAddresses
     media: MediaSeam
+    presence: PresenceService | None = None
 
 
 def build_core(
@@ -47,6 +50,7 @@ def build_core(
     local_hosts: set[str],
     clock: Callable[[], float] = time.time,
     events: EventBus | None = None,
+    presence: bool = True,
 ) -> SipCore:
     events = events or EventBus(clock)
     stack = Stack(None, known_methods=KNOWN_METHODS)  # type: ignore[arg-type]  # the router, set below
@@ -60,10 +64,20 @@ def build_core(
                       domain=local.domain, media=media)
     in_dialog = InDialogRelay(stack, replier, dialogs, location, events, secret=secret, realm=realm,
                               is_own_uri=local.is_own_uri, media=media)
+    watchers = None
+    if presence:  # BLF, presence and message waiting (issue 10)
+        def contact(account: str) -> str:
+            host, port = stack.local.get("udp", ("127.0.0.1", 5060))
+            return f"sip:{account}@{host}:{port}"
+
+        subscriptions = Subscriptions(SubscriptionPolicy(), stack.new_tag, contact)
+        watchers = PresenceService(stack, directory, location, dialogs, subscriptions, clock=clock,
+                                   domain=local.domain)
+        events.subscribe(watchers.on_event, DialogChanged, BindingChanged)
     router = Router(
         stack=stack, replier=replier, directory=directory, location=location, local=local, gate=gate,
-        registrar=registrar, proxy=proxy, in_dialog=in_dialog, packages=EventPackages(replier),
+        registrar=registrar, proxy=proxy, in_dialog=in_dialog, packages=EventPackages(replier, watchers),
     )
     stack.tu = router
     location.events = events
-    return SipCore(stack, router, gate, proxy, in_dialog, dialogs, events, local, media)
+    return SipCore(stack, router, gate, proxy, in_dialog, dialogs, events, local, media, watchers)

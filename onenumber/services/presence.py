@@ -1,0 +1,329 @@
+"""Presence, BLF and message waiting over SIP: the event packages served to our devices.
+
+`PresenceService` follows the call events (`DialogChanged`, `BindingChanged`) to keep
+each account's device dialogs, derives one state per account (`routing.presence`),
+and serves SUBSCRIBE (after the gate: `on_subscribe(txn, req, device, now)`) for three
+packages through `services.subscriptions`:
+
+- `dialog` (RFC 4235, BLF keys): the dialogs `routing.presence.visible_dialogs` says make
+  the account's state, with the caller/callee identities, tags, and for a ringing
+  account the pickup code as remote target (`*8` + number); a dialog that ended is shown
+  once as terminated;
+- `presence` (PIDF, RFC 3863): the account's state in a note and RPID activity;
+- `message-summary` (RFC 3842): the counts the voicemail service reports
+  (`set_mailbox(box, summary)`), only to the box's own devices; with `unsolicited_mwi`,
+  also as out-of-dialog NOTIFYs to its registered devices that never subscribed.
+
+A NOTIFY goes out to every subscriber of an account whose rendering changed; refreshes,
+expiry (`terminated;reason=timeout`) and failed NOTIFYs (481/408/timeout end the
+subscription) are handled here. Work triggered by events is scheduled with
+`stack.call_at(now)`, so the driver's next timer run sends it: no loop reference, and the
+sans-IO test bed steps it like any timer.
+
+Depends on routing, sip and services (dialogs, directory, location, subscriptions).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..routing.model import Device
+from ..routing.presence import DeviceDialog, DialogState, Direction, Presence, account_presence, visible_dialogs
+from ..sip.bodies import DialogInfo, MessageSummary, Participant, dialog_info, message_summary, pidf
+from ..sip.message import Request, Response
+from ..sip.stack import ClientTxn, ServerTxn, Source, Stack, Target, Timer
+from ..sip.uri import SipUri
+from .dialogs import Dialogs
+from .directory import Directory
+from .events import BindingChanged, DialogChanged, Event
+from .location import Location
+from .subscriptions import Package, Subscription, Subscriptions, WatchSettings, may_subscribe
+from .voicemail.mwi import unsolicited_notify, unsolicited_targets
+
+log = logging.getLogger("onenumber.presence")
+
+
+@dataclass(frozen=True, slots=True)
+class _Leg:
+    """One device's side of one call, as BLF shows it."""
+
+    dialog: DeviceDialog
+    info: DialogInfo
+
+
+class PresenceService:
+    def __init__(
+        self,
+        stack: Stack,
+        directory: Directory,
+        location: Location,
+        dialogs: Dialogs,
+        subscriptions: Subscriptions,
+        *,
+        clock: Callable[[], float],
+        domain: Callable[[], str],
+        watch: WatchSettings | None = None,
+        pickup_prefix: str = "*8",
+        mailbox_uri: Callable[[str], str] = lambda box: "",
+        unsolicited_mwi: bool = False,
+    ) -> None:
+        self.stack = stack
+        self.directory = directory
+        self.location = location
+        self.dialogs = dialogs
+        self.subscriptions = subscriptions
+        self.clock = clock
+        self.domain = domain
+        self.watch = watch or WatchSettings()
+        self.pickup_prefix = pickup_prefix
+        self.mailbox_uri = mailbox_uri
+        self.unsolicited_mwi = unsolicited_mwi  # NOTIFY devices that never subscribe (many deskphones)
+        self.legs: dict[str, dict[tuple[str, int | None, str], _Leg]] = {}  # account → legs
+        self.ended: dict[str, list[DialogInfo]] = {}  # shown once as terminated
+        self.shown: dict[str, tuple[Presence, tuple[DialogInfo, ...]]] = {}
+        self.mailboxes: dict[str, MessageSummary] = {}
+        self.dirty: set[str] = set()
+        self._flush_timer: Timer | None = None
+        self._expiry: Timer | None = None
+        self._expiry_at: float | None = None
+        self.stats = {"notifies": 0}
+
+    # ---------------------------------------------------------------- call events
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, DialogChanged):
+            self._dialog_changed(event)
+        elif isinstance(event, BindingChanged):
+            self._mark(event.account)
+
+    def _dialog_changed(self, ev: DialogChanged) -> None:
+        legs = self.legs.setdefault(ev.account, {})
+        key = (ev.call_id, ev.position, ev.direction)
+        direction = Direction(ev.direction)
+        state = DialogState(ev.state.value)
+        leg = legs.get(key)
+        info = leg.info if leg is not None else self._info(ev, direction)
+        info = replace(info, state=state.value, local_tag=info.local_tag or self._local_tag(ev, direction),
+                       remote_tag=info.remote_tag or self._remote_tag(ev, direction))
+        if state is DialogState.TERMINATED:
+            legs.pop(key, None)
+            if not legs:
+                del self.legs[ev.account]
+            if leg is not None:
+                self.ended.setdefault(ev.account, []).append(info)
+        else:
+            legs[key] = _Leg(DeviceDialog(ev.position if ev.position is not None else -1, state, direction,
+                                          ev.call_id), info)
+        self._mark(ev.account)
+
+    def _info(self, ev: DialogChanged, direction: Direction) -> DialogInfo:
+        """The identities of a new leg, from the call's record (gone once the call ended)."""
+        rec = self.dialogs.get(ev.call_id)
+        domain = self.domain()
+        me = self.directory.account_for(ev.account)
+        local = Participant(f"sip:{ev.account}@{domain}", me.display_name if me else "")
+        remote: Participant | None = None
+        if rec is not None:
+            if direction is Direction.RECIPIENT:
+                remote = Participant(f"sip:{rec.caller.number}@{domain}", rec.caller.name)
+            elif rec.callee_account:
+                callee = self.directory.account_for(rec.callee_account)
+                remote = Participant(f"sip:{rec.callee_account}@{domain}", callee.display_name if callee else "")
+        return DialogInfo(
+            id=f"{ev.call_id}-{ev.position}-{direction.value[0]}", state=ev.state.value, direction=direction.value,
+            call_id=ev.call_id, local=local, remote=remote,
+        )
+
+    def _local_tag(self, ev: DialogChanged, direction: Direction) -> str:
+        rec = self.dialogs.get(ev.call_id)
+        if rec is None:
+            return ""
+        if direction is Direction.INITIATOR:
+            return rec.caller_tag or ""
+        ans = rec.answered
+        return (ans.tag or "") if ans is not None and ans.position == ev.position and ans.account == ev.account else ""
+
+    def _remote_tag(self, ev: DialogChanged, direction: Direction) -> str:
+        rec = self.dialogs.get(ev.call_id)
+        if rec is None:
+            return ""
+        if direction is Direction.RECIPIENT:
+            return rec.caller_tag or ""
+        return rec.callee_tag or ""
+
+    def _mark(self, account: str) -> None:
+        self.dirty.add(account)
+        if self._flush_timer is None:
+            self._flush_timer = self.stack.call_at(self.clock(), self._flush)
+
+    # ---------------------------------------------------------------- state and rendering
+    def state(self, account: str, now: float) -> tuple[Presence, tuple[DialogInfo, ...]]:
+        acc = self.directory.account_for(account)
+        if acc is None or acc.number != account:
+            return Presence.OFFLINE, ()
+        devices = self.directory.devices(account)
+        bindings = self.location.get(account)
+        legs = list(self.legs.get(account, {}).values())
+        dialogs = [leg.dialog for leg in legs]
+        presence = account_presence(acc, devices, bindings, dialogs, now)
+        visible = set(visible_dialogs(acc, devices, bindings, dialogs, now))
+        pickup = f"sip:{self.pickup_prefix}{account}@{self.domain()}" if self.pickup_prefix else ""
+        infos = []
+        for leg in legs:
+            if leg.dialog in visible:
+                info = leg.info
+                if pickup and leg.dialog.ringing:
+                    info = replace(info, pickup_uri=pickup)
+                infos.append(info)
+        return presence, tuple(infos)
+
+    def render(self, sub: Subscription) -> bytes:
+        account = sub.target
+        if sub.package is Package.MESSAGE_SUMMARY:
+            summary = self.mailboxes.get(account, MessageSummary())
+            return message_summary(replace(summary, account=summary.account or self.mailbox_uri(account)))
+        presence, infos = self.shown.get(account) or self.state(account, self.clock())
+        entity = f"sip:{account}@{self.domain()}"
+        if sub.package is Package.PRESENCE:
+            return pidf(f"pres:{account}@{self.domain()}", presence.value, contact=entity)
+        ended = tuple(self.ended.get(account, ()))
+        return dialog_info(entity, sub.version, infos + ended)
+
+    def _flush(self, now: float) -> None:
+        self._flush_timer = None
+        dirty, self.dirty = self.dirty, set()
+        for account in sorted(dirty):
+            previous = self.shown.get(account)
+            current = self.shown[account] = self.state(account, now)
+            if previous is None or current[1] != previous[1] or self.ended.get(account):
+                self._notify_all(Package.DIALOG, account, now)
+            if previous is None or current[0] is not previous[0]:
+                self._notify_all(Package.PRESENCE, account, now)
+            self.ended.pop(account, None)
+            if not self.legs.get(account) and not self._watched(account):
+                del self.shown[account]  # nothing to remember for an idle, unwatched account
+
+    def _watched(self, account: str) -> bool:
+        return any(True for p in Package for _ in self.subscriptions.for_target(p, account))
+
+    def _notify_all(self, package: Package, account: str, now: float) -> None:
+        for sub in list(self.subscriptions.for_target(package, account)):
+            self._send(sub, self.subscriptions.notify(sub, self.render, now), now)
+
+    def set_mailbox(self, box: str, summary: MessageSummary) -> None:
+        """The voicemail service's counts for `box` changed: tell its subscribed devices."""
+        self.mailboxes[box] = summary
+        now = self.clock()
+        self._notify_all(Package.MESSAGE_SUMMARY, box, now)
+        if self.unsolicited_mwi:
+            self._unsolicited(box, summary, now)
+
+    def _unsolicited(self, box: str, summary: MessageSummary, now: float) -> None:
+        """Out-of-dialog NOTIFYs to the box's registered devices that have no subscription."""
+        domain = self.domain()
+        summary = replace(summary, account=summary.account or self.mailbox_uri(box))
+        for b in unsolicited_targets(box, self.location.get(box), self.subscriptions, now):
+            req = unsolicited_notify(b, f"sip:{box}@{domain}", summary, server_uri=f"sip:{box}@{domain}",
+                                     call_id=f"mwi-{self.stack.new_tag()}@{domain}", from_tag=self.stack.new_tag())
+            transport = b.transport if b.flow is not None else "udp"
+            host, port = self.stack.local.get(transport, b.local)
+            req.headers.prepend("Via", f"SIP/2.0/{transport.upper()} {host}:{port};"
+                                       f"branch={self.stack.new_branch()};rport")
+            target = Target(transport, b.source[0], b.source[1], b.flow)
+            self.stack.send_request(req, target, now, context=_Ignore())
+            self.stats["notifies"] += 1
+
+    # ---------------------------------------------------------------- SUBSCRIBE
+    def on_subscribe(self, txn: ServerTxn, req: Request, device: Device, now: float) -> None:
+        """An authenticated SUBSCRIBE from `device` (the gate admitted it)."""
+        ruri = req.request_uri
+        user = ruri.user_unescaped if isinstance(ruri, SipUri) else None
+        target = self.directory.account_for(user or "") if user else None
+        if req.to.tag is None and target is None:
+            self._reply(txn, req, Response(404, "Not Found"), now)
+            return
+        target_number = target.number if target is not None else ""
+        if req.to.tag is not None:  # a refresh: the dialog knows its target
+            target_number = target_number or user or ""
+        name = (req.headers.get("event") or "").split(";", 1)[0].strip().lower()
+        package = Package(name) if name in {p.value for p in Package} else None
+        allowed = package is not None and may_subscribe(package, device.account, target_number, self.watch)
+        if package is Package.DIALOG or package is Package.PRESENCE:
+            self.shown.setdefault(target_number, self.state(target_number, now))
+        answer = self.subscriptions.on_subscribe(req, device.account, target_number, self.render, now,
+                                                 allowed=allowed, flow=txn.source, device=device.auth_username)
+        self.stack.respond(txn, answer.response(req), now)
+        if answer.notify is not None and answer.subscription is not None:
+            self._send(answer.subscription, answer.notify, now)
+        self._arm_expiry(now)
+
+    def _reply(self, txn: ServerTxn, req: Request, resp: Response, now: float) -> None:
+        self.stack.respond(txn, self.stack.make_response(req, resp.status, resp.reason), now)
+
+    # ---------------------------------------------------------------- NOTIFY out, answers back
+    def _send(self, sub: Subscription, req: Request, now: float) -> None:
+        source = sub.flow if isinstance(sub.flow, Source) else None
+        if source is None:
+            return
+        host, port = self.stack.local.get(source.transport, source.local)
+        req.headers.prepend("Via", f"SIP/2.0/{source.transport.upper()} {host}:{port};"
+                                   f"branch={self.stack.new_branch()};rport")
+        routes = req.routes
+        if source.reliable and source.conn is not None:
+            target = Target(source.transport, source.remote[0], source.remote[1], source.conn)
+        elif routes and isinstance(routes[0].uri, SipUri):
+            first = routes[0].uri
+            target = Target(first.transport or "udp", first.host.strip("[]"), first.port or 5060)
+        else:  # where the SUBSCRIBE came from: a phone behind NAT is reached there, not at its Contact
+            target = Target(source.transport, source.remote[0], source.remote[1])
+        self.stack.send_request(req, target, now, context=_NotifyContext(self, sub))
+        self.stats["notifies"] += 1
+
+    def notify_failed(self, sub: Subscription, status: int | None) -> None:
+        self.subscriptions.notify_failed(sub, status)
+
+    # ---------------------------------------------------------------- expiry
+    def _arm_expiry(self, now: float) -> None:
+        at = self.subscriptions.next_expiry()
+        if at == self._expiry_at:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry_at = at
+        self._expiry = None if at is None else self.stack.call_at(at, self._on_expiry)
+
+    def _on_expiry(self, now: float) -> None:
+        self._expiry = self._expiry_at = None
+        for sub in self.subscriptions.expire(now):
+            self._send(sub, self.subscriptions.notify(sub, self.render, now, reason="timeout"), now)
+        self._arm_expiry(now)
+
+
+class _Ignore:
+    """The context of an unsolicited NOTIFY: whatever comes back changes nothing."""
+
+    __slots__ = ()
+
+    def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
+        pass
+
+    def on_timeout(self, txn: ClientTxn, now: float) -> None:
+        pass
+
+
+class _NotifyContext:
+    """A NOTIFY's client transaction context (the router hands responses and timeouts here)."""
+
+    __slots__ = ("service", "sub")
+
+    def __init__(self, service: PresenceService, sub: Subscription) -> None:
+        self.service = service
+        self.sub = sub
+
+    def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
+        if resp.status >= 300:
+            self.service.notify_failed(self.sub, resp.status)
+
+    def on_timeout(self, txn: ClientTxn, now: float) -> None:
+        self.service.notify_failed(self.sub, None)
