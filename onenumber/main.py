@@ -11,23 +11,32 @@ import contextlib
 import gc
 import logging
 import os
+import shutil
 import signal
 import socket
 import ssl
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ServerConfig
-from .services.core import build_core
+from .media.greeting import DEFAULT_PATH as DEFAULT_GREETING
+from .media.greeting import speak as greeting_speak
+from .services.core import SipCore, build_core
 from .services.directory import Directory
 from .services.history import HistoryWriter
 from .services.location import Location
 from .services.media_glue import MediaGlue
+from .services.voicemail.service import Prompts, StandaloneVoicemail, VoicemailService
+from .services.voicemail.store import DirectoryMessageStore
+from .sip.stack import Stack, Target
 from .store import Store
 from .transport.driver import Driver, listen_stream, listen_udp
 
 log = logging.getLogger("onenumber")
+
+ACCESS_NUMBER = "*98"  # dialled from one of the box's own devices: listen to the messages
 
 
 def run(config: ServerConfig) -> None:
@@ -86,6 +95,47 @@ def local_hosts(config: ServerConfig, advertised: str) -> set[str]:
     return hosts
 
 
+@dataclass
+class Voicemail:
+    transport: asyncio.DatagramTransport
+    service: VoicemailService
+
+
+async def start_voicemail(config: ServerConfig, core: SipCore, driver: Driver) -> Voicemail:
+    """The voicemail box as a local user agent on its own loopback UDP port, which the proxy
+    rings like a device (a forward to `voicemail`, the access number). Message waiting goes
+    out through the core's presence service to every device of the box."""
+    app = StandaloneVoicemail(access_number=ACCESS_NUMBER)
+    stack = Stack(app)
+    vm_driver = Driver(stack)
+    transport = await listen_udp(vm_driver, "127.0.0.1", 0, 1 << 20)  # an ephemeral port, never 5060
+    port = transport.get_extra_info("sockname")[1]
+    stack.local = {"udp": ("127.0.0.1", port)}
+    store = DirectoryMessageStore(config.data_dir / "voicemail")
+    recovered = await store.recover()
+    if recovered:
+        log.info("voicemail: %d message(s) cut short by a stop were completed", len(recovered))
+    # the greeting `make greeting` speaks with espeak-ng (in the data directory or the working one)
+    greeting = next((p for p in (config.data_dir / DEFAULT_GREETING.name, DEFAULT_GREETING) if p.exists()), None)
+    speak = greeting_speak if shutil.which("espeak-ng") else None
+
+    async def changed(box: str) -> None:
+        if core.presence is not None:
+            core.presence.set_mailbox(box, await app.summary(box))
+            driver.pump()
+
+    service = VoicemailService(
+        stack, store, recordings=config.data_dir / "voicemail", prompts=Prompts(greeting, speak=speak),
+        pump=vm_driver.pump, contact=f"sip:voicemail@127.0.0.1:{port}", on_change=changed,
+    )
+    app.service = service
+    core.proxy.voicemail = Target("udp", "127.0.0.1", port)
+    core.proxy.access_number = ACCESS_NUMBER
+    for box in await store.boxes():
+        await changed(box)
+    return Voicemail(transport, service)
+
+
 async def serve(config: ServerConfig) -> None:
     store = await Store.open(config.db_url)
     try:
@@ -129,6 +179,8 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver = Driver(stack, max_message=config.max_stream_message)
     driver.on_flow_closed = core.router.on_flow_closed
     driver.events = core.events
+
+    voicemail = await start_voicemail(config, core, driver)
 
     servers: list[asyncio.AbstractServer] = []
     await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
@@ -202,6 +254,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     if http is not None:
         await http.stop()
     await media.stop()
+    voicemail.transport.close()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -13,9 +13,26 @@ from ..model import Binding
 from ..settings import Settings, Trunk
 
 MAX_DEVICES = 8
+VOICEMAIL = "voicemail"  # the forwarding target that means the account's own voicemail box
 
-__all__ = ["MAX_DEVICES", "Account", "Binding", "CallState", "DeclineMode", "Device", "DeviceDecision",
-           "DeviceKind", "FinalAction", "FinalKind", "Forwarding", "RingMode", "RingPlan", "Snapshot", "Stage"]
+__all__ = [
+    "MAX_DEVICES",
+    "VOICEMAIL",
+    "Account",
+    "Binding",
+    "CallState",
+    "DeclineMode",
+    "Device",
+    "DeviceDecision",
+    "DeviceKind",
+    "FinalAction",
+    "FinalKind",
+    "Forwarding",
+    "RingMode",
+    "RingPlan",
+    "Snapshot",
+    "Stage",
+]
 
 
 class DeviceKind(StrEnum):

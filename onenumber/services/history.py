@@ -5,7 +5,8 @@ into one row per account involved: an outgoing row for the calling account, an i
 for each account the call was for (the one dialled, and each one a forward sent it to).
 Outcomes, for an incoming row: `answered` (by one of its devices: the others record
 nothing), `answered elsewhere` (a device of another account took it, e.g. a pickup),
-`forwarded` (to what, and why), `busy`, `declined`, `missed` (it rang, nobody answered),
+`forwarded` (to what, and why), `voicemail` (forwarded to the box), `busy`, `declined`,
+`missed` (it rang, nobody answered),
 `no answer` (nothing could ring), `failed`; for an outgoing row: `answered`, `busy`,
 `declined`, `no answer`, `failed`.
 
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..routing.model import VOICEMAIL
 from ..store.history import HistoryRow, prune_history, write_history
 from .directory import Directory
 from .events import (
@@ -100,7 +102,7 @@ def history_rows(call: CallSummary, names: Callable[[str], str]) -> list[History
         answered_at = None
         row_duration = 0.0
         if fwd is not None:
-            outcome = "forwarded"
+            outcome = "voicemail" if fwd[0] == VOICEMAIL else "forwarded"
         elif answered and ans is not None and ans.account == account:
             outcome, device, position = "answered", ans.device, ans.position
             answered_at, row_duration = call.answered_at, duration

@@ -27,7 +27,7 @@ from ..routing.failure import (
     immediate_cause,
 )
 from ..routing.identity import caller_identity
-from ..routing.model import Account, Binding, Device, FinalAction, FinalKind, RingPlan
+from ..routing.model import VOICEMAIL, Account, Binding, Device, FinalAction, FinalKind, RingPlan
 from ..routing.plan import plan_call
 from ..settings import Trunk
 from ..sip.errors import ParseError
@@ -133,6 +133,8 @@ class CallProxy:
         media: MediaSeam | None = None,
     ) -> None:
         self.media = media or MediaSeam(events)
+        self.voicemail: Target | None = None  # the voicemail service's address, when it runs
+        self.access_number = "*98"  # dialled to listen to one's own box
         self.stack = stack
         self.replier = replier
         self.directory = directory
@@ -169,7 +171,7 @@ class CallProxy:
         identity_from = None
         trying = self.stack.make_response(req, 100, "Trying")  # with the From the caller sent
         if caller is not None and device is not None:
-            identity = caller_identity(caller, external=target is None)
+            identity = caller_identity(caller, external=target is None and number != self.access_number)
             name_addr = identity.name_addr(self.domain())
             identity_from = f"{name_addr};tag={from_tag}" if from_tag else name_addr
             req.headers.set("From", identity_from)
@@ -199,8 +201,23 @@ class CallProxy:
             self._ring_account(ctx, target, now)
         elif caller is None:
             self._finish(ctx, 404, "Not Found", now, FailCause.NOT_FOUND)
+        elif number == self.access_number:
+            self._to_voicemail(ctx, number, now)  # the box's own device: listen (the From names the box)
         else:
             self._to_trunk(ctx, number, now)
+
+    def _to_voicemail(self, ctx: CallContext, user: str, now: float) -> None:
+        """The voicemail service, rung like a device: `user` is the box (a message is left there)
+        or the access number (the caller listens to its own box)."""
+        ctx.attempt += 1
+        ctx.plan = None
+        ctx.account = None
+        target = self.voicemail
+        if target is None:
+            self._finish(ctx, 480, "Temporarily Unavailable (no voicemail service)", now, FailCause.FAILED)
+            return
+        uri = f"sip:{user}@{target.host}:{target.port}"
+        self._send_branch(ctx, uri, target, None, None, None, [], now)
 
     # ------------------------------------------------------------------ ringing an account
     def _ring_account(self, ctx: CallContext, account: Account, now: float) -> None:
@@ -567,6 +584,9 @@ class CallProxy:
         ctx.target_number = number
         if CallForwarded in self.events.wanted:
             self.events.emit(CallForwarded(ctx.record.call_id, now, diverted, str(cause), number))
+        if number == VOICEMAIL:
+            self._to_voicemail(ctx, diverted, now)
+            return
         target = self.directory.account_for(number)
         if target is not None:
             self._ring_account(ctx, target, now)

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from onenumber.routing.model import MAX_DEVICES, Account, DeclineMode, Device, DeviceKind, RingMode
+from onenumber.routing.model import MAX_DEVICES, VOICEMAIL, Account, DeclineMode, Device, DeviceKind, RingMode
 from onenumber.settings import SETTING_KEYS, TRUNK_TRANSPORTS, Settings, Trunk, is_host, validate_setting
 from onenumber.store import tables as t
 from onenumber.store.repository import load_accounts, load_devices, load_settings, load_trunks
@@ -59,7 +59,6 @@ AUTH_USERNAME_RE = re.compile(r"^[A-Za-z0-9._~+-]{1,64}$")
 TRUNK_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 PREFIX_RE = re.compile(r"^[0-9*#+]{0,32}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-VOICEMAIL = "voicemail"
 MAX_STAGE_SECONDS = 3600
 MAX_RING_ORDER = 99
 
@@ -186,7 +185,7 @@ class Admin:
                 if values.get(column) in own:
                     raise AdminError(
                         f"account {number} cannot forward to its own number {values[column]}; "
-                        "give another number"
+                        "give another number or 'voicemail'"
                     )
             if selected_device is not UNCHANGED:
                 values["selected_device"] = await _selected(conn, number, selected_device)
@@ -633,11 +632,9 @@ def _target(what: str, value: str | None) -> str | None:
         return None
     value = str(value).strip()
     if value.lower() == VOICEMAIL:
-        # until the voicemail service exists, a forward there would reach a trunk or nothing
-        raise AdminError(f"{what} to voicemail is not available yet (this server has no voicemail service); "
-                         "give a number, or \"\" to turn it off")
+        return VOICEMAIL  # the account's own box (services/proxy.py rings the voicemail service)
     if not TARGET_RE.match(value):
-        raise AdminError(f"{what} {value!r} is not valid; give a number, or \"\" to turn it off")
+        raise AdminError(f"{what} {value!r} is not valid; give a number, 'voicemail', or \"\" to turn it off")
     return value
 
 

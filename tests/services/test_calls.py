@@ -275,3 +275,42 @@ def test_exclusive_device_whose_connection_closes_while_ringing_falls_back_at_on
     assert requests_to(out, D0, "INVITE"), "the deskphone rings as soon as the web phone is gone"
     assert net.location.get("1000") and all(b.flow is None for b in net.location.get("1000"))
     assert web is not None
+
+
+def test_no_answer_forward_to_voicemail_rings_the_voicemail_service_never_a_trunk() -> None:
+    from onenumber.sip.stack import Target
+
+    net, _ = two_devices(forwarding=Forwarding(no_answer="voicemail"), no_answer_seconds=5)
+    net.core.proxy.voicemail = Target("udp", "127.0.0.1", 39000)
+    out = net.send(invite("1000", TRUNK), TRUNK)
+    for port in (D0, D1):
+        net.send(reply(requests_to(out, port, "INVITE")[0], 180, "Ringing", tag=f"t{port}"), ("127.0.0.1", port))
+    out = net.advance(5.5)
+    (vm,) = requests_to(out, 39000, "INVITE")[:1]
+    assert vm.uri == "sip:1000@127.0.0.1:39000"  # the box is the account that forwarded
+    assert "reason=no-answer" in (vm.headers.get("diversion") or "")
+    assert not requests_to(out, TRUNK[1], "INVITE")
+
+
+def test_forward_to_voicemail_without_the_service_is_a_clear_480() -> None:
+    net, _ = two_devices(forwarding=Forwarding(unconditional="voicemail"))
+    out = net.send(invite("1000", TRUNK), TRUNK)
+    assert not requests_to(out, TRUNK[1], "INVITE")
+    (final,) = [r for r in responses_to(out, TRUNK[1]) if r.status >= 200]
+    assert final.status == 480 and "voicemail" in final.reason
+
+
+def test_the_access_number_from_a_device_reaches_its_own_box() -> None:
+    from onenumber.sip.stack import Target
+
+    alice, devs = make_account("1000", "Alice", 2, custom_cli="0612345678")
+    net = Net([alice], devs)
+    net.core.proxy.voicemail = Target("udp", "127.0.0.1", 39000)
+    phone = ("127.0.0.1", 32000)
+    req = invite("*98", phone, from_user="1000_2")
+    (challenge,) = responses_to(net.send(req, phone), phone[1])
+    auth = answer_auth(challenge, req, "1000_2", devs[1].secret)
+    out = net.send(invite("*98", phone, from_user="1000_2", call_id=req.call_id, auth=auth, cseq=2), phone)
+    (vm,) = requests_to(out, 39000, "INVITE")
+    assert vm.uri == "sip:*98@127.0.0.1:39000"
+    assert "<sip:1000@" in (vm.headers.get("from") or "")  # the account (the box), not the CLI or the device

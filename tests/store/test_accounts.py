@@ -192,8 +192,7 @@ async def test_every_configuration_write_bumps_revision(store: Store) -> None:
     await bumped()
 
 
-async def test_forward_to_voicemail_is_refused_until_voicemail_exists(store: Store) -> None:
-    """A forward to `voicemail` used to be accepted, then reached the trunk or nothing (issue 7)."""
+async def test_forward_to_voicemail_is_the_accounts_box(store: Store) -> None:
     await store.admin.add_account("1000", "Alice")
-    with pytest.raises(AdminError, match="voicemail is not available"):
-        await store.admin.update_account("1000", forward_no_answer="voicemail")
+    account = await store.admin.update_account("1000", forward_no_answer="VoiceMail")
+    assert account.forwarding.no_answer == "voicemail"

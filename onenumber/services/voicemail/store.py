@@ -155,6 +155,12 @@ class DirectoryMessageStore:
     async def list(self, account: str) -> list[VoicemailMessage]:
         return self._all(account) if _safe(account) else []
 
+    async def boxes(self) -> builtins.list[str]:
+        """The accounts that have a folder of messages (for message waiting at start-up)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _safe(p.name))
+
     async def set_heard(self, message_id: str, heard: bool = True) -> VoicemailMessage | None:
         m = await self.get(message_id)
         if m is None:
