@@ -97,8 +97,10 @@ class Baresip:
         account_params: str = "",
         lifetime: int = 120,
         tone_seconds: float = 10.0,
+        source_wav: Path | None = None,
     ) -> None:
         self.workdir = Path(workdir)
+        self.source_wav = source_wav  # what the phone says instead of its tone (an 8 kHz WAV)
         self.server_port = check_port(server if isinstance(server, int) else int(server.sip_port))
         self.user = user
         self.auth_user = auth_user
@@ -137,7 +139,7 @@ class Baresip:
 
     def _write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        tone = write_tone(self.workdir / "tone.wav", self.tone_seconds)
+        tone = self.source_wav or write_tone(self.workdir / "tone.wav", self.tone_seconds)
         lines = [
             f"sip_listen {LOOPBACK}:{self.sip_port}",
             f"net_interface {LOOPBACK}",
