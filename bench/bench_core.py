@@ -44,7 +44,8 @@ def _net() -> tuple[Net, list]:
         a, d = make_account(str(10000 + i), f"User {i}", 2)
         accounts.append(a)
         devices += d
-    net = Net(accounts, devices, trunks=(Trunk("gw", TRUNK[0], TRUNK[1]),), record_events=False)
+    net = Net(accounts, devices, trunks=(Trunk("gw", TRUNK[0], TRUNK[1]),), record_events=False,
+              presence=os.environ.get("ONENUMBER_BENCH_PRESENCE") == "1")
     if os.environ.get("ONENUMBER_BENCH_HISTORY") == "1":  # the history subscriber, as `serve` runs it
         from onenumber.services.history import HistoryWriter
 

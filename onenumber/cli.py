@@ -165,6 +165,9 @@ def serve(
     history: Annotated[
         bool, typer.Option("--history/--no-history", help="Write the call history (on by default).")
     ] = True,
+    presence: Annotated[
+        bool, typer.Option("--presence/--no-presence", help="Serve presence, BLF and message waiting (on by default).")
+    ] = True,
 ) -> None:
     """Run the SIP server (and its HTTP side) in the foreground; Ctrl-C stops it."""
     from onenumber.settings import validate_setting
@@ -202,6 +205,7 @@ def serve(
         log_level=log_level.lower(),
         demo=demo,
         history=history,
+        presence=presence,
     )
     from sqlalchemy.exc import SQLAlchemyError
 

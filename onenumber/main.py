@@ -173,6 +173,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         secret=load_secret(config.secret_file or config.data_dir / "nonce.secret"),
         realm=realm,
         local_hosts=local_hosts(config, host),
+        presence=config.presence,
     )
     stack = core.stack
     history = HistoryWriter(store, core.events, directory) if config.history else None

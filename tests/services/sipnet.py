@@ -33,6 +33,7 @@ class Net:
     trunks: tuple[Trunk, ...] = ()
     now: float = 1_000_000.0
     record_events: bool = True  # keep every call event for take_events() (benchmarks turn it off)
+    presence: bool = True  # the presence service (BLF, message waiting) follows the calls
 
     def __post_init__(self) -> None:
         snap = Snapshot(tuple(self.accounts), tuple(self.devices), self.settings, self.trunks, 1)
@@ -40,7 +41,7 @@ class Net:
         self.location = Location(None)
         self.core = build_core(
             self.directory, self.location, secret=b"k" * 32, realm="onenumber", local_hosts={"127.0.0.1"},
-            clock=lambda: self.now,
+            clock=lambda: self.now, presence=self.presence,
         )
         self.stack = self.core.stack
         self.router = self.core.router
