@@ -25,16 +25,18 @@ ONENUMBER = str(BIN / "onenumber")
 LOOPBACK = "127.0.0.1"
 
 
-def free_port(*, pair: bool = False) -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (and port+1 too with pair=True); never 5060."""
+def free_port(*, pair: bool = False, span: int = 1) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (and port+1 too with pair=True, the next
+    `span` ports with span=N); never 5060."""
+    span = max(span, 2 if pair else 1)
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.bind((LOOPBACK, 0))
             port = u.getsockname()[1]
-        if port in (5060, 5061) or port > 65000:
+        if port in (5060, 5061) or port > 65000 or 5060 in range(port, port + span):
             continue
         ok = True
-        for p in (port, port + 1) if pair else (port,):
+        for p in range(port, port + span):
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 with socket.socket(socket.AF_INET, kind) as s:
                     try:
@@ -228,7 +230,8 @@ def run_sipp(
     local_port = check_port(local_port or free_port())
     args = [
         "sipp", server.address, "-sf", str(path), "-i", LOOPBACK, "-p", str(local_port),
-        "-m", str(calls), "-t", transport, "-mp", str(free_port()), "-buff_size", "4194304",
+        # SIPp binds its media port, +1 and +2 (video): all must be free
+        "-m", str(calls), "-t", transport, "-mp", str(free_port(span=4)), "-buff_size", "4194304",
         "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-max_recv_loops", "1000",
         "-trace_err",
     ]
@@ -242,7 +245,14 @@ def run_sipp(
     cwd = str(workdir or server.workdir)
     if background:
         return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout + 15)
+    for _ in range(3):
+        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout + 15)
+        # another process took a port between free_port() and SIPp's bind: the run never
+        # started, so it is safe to run it again on a fresh media port
+        if done.returncode == 0 or "Unable to bind" not in done.stderr:
+            break
+        args[args.index("-mp") + 1] = str(free_port(span=4))
+    return done
 
 
 # -------------------------------------------------------------------- a bare SIP UA (registrar tests)
@@ -566,7 +576,8 @@ def register(server: Server, device: Device, port: int, transport: str = "u1", w
         local_port=port, transport=transport, timeout=10, workdir=workdir,
     )
     assert isinstance(proc, subprocess.CompletedProcess)
-    assert proc.returncode == 0, f"REGISTER of {device.auth_username} failed:\n{proc.stdout[-2000:]}"
+    assert proc.returncode == 0, (
+        f"REGISTER of {device.auth_username} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-1500:]}")
 
 
 def sipp_trace_args(trace: Path, name: str) -> list[str]:
