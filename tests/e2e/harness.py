@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 SCENARIOS = HERE / "scenarios"
@@ -648,10 +649,36 @@ def place_call(
 
 
 
+_store_loop: Any = None
+
+
+def run_store_work(coro: Any, timeout: float = 60.0) -> Any:
+    """Run `coro` (database work of the test process) on one long-lived event loop in its own
+    thread, bounded in time. A fresh asyncio.run() per call once froze for good: aiosqlite's
+    worker thread of the new connection had stopped and its future never resolved. One loop
+    for all store work avoids mixing loops; on a hang, every task's stack goes to stderr."""
+    import asyncio
+    import threading
+
+    global _store_loop
+    if _store_loop is None:
+        _store_loop = asyncio.new_event_loop()
+        threading.Thread(target=_store_loop.run_forever, name="test-store-loop", daemon=True).start()
+
+    async def bounded() -> Any:
+        try:
+            return await asyncio.wait_for(coro, timeout)
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack(file=sys.stderr)
+            raise
+
+    return asyncio.run_coroutine_threadsafe(bounded(), _store_loop).result(timeout + 10)
+
+
 def add_accounts(server: Server, specs: list[tuple[str, str, int]]) -> dict[str, list[Device]]:
     """Several accounts (number, name, device count) in one database session, then wait until the
     server has them: the same as `Server.add_account` per account, without a ~1 s CLI start each."""
-    import asyncio
 
     from onenumber.store import Store
 
@@ -669,7 +696,7 @@ def add_accounts(server: Server, specs: list[tuple[str, str, int]]) -> dict[str,
         finally:
             await store.close()
 
-    result = asyncio.run(run())
+    result = run_store_work(run())
     wait_config(server)
     return result
 
@@ -677,7 +704,6 @@ def add_accounts(server: Server, specs: list[tuple[str, str, int]]) -> dict[str,
 def admin(server: Server, action: object) -> object:
     """Run `action(store.admin)` (an async function) in one database session, then wait until the
     running server has loaded the change. Faster than several CLI commands (~1 s each)."""
-    import asyncio
 
     from onenumber.store import Store
 
@@ -688,7 +714,7 @@ def admin(server: Server, action: object) -> object:
         finally:
             await store.close()
 
-    result = asyncio.run(run())
+    result = run_store_work(run())
     wait_config(server)
     return result
 
