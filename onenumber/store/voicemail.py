@@ -66,7 +66,8 @@ async def boxes(store: Store) -> list[str]:
     query = select(c.account).where(c.deleted.is_(False)).distinct().order_by(c.account)
     async with store.read() as conn:
         result = await conn.execute(query)
-        return [str(v) for v in result.scalars()]
+        values: list[Any] = list(result.scalars())
+    return [str(v) for v in values]
 
 
 async def set_heard(store: Store, message_id: str, heard: bool = True) -> bool:
