@@ -280,18 +280,26 @@ class CallProxy:
             self.replier.reply(txn, decision.status if not decision.ok else 480,
                                decision.reason if not decision.ok else "Temporarily Unavailable")
             return True
+        # the device is reached as for any call to it: its binding (the one it dialled from when
+        # it has several), else where its INVITE came from, at its Contact
+        src = txn.source
+        mine = [b for b in self.location.get(device.account) if b.auth_username == device.auth_username]
+        bindings = [b for b in mine if b.source == src.remote] or mine
         contacts = req.contacts
         uri = str(contacts[0].uri) if contacts else None
-        if uri is None:
+        if uri is None and not bindings:
             self.replier.reply(txn, 400, "Bad Request (a pickup INVITE needs a Contact)")
             return True
         log.info("call %s to %s picked up by %s", ctx.record.call_id, named, device.auth_username)
         self.replier.reply(txn, 487, "Request Terminated (picked up: the call is coming to this device)")
-        src = txn.source
-        target_addr = Target(src.transport, src.remote[0], src.remote[1], src.conn)
         extra = [("Call-Info", f"<sip:{self.domain()}>;answer-after=0")]
-        self._send_branch(ctx, uri, target_addr, device.account, device.position, device.auth_username, [], now,
-                          extra=extra)
+        if bindings:
+            for b in bindings:
+                self._branch_to_binding(ctx, b, device.position, now, extra=extra)
+        elif uri is not None:
+            target_addr = Target(src.transport, src.remote[0], src.remote[1], src.conn)
+            self._send_branch(ctx, uri, target_addr, device.account, device.position, device.auth_username, [],
+                              now, extra=extra)
         return True
 
     # ------------------------------------------------------------------ ringing an account
@@ -340,7 +348,8 @@ class CallProxy:
                     self._branch_to_binding(ctx, binding, positions.get(binding.auth_username), now)
         self._check_done(ctx, now)
 
-    def _branch_to_binding(self, ctx: CallContext, b: Binding, position: int | None, now: float) -> None:
+    def _branch_to_binding(self, ctx: CallContext, b: Binding, position: int | None, now: float,
+                           extra: list[tuple[str, str]] | None = None) -> None:
         if b.flow:
             target = Target(b.transport, b.source[0], b.source[1], b.flow)
         elif b.transport == "udp":
@@ -350,7 +359,8 @@ class CallProxy:
             if uri is None:
                 return
             target = Target(b.transport, uri.host.strip("[]"), uri.default_port())
-        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, list(b.path), now)
+        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, list(b.path), now,
+                          extra=extra)
 
     def _send_branch(
         self,

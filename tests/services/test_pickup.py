@@ -132,3 +132,13 @@ def test_picker_declining_leaves_the_call_ringing() -> None:
     out = net.send(reply(offered, 486, "Busy Here", tag="pk"), ("127.0.0.1", PICKER))
     assert not [r for r in responses_to(out, TRUNK[1]) if r.status >= 200]
     assert not requests_to(out, D0, "CANCEL")
+
+
+def test_a_registered_picker_is_reached_at_its_binding() -> None:
+    net, bob_devs = setup()
+    net.bind(bob_devs[0], 31020)
+    call, _, _ = ring_1000(net)
+    out = dial(net, "*81000", bob_devs)
+    assert [r.status for r in responses_to(out, PICKER) if r.status >= 200] == [487]
+    (offered,) = requests_to(out, 31020, "INVITE")
+    assert offered.call_id == call.call_id and not requests_to(out, PICKER, "INVITE")
