@@ -33,6 +33,7 @@ from .services.voicemail.deposit import DepositSettings
 from .services.voicemail.service import Prompts, StandaloneVoicemail, VoicemailService
 from .services.voicemail.store import DatabaseMessageStore, DirectoryMessageStore, MessageStore
 from .settings import Settings
+from .sip.bodies import MessageSummary
 from .sip.stack import Stack, Target
 from .store import Store
 from .transport.driver import Driver, listen_stream, listen_udp
@@ -141,12 +142,21 @@ async def start_voicemail(
     greeting = next((p for p in (config.data_dir / DEFAULT_GREETING.name, DEFAULT_GREETING) if p.exists()), None)
     speak = greeting_speak if shutil.which("espeak-ng") else None
 
+    shown: dict[str, MessageSummary] = {}  # the counts last sent per box
+
     async def changed(box: str) -> None:
+        shown[box] = counts = await app.summary(box)
         if core.presence is not None:
-            core.presence.set_mailbox(box, await app.summary(box))
+            core.presence.set_mailbox(box, counts)
             driver.pump()
         if on_change is not None:
             on_change(box)
+
+    async def refresh() -> None:
+        """A configuration reload (the CLI deleted a message, say): boxes whose counts moved."""
+        for box in sorted(set(await messages.boxes()) | set(shown)):
+            if await app.summary(box) != shown.get(box):
+                await changed(box)
 
     service = VoicemailService(
         stack, messages, recordings=recordings, prompts=Prompts(greeting, speak=speak),
@@ -164,6 +174,11 @@ async def start_voicemail(
 
     configure(directory)
     directory.listeners.append(configure)
+
+    def reloaded(_d: Directory) -> None:
+        service.spawn(refresh())
+
+    directory.listeners.append(reloaded)
     core.proxy.voicemail = Target("udp", "127.0.0.1", port)
     for box in await messages.boxes():
         await changed(box)

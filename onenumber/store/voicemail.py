@@ -79,12 +79,14 @@ async def set_heard(store: Store, message_id: str, heard: bool = True) -> bool:
     return bool(result.rowcount)
 
 
-async def mark_deleted(store: Store, message_id: str) -> dict[str, Any] | None:
-    """Mark the message deleted; returns its row as it was (None: no such message)."""
+async def mark_deleted(store: Store, message_id: str, *, notify: bool = False) -> dict[str, Any] | None:
+    """Mark the message deleted; returns its row as it was (None: no such message). With
+    `notify` (the CLI) the configuration revision moves too, so a running server reloads and
+    sends the box's devices their new message-waiting counts."""
     row = await get_message(store, message_id)
     if row is None:
         return None
     c = t.voicemail_messages.c
-    async with store.write(config=False) as conn:
+    async with store.write(config=notify) as conn:
         await conn.execute(update(t.voicemail_messages).where(c.id == message_id).values(deleted=True))
     return row
