@@ -20,8 +20,9 @@ GREETING = Path(__file__).resolve().parents[2] / "data" / "greeting-default.wav"
 
 
 def _messages(server: Server, box: str) -> list[dict]:
-    folder = server.workdir / "voicemail" / box
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    """The box's rows in the server's database (`onenumber voicemail list`)."""
+    out = server.cli("voicemail", "list", box, "--json")
+    return [{**row, "heard": bool(row["heard"]), "complete": bool(row["complete"])} for row in json.loads(out.stdout)]
 
 
 def voiced_seconds(pcm: bytes, rate: int, threshold: int = 1000) -> float:
@@ -87,5 +88,7 @@ def test_a_message_left_through_the_proxy_then_deleted_from_another_device(serve
         owner.stop()
     out, _ = mwi.communicate(timeout=60)
     assert mwi.returncode == 0, out[-3000:] + server.log()[-3000:]
-    row = one_call(history(server, "1000", 1))
+    rows = history(server, "1000", 2)  # Bob's call, and the *98 call of 1000's second device
+    row = one_call([r for r in rows if r["direction"] == "in"])
     assert (row["outcome"], row["forwarded_to"]) == ("voicemail", "voicemail")
+    assert [r["other_number"] for r in rows if r["direction"] == "out"] == ["*98"]
