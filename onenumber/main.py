@@ -101,6 +101,7 @@ class Voicemail:
     transport: asyncio.DatagramTransport
     service: VoicemailService
     app: StandaloneVoicemail
+    messages: MessageStore
     changed: Callable[[str], Awaitable[None]]  # tell a box's devices (and web pages) its new counts
 
 
@@ -111,7 +112,7 @@ def voicemail_dir(config: ServerConfig, settings: Settings) -> Path:
 
 async def start_voicemail(
     config: ServerConfig, core: SipCore, driver: Driver, store: Store | None = None,
-    on_change: Callable[[str], None] | None = None,
+    on_change: Callable[[str, MessageSummary], None] | None = None,
 ) -> Voicemail:
     """The voicemail box as a local user agent on its own loopback UDP port, which the proxy
     rings like a device (a forward to `voicemail`, the access number). Messages are rows of
@@ -150,7 +151,7 @@ async def start_voicemail(
             core.presence.set_mailbox(box, counts)
             driver.pump()
         if on_change is not None:
-            on_change(box)
+            on_change(box, counts)
 
     async def refresh() -> None:
         """A configuration reload (the CLI deleted a message, say): boxes whose counts moved."""
@@ -182,7 +183,7 @@ async def start_voicemail(
     core.proxy.voicemail = Target("udp", "127.0.0.1", port)
     for box in await messages.boxes():
         await changed(box)
-    return Voicemail(transport, service, app, changed)
+    return Voicemail(transport, service, app, messages, changed)
 
 
 async def serve(config: ServerConfig) -> None:
@@ -230,7 +231,11 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver.on_flow_closed = core.router.on_flow_closed
     driver.events = core.events
 
-    voicemail = await start_voicemail(config, core, driver, store)
+    from .api.presence_voicemail import PresenceHub, PresenceVoicemail
+
+    hub = PresenceHub(directory, core.presence)  # presence and message counts to the browsers
+    voicemail = await start_voicemail(config, core, driver, store,
+                                      on_change=lambda box, s: hub.mailbox_changed(box, s.new, s.old))
 
     servers: list[asyncio.AbstractServer] = []
     await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
@@ -275,7 +280,8 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         from .api.app import create_app, start_http
         from .transport.websocket import sip_websocket_endpoint
 
-        app = create_app(store=store, directory=directory, location=location)
+        app = create_app(store=store, directory=directory, location=location,
+                         presence_voicemail=PresenceVoicemail(hub, voicemail.messages, voicemail.changed))
         ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
         app.router.add_websocket_route("/sip", sip_websocket_endpoint(driver, ws_transport))
         from .web.pages import built, mount_phone

@@ -89,6 +89,9 @@ class PresenceService:
         self._expiry: Timer | None = None
         self._expiry_at: float | None = None
         self.stats = {"notifies": 0}
+        # told (account, state) whenever an account's state changes: the browser stream
+        # (api/presence_voicemail.py); called from the flush, so never block in one
+        self.state_listeners: list[Callable[[str, Presence], None]] = []
 
     # ---------------------------------------------------------------- call events
     def on_event(self, event: Event) -> None:
@@ -200,6 +203,8 @@ class PresenceService:
                 self._notify_all(Package.DIALOG, account, now)
             if previous is None or current[0] is not previous[0]:
                 self._notify_all(Package.PRESENCE, account, now)
+                for listener in self.state_listeners:
+                    listener(account, current[0])
             self.ended.pop(account, None)
             if not self.legs.get(account) and not self._watched(account):
                 del self.shown[account]  # nothing to remember for an idle, unwatched account
