@@ -45,6 +45,8 @@ def test_a_message_left_through_the_proxy_then_deleted_from_another_device(serve
     _desk, second, mwi_dev = made["1000"]
     bob = made["1001"][0]
     configure(server, "account", "update", "1000", "--forward-no-answer", "voicemail")
+    recordings = tmp_path / "recordings"  # the voicemail_dir setting, applied without a restart
+    configure(server, "settings", "set", "voicemail_dir", str(recordings))
     mwi = run_sipp("mwi_subscribe_auth.xml", server, service="1000", auth=(mwi_dev.auth_username, mwi_dev.secret),
                    local_port=free_port(), timeout=90, background=True, workdir=tmp_path)
     assert isinstance(mwi, subprocess.Popen)
@@ -66,6 +68,7 @@ def test_a_message_left_through_the_proxy_then_deleted_from_another_device(serve
         caller.wait_event("CALL_CLOSED", timeout=greeting + message_seconds + 15)  # its file ended: it hung up
         _wait(lambda: any(m["complete"] for m in _messages(server, "1000")), 10, "the message to be saved")
         (msg,) = _messages(server, "1000")
+        assert msg["path"].startswith(str(recordings / "1000")), msg
         rate, pcm = read_wav(msg["path"])
         recorded, spoken = voiced_seconds(pcm, rate), voiced_seconds(sentence, 8000)
         print(f"message: {len(pcm) / 2 / rate:.2f} s stored, speech {recorded:.2f} s of the {spoken:.2f} s said")
