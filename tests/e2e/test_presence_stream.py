@@ -32,7 +32,7 @@ def test_presence_stream_follows_a_call(server: Server, tmp_path: Path) -> None:
                     events.append((kind, json.loads(line[6:])))
                     opened.set()
                     states = [d["state"] for k, d in events if k == "presence" and d["account"] == "1000"]
-                    if "in-use" in states and states[-1] == "available" or time.monotonic() > deadline:
+                    if ("in-use" in states and states[-1] == "available") or time.monotonic() > deadline:
                         return
 
     reader = threading.Thread(target=read, daemon=True)
