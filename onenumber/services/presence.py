@@ -97,6 +97,7 @@ class PresenceService:
         self.legs: dict[str, dict[tuple[str, int | None, str], _Leg]] = {}  # account → legs
         self.ended: dict[str, list[DialogInfo]] = {}  # shown once as terminated
         self.rendered: dict[str, set[tuple[str, str]]] = {}  # account → (Call-ID, direction) shown to watchers
+        self._bodies: dict[str, tuple[tuple[DialogInfo, ...], bytes, bytes]] = {}  # the last dialog-info rendered
         self.shown: dict[str, tuple[Presence, tuple[DialogInfo, ...]]] = {}
         self.mailboxes: dict[str, MessageSummary] = {}
         self.dirty: set[str] = set()
@@ -237,8 +238,14 @@ class PresenceService:
         entity = f"sip:{account}@{self.domain()}"
         if sub.package is Package.PRESENCE:
             return pidf(f"pres:{account}@{self.domain()}", presence.value, contact=entity)
-        ended = tuple(self.ended.get(account, ()))
-        return dialog_info(entity, sub.version, infos + ended)
+        dialogs = infos + tuple(self.ended.get(account, ()))
+        # every watcher of the account gets the same document but for its version: render it
+        # once per change (most of a NOTIFY's cost was this XML)
+        cached = self._bodies.get(account)
+        if cached is None or cached[0] != dialogs:
+            head, _, tail = dialog_info(entity, 0, dialogs).partition(b' version="0" ')
+            cached = self._bodies[account] = (dialogs, head, tail)
+        return b'%s version="%d" %s' % (cached[1], sub.version, cached[2])
 
     def presence_of(self, account: str, now: float) -> Presence:
         """The account's state alone (no dialog rendering)."""
@@ -255,6 +262,7 @@ class PresenceService:
             if not self._watched(account):  # nobody to NOTIFY: only the listeners (browsers), if any
                 self.shown.pop(account, None)
                 self.ended.pop(account, None)
+                self._bodies.pop(account, None)
                 if self.state_listeners:
                     state = self.presence_of(account, now)
                     for listener in self.state_listeners:
@@ -271,6 +279,7 @@ class PresenceService:
             self.ended.pop(account, None)
             if not self.legs.get(account) and not self._watched(account):
                 del self.shown[account]  # nothing to remember for an idle, unwatched account
+                self._bodies.pop(account, None)
 
     def _watched(self, account: str) -> bool:
         return any(True for p in Package for _ in self.subscriptions.for_target(p, account))
