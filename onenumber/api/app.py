@@ -12,12 +12,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 
 from ..config import ServerConfig
 from ..services.directory import Directory
 from ..services.location import Location
 from ..store import Store
+from .presence_voicemail import PresenceVoicemail
+from .presence_voicemail import build_router as presence_voicemail_router
 
 
 def local_only(request: Request) -> None:
@@ -32,8 +34,34 @@ def local_only(request: Request) -> None:
     raise HTTPException(403, detail="this API answers on the server itself only (use the CLI, or http://127.0.0.1)")
 
 
-def create_app(*, store: Store, directory: Directory, location: Location) -> FastAPI:
+def placeholder_account(directory: Directory) -> Any:
+    """Who is asking, until the portal's login exists (the merger swaps in the real one):
+    from this machine only, the account named by `?account=NUMBER` or `X-OneNumber-Account`."""
+
+    def current_account(
+        request: Request,
+        account: str | None = Query(None, description="the account (placeholder for the portal login)"),
+        x_onenumber_account: str | None = Header(None),
+    ) -> str:
+        local_only(request)
+        number = account or x_onenumber_account
+        if not number:
+            raise HTTPException(401, detail="say which account: ?account=NUMBER or the X-OneNumber-Account header "
+                                            "(until the portal login exists)")
+        found = directory.account_for(number)
+        if found is None:
+            raise HTTPException(404, detail=f"no account {number}")
+        return found.number
+
+    return current_account
+
+
+def create_app(
+    *, store: Store, directory: Directory, location: Location, presence_voicemail: PresenceVoicemail | None = None
+) -> FastAPI:
     app = FastAPI(title="OneNumber", version="0.1.0")
+    app.state.presence_voicemail = presence_voicemail
+    app.include_router(presence_voicemail_router(placeholder_account(directory)))
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
