@@ -39,11 +39,15 @@ settings_app = typer.Typer(
 )
 trunk_app = typer.Typer(help="Trunks: SIP gateways that external numbers are sent to.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
+admin_app = typer.Typer(help="Admins: who may log in to the portal and the REST API as admin.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for integrations (Authorization: Bearer ...).", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(device_app, name="device")
 app.add_typer(settings_app, name="settings")
 app.add_typer(trunk_app, name="trunk")
 app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+app.add_typer(token_app, name="token")
 
 
 @app.callback()
@@ -379,6 +383,95 @@ def account_remove(
     """Remove an account with its DIDs, devices and registrations."""
     account = _with_store(db, data_dir, lambda s: s.admin.remove_account(number))
     typer.echo(f"account {account.number} ({account.display_name}) removed")
+
+
+def _read_password(stdin: bool, what: str) -> str:
+    """A password from stdin (one line) or asked twice at the terminal."""
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt(f"new password for {what}", hide_input=True, confirmation_prompt=True)
+    from onenumber.store.logins import MIN_PASSWORD
+
+    if len(password) < MIN_PASSWORD:
+        _fail(f"the password is too short; use at least {MIN_PASSWORD} characters")
+    return password
+
+
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input (one line) instead.")
+]
+
+
+@account_app.command("set-password")
+def account_set_password(
+    number: Annotated[str, typer.Argument(help="The account's number.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set the account's login password (web phone and portal; the number is the username)."""
+    from onenumber.store.logins import delete_sessions_of, set_account_password
+
+    password = _read_password(password_stdin, f"account {number}")
+
+    async def run(store: Store) -> int:
+        await set_account_password(store, number, password)
+        # logged-in browsers keep going only with the new password (the server sees them gone
+        # on their next request, and its sweep revokes their web phone credential)
+        return len(await delete_sessions_of(store, "user", number))
+
+    ended = _with_store(db, data_dir, run)
+    typer.echo(f"password of account {number} set" + (f"; {ended} session(s) logged out" if ended else ""))
+
+
+@admin_app.command("create")
+def admin_create(
+    username: Annotated[str, typer.Argument(help="The admin's username (starts with a letter), e.g. admin.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an admin. Without --password-stdin a password is generated and printed once."""
+    import secrets as _secrets
+
+    from onenumber.store.logins import create_admin
+
+    password = _read_password(True, username) if password_stdin else _secrets.token_urlsafe(15)
+    name = _with_store(db, data_dir, lambda s: create_admin(s, username, password))
+    if password_stdin:
+        typer.echo(f"admin {name} created")
+    else:
+        typer.echo(f"admin {name} created; password (shown only now): {password}")
+
+
+@admin_app.command("list")
+def admin_list(db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List the admins' usernames."""
+    from onenumber.store.logins import list_admins
+
+    for name in _with_store(db, data_dir, list_admins):
+        typer.echo(name)
+
+
+@admin_app.command("set-password")
+def admin_set_password(
+    username: Annotated[str, typer.Argument(help="The admin's username.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set an admin's password (their sessions are logged out)."""
+    from onenumber.store.logins import delete_sessions_of, set_admin_password
+
+    password = _read_password(password_stdin, f"admin {username}")
+
+    async def run(store: Store) -> None:
+        await set_admin_password(store, username, password)
+        await delete_sessions_of(store, "admin", username)
+
+    _with_store(db, data_dir, run)
+    typer.echo(f"password of admin {username} set")
 
 
 # --- devices ------------------------------------------------------------------------------------------

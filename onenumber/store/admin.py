@@ -221,12 +221,12 @@ class Admin:
             await conn.execute(
                 update(t.accounts)
                 .where(t.accounts.c.number == number)
-                .values(portal_password_hash=hash_password(password) if password else None, updated_at=_utcnow())
+                .values(password_hash=hash_password(password) if password else None, updated_at=_utcnow())
             )
 
     async def check_portal_password(self, number: str, password: str) -> bool:
         async with self.store.read() as conn:
-            stored = await conn.scalar(select(t.accounts.c.portal_password_hash).where(t.accounts.c.number == number))
+            stored = await conn.scalar(select(t.accounts.c.password_hash).where(t.accounts.c.number == number))
         return verify_password(password, stored)
 
     # --- devices ------------------------------------------------------------------------------------
