@@ -474,6 +474,61 @@ def admin_set_password(
     typer.echo(f"password of admin {username} set")
 
 
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. billing-sync.")],
+    role: Annotated[str, typer.Option("--role", help="admin (everything) or user (one account's /api/me).")] = "admin",
+    account: Annotated[
+        str | None, typer.Option("--account", help="The account a user token acts for.", show_default=False)
+    ] = None,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an API token; it is printed once (only its hash is stored)."""
+    from onenumber.api.schemas import token_out
+    from onenumber.store.logins import create_api_token
+
+    if role not in ("admin", "user"):
+        _fail(f"role {role!r} is not known; use admin or user")
+    token, record = _with_store(
+        db, data_dir, lambda s: create_api_token(s, name, role, account, now=time.time())  # type: ignore[arg-type]
+    )
+    if json_:
+        _print_json(token_out(record).model_dump() | {"token": token})
+    else:
+        typer.echo(f"API token {record.id} ({record.name}, {record.role}) created; shown only now:")
+        typer.echo(token)
+        typer.echo("use it as: Authorization: Bearer <token>")
+
+
+@token_app.command("list")
+def token_list(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List API tokens (never the tokens themselves)."""
+    from onenumber.api.schemas import token_out
+    from onenumber.store.logins import list_api_tokens
+
+    tokens = [token_out(t) for t in _with_store(db, data_dir, list_api_tokens)]
+    if json_:
+        _print_json([t.model_dump() for t in tokens])
+        return
+    rows = [(t.id, t.name, t.role, _opt_text(t.account), "revoked" if t.revoked_at else "active") for t in tokens]
+    typer.echo(_table(["ID", "NAME", "ROLE", "ACCOUNT", "STATE"], rows))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see 'onenumber token list').")],
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke an API token: it stops working at once."""
+    from onenumber.store.logins import revoke_api_token
+
+    record = _with_store(db, data_dir, lambda s: revoke_api_token(s, token_id, now=time.time()))
+    typer.echo(f"API token {record.id} ({record.name}) revoked")
+
+
 # --- devices ------------------------------------------------------------------------------------------
 
 

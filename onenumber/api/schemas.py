@@ -2,7 +2,7 @@
 
 Field names are the API's; validation messages name these fields. Building a response
 from the value types goes through the `*_out` helpers so the API and the CLI print the
-same shape. Depends on pydantic and the value types only.
+same shape. Depends on pydantic and the value types only (no HTTP).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..routing.model import Account, Device
+from ..store.logins import ApiToken
 
 
 class Model(BaseModel):
@@ -100,6 +101,30 @@ class HistoryOut(Model):
 
 class SelectedDevice(Model):
     position: int | None = Field(ge=0, le=7, description="Device position 0-7, or null for none")
+
+
+class TokenOut(Model):
+    id: int
+    name: str
+    role: Literal["admin", "user"]
+    account: str | None
+    created_at: float
+    revoked_at: float | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself; shown only in this answer")
+
+
+class TokenCreate(Model):
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["admin", "user"] = "admin"
+    account: str | None = Field(default=None, description="For a user token: the account it acts for")
+
+
+def token_out(token: ApiToken) -> TokenOut:
+    return TokenOut(id=token.id, name=token.name, role=token.role, account=token.account,
+                    created_at=token.created_at, revoked_at=token.revoked_at)
 
 
 def device_out(device: Device, registered: bool = False) -> DeviceOut:
