@@ -232,11 +232,11 @@ def account_add(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create an account."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     account = _with_store(db, data_dir, lambda s: s.admin.add_account(number, name, did or []))
     if json_:
-        _print_json(account_view(account, []))
+        _print_json(account_out(account, []).model_dump())
     else:
         dids = f" with DIDs {', '.join(account.dids)}" if account.dids else ""
         typer.echo(f"account {account.number} ({account.display_name}) added{dids}")
@@ -246,14 +246,14 @@ def account_add(
 @account_app.command("list")
 def account_list(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
     """List accounts."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     snapshot = _with_store(db, data_dir, lambda s: s.snapshot())
     by_account: dict[str, list[Device]] = {}
     for device in snapshot.devices:
         by_account.setdefault(device.account, []).append(device)
     if json_:
-        _print_json([account_view(a, by_account.get(a.number, [])) for a in snapshot.accounts])
+        _print_json([account_out(a, by_account.get(a.number, [])).model_dump() for a in snapshot.accounts])
         return
     if not snapshot.accounts:
         typer.echo("no accounts; add one with: onenumber account add NUMBER --name NAME")
@@ -273,13 +273,13 @@ def account_show(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Show an account with its devices."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     async def load(store: Store) -> tuple[Any, list[Device]]:
         return await store.admin.get_account(number), await store.admin.list_devices(number)
 
     account, devices = _with_store(db, data_dir, load)
-    view = account_view(account, devices)
+    view = account_out(account, devices).model_dump()
     if json_:
         _print_json(view)
         return
@@ -338,8 +338,8 @@ def account_update(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Change an account's name, DIDs, ring mode, forwarding, DND, selected device or caller ID."""
+    from onenumber.api.schemas import account_out
     from onenumber.store.admin import UNCHANGED
-    from onenumber.store.views import account_view
 
     def given(value: str | None) -> Any:
         return UNCHANGED if value is None else value
@@ -369,7 +369,7 @@ def account_update(
         ),
     )
     if json_:
-        _print_json(account_view(account))
+        _print_json(account_out(account).model_dump())
     else:
         typer.echo(f"account {account.number} updated")
 
@@ -582,12 +582,12 @@ async def _find(store: Store, target: str, position: int | None) -> Device:
 
 
 async def _provisioning(store: Store, device: Device) -> dict[str, Any]:
+    from onenumber.api.schemas import device_out
     from onenumber.demo import primary_address
-    from onenumber.store.views import device_view
 
     settings = await store.admin.get_settings()
     server = primary_address()
-    view = device_view(device, secret=True)
+    view = device_out(device).model_dump() | {"secret": device.secret}
     view.update(domain=settings.domain or server, server=server, transports=["udp", "tcp"])
     return view
 
@@ -660,11 +660,11 @@ def device_list(
     data_dir: DataDirOpt = None,
 ) -> None:
     """List an account's devices (without secrets)."""
-    from onenumber.store.views import device_view
+    from onenumber.api.schemas import device_out
 
     devices = _with_store(db, data_dir, lambda s: s.admin.list_devices(number))
     if json_:
-        _print_json([device_view(d) for d in devices])
+        _print_json([device_out(d).model_dump() for d in devices])
     elif devices:
         typer.echo(_devices_table(devices))
     else:
@@ -704,7 +704,7 @@ def device_update(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Change a device: `device update NUMBER POSITION ...` or `device update AUTH_USERNAME ...`."""
-    from onenumber.store.views import device_view
+    from onenumber.api.schemas import device_out
 
     options = (move_to, kind, order, enabled, label, auth_username, internet, call_waiting, expires_days)
     if all(o is None for o in options):
@@ -728,7 +728,7 @@ def device_update(
 
     device = _with_store(db, data_dir, change)
     if json_:
-        _print_json(device_view(device))
+        _print_json(device_out(device).model_dump())
     else:
         typer.echo(f"device {device.auth_username} (account {device.account} position {device.position}) updated")
 
@@ -861,11 +861,10 @@ def ring_plan(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Who would ring now: the ring plan of a call arriving now, with the reason for each device."""
-    from onenumber.routing.explain import describe_action, explain, format_plan
+    from onenumber.routing.explain import format_plan
     from onenumber.routing.model import CallState
     from onenumber.routing.plan import plan_call
     from onenumber.store import NotFoundError
-    from onenumber.store.views import binding_view
 
     now = time.time()
 
@@ -883,38 +882,9 @@ def ring_plan(
         typer.echo(format_plan(plan))
         return
 
-    def action(value: Any) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        return {
-            "kind": str(value.kind),
-            "status": value.status or None,
-            "reason": value.reason,
-            "target": value.target,
-            "text": describe_action(value),
-        }
+    from onenumber.api.schemas import ring_plan_out
 
-    _print_json(
-        {
-            "account": plan.account,
-            "ring_mode": str(account.ring_mode),
-            "immediate": action(plan.immediate),
-            "stages": [
-                {
-                    "start": stage.start,
-                    "positions": list(stage.positions),
-                    "contacts": [binding_view(b, now) for b in stage.bindings],
-                }
-                for stage in plan.stages
-            ],
-            "devices": explain(plan),
-            "no_answer_seconds": plan.no_answer_seconds,
-            "decline": str(plan.decline),
-            "on_busy": action(plan.on_busy),
-            "on_no_answer": action(plan.on_no_answer),
-            "on_unavailable": action(plan.on_unavailable),
-        }
-    )
+    _print_json(ring_plan_out(plan, account, now).model_dump())
 
 
 # --- settings -----------------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ JSON `{"error": code, "message": text[, "field": name]}`.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -27,8 +26,8 @@ from ..services.webcreds import SessionCredentials
 from ..store import AdminError, Store
 from ..store.logins import WebSession
 from ..store.logins import get_session as load_session
-from .auth import CSRF_COOKIE, SESSION_COOKIE, ApiError, Principal, principal, require_admin
-from .schemas import LoginRequest, LoginResponse
+from .auth import CSRF_COOKIE, SESSION_COOKIE, ApiError, Principal, principal
+from .schemas import ErrorBody, LoginRequest, LoginResponse
 from .webphone import WebphoneAccess
 
 
@@ -80,7 +79,10 @@ def create_app(
     from .me import add_me_routes
 
     add_me_routes(app, ctx)
-    add_live_routes(app, ctx)
+    from .rest import build_router
+
+    app.include_router(build_router(ctx))
+    add_docs(app)
     return app
 
 
@@ -95,6 +97,19 @@ def _body(error: str, message: str, field: str | None = None) -> dict[str, Any]:
 
 
 ADMIN_ERROR_CODES = {400: "invalid", 404: "not_found", 409: "conflict"}
+# documented on every route, so clients (and schemathesis) know the error shape
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in ((400, "bad input"), (401, "not logged in"), (403, "not allowed, or CSRF token missing"),
+                         (404, "not found"), (409, "conflict with existing data"), (422, "validation failed"))
+}
+
+
+def api_message(message: str) -> str:
+    """An admin-layer message in the API's terms: the CLI hints ("give one with --name",
+    "see 'onenumber device list'") are left out."""
+    parts = [p for p in message.split("; ") if "--" not in p and "onenumber " not in p]
+    return "; ".join(parts) or message.split("; ")[0]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -104,8 +119,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AdminError)
     async def admin_error(_request: Request, exc: AdminError) -> JSONResponse:
-        message = str(exc)
-        field = message.split(":", 1)[0] if ":" in message and " " not in message.split(":", 1)[0] else None
+        message = api_message(str(exc))
+        field = getattr(exc, "field", None)
+        if field is None and ":" in message and " " not in message.split(":", 1)[0]:
+            field = message.split(":", 1)[0]  # store/logins.py messages start with the field
         return JSONResponse(_body(ADMIN_ERROR_CODES.get(exc.status, "invalid"), message, field),
                             status_code=exc.status)
 
@@ -138,7 +155,7 @@ def client_address(request: Request) -> str:
 
 def add_login_routes(app: FastAPI, ctx: ApiContext) -> None:
     @app.post("/api/login", response_model=LoginResponse, tags=["login"],
-              responses={401: {"description": "wrong username or password"}, 429: {"description": "throttled"}})
+              responses={**ERROR_RESPONSES, 429: {"model": ErrorBody, "description": "throttled (see Retry-After)"}})
     async def login(body: LoginRequest, request: Request, response: Response) -> LoginResponse:
         """Log in as an admin (username) or a user (account number); sets the session cookie."""
         result = await ctx.logins.login(body.username, body.password, client_address(request))
@@ -166,7 +183,7 @@ def add_login_routes(app: FastAPI, ctx: ApiContext) -> None:
         return LoginResponse(kind=session.kind, account=session.subject if session.kind == "user" else None,
                              name=name, csrf=session.csrf)
 
-    @app.post("/api/logout", status_code=204, tags=["login"], response_class=Response)
+    @app.post("/api/logout", status_code=204, tags=["login"], response_class=Response, responses=ERROR_RESPONSES)
     async def logout(request: Request, who: Principal = Depends(principal)) -> Response:
         """End the cookie session (its web phone credential stops working, its binding goes)."""
         response = Response(status_code=204)
@@ -184,34 +201,32 @@ async def session_of(ctx: ApiContext, who: Principal) -> WebSession | None:
     return await load_session(ctx.store, who.session_id)
 
 
-# ---------------------------------------------------------------------------------------- live state
+# ---------------------------------------------------------------------------------------- docs
 
 
-def add_live_routes(app: FastAPI, ctx: ApiContext) -> None:
-    """What the running server holds; admins only (contacts and addresses of phones)."""
+def add_docs(app: FastAPI) -> None:
+    """Swagger UI at /api/docs from the swagger-ui-bundle package: no internet needed."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse, PlainTextResponse
+    from fastapi.staticfiles import StaticFiles
 
-    @app.get("/api/accounts/{number}/bindings", tags=["accounts"])
-    async def bindings(number: str, _who: Principal = Depends(require_admin)) -> list[dict[str, Any]]:
-        if number not in ctx.directory.accounts:
-            raise ApiError(404, "not_found", f"no account {number}", field="number")
-        now = time.time()
-        out = []
-        for b in ctx.location.get(number):
-            row = asdict(b)
-            row["expires"] = max(0, int(b.expires_at - now))
-            out.append(row)
-        return out
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # the docs page says what is missing; the schema is still served
+        swagger_ui_path = None
 
-    @app.get("/api/accounts/{number}/ring-plan", tags=["accounts"])
-    async def ring_plan(number: str, _who: Principal = Depends(require_admin)) -> list[dict[str, Any]]:
-        from ..routing.explain import explain
-        from ..routing.plan import plan_call
+    if swagger_ui_path is not None:
+        app.mount("/api/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
-        account = ctx.directory.accounts.get(number)
-        if account is None:
-            raise ApiError(404, "not_found", f"no account {number}", field="number")
-        plan = plan_call(account, ctx.directory.devices(number), ctx.location.get(number), now=time.time())
-        return explain(plan)
+    @app.get("/api/docs", include_in_schema=False, response_model=None)
+    async def docs() -> HTMLResponse | PlainTextResponse:
+        if swagger_ui_path is None:
+            return PlainTextResponse("the API docs need the swagger-ui-bundle package; the schema is at "
+                                     "/api/openapi.json", status_code=503)
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="OneNumber API",
+                                   swagger_js_url="/api/docs/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/api/docs/static/swagger-ui.css",
+                                   swagger_favicon_url="/api/docs/static/favicon-32x32.png")
 
 
 @dataclass

@@ -108,9 +108,9 @@ class LoginService:
         await self._ended(session)
         return True
 
-    async def end_sessions_of(self, kind: Kind, subject: str) -> int:
-        """End every session of an admin or account (password changed, account removed)."""
-        sessions = await db.delete_sessions_of(self.store, kind, subject)
+    async def end_sessions_of(self, kind: Kind, subject: str, *, keep: str | None = None) -> int:
+        """End every session of an admin or account (password changed, account removed) but `keep`."""
+        sessions = await db.delete_sessions_of(self.store, kind, subject, keep=keep)
         for session in sessions:
             await self._ended(session)
         return len(sessions)

@@ -197,10 +197,12 @@ async def delete_expired_sessions(store: Store, now: float) -> list[WebSession]:
     return [_session(r) for r in rows]
 
 
-async def delete_sessions_of(store: Store, kind: Kind, subject: str) -> list[WebSession]:
-    """End every session of one admin or account (e.g. after its password changed)."""
+async def delete_sessions_of(store: Store, kind: Kind, subject: str, *, keep: str | None = None) -> list[WebSession]:
+    """End every session of one admin or account (e.g. after its password changed), but `keep`."""
     async with store.write(config=False) as conn:
-        where = (t.web_sessions.c.kind == kind, t.web_sessions.c.subject == subject)
+        where = [t.web_sessions.c.kind == kind, t.web_sessions.c.subject == subject]
+        if keep is not None:
+            where.append(t.web_sessions.c.id != keep)
         rows = (await conn.execute(select(t.web_sessions).where(*where))).all()
         await conn.execute(delete(t.web_sessions).where(*where))
     return [_session(r) for r in rows]

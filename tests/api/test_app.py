@@ -17,7 +17,7 @@ async def test_live_bindings_and_ring_plan_for_an_admin(api: Api) -> None:
         (row,) = (await c.get("/api/accounts/1000/bindings")).json()
         assert row["contact"] == "sip:a@127.0.0.1:5062" and row["expires"] > 50
         plan = (await c.get("/api/accounts/1000/ring-plan")).json()
-        assert plan[0]["rings"] is True
+        assert plan["devices"][0]["rings"] is True and plan["account"] == "1000"
         r = await c.get("/api/accounts/9999/bindings")
         assert r.status_code == 404 and r.json()["error"] == "not_found"
 

@@ -94,5 +94,5 @@ def test_selected_device_through_the_api_holds_for_the_next_call(server: Server)
     status, me = browser.call("PUT", "/api/me/selected-device", {"position": 1})
     assert status == 200 and me["ring_mode"] == "exclusive" and me["selected_device"] == 1, me
     plan = server.http_json("/api/accounts/1000/ring-plan")  # the API reloaded: no wait
-    reasons = {r["position"]: r["reason"] for r in plan}
+    reasons = {r["position"]: r["reason"] for r in plan["devices"]}
     assert reasons[1] == "selected device not registered", plan  # nothing registered in this test
