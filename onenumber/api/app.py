@@ -112,6 +112,16 @@ def api_message(message: str) -> str:
     return "; ".join(parts) or message.split("; ")[0]
 
 
+def _detail(error: Any) -> tuple[str, str]:
+    """(field, problem) of one pydantic error, the field as the API names it (`dids.0`)."""
+    if error.get("type") == "json_invalid":
+        return "body", "not valid JSON"
+    loc = [str(p) for p in error.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return ".".join(loc) or "body", str(error.get("msg", "invalid"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -128,14 +138,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        field = ".".join(loc) or None
-        message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg", "invalid request"))
-        body = _body("validation", message, field)
-        body["details"] = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
-                            "message": str(e.get("msg", ""))} for e in errors]
+        details = [_detail(e) for e in exc.errors()] or [("body", "invalid request")]
+        field, text = details[0]
+        body = _body("validation", f"{field}: {text}", field)
+        body["details"] = [{"field": f, "message": m} for f, m in details]
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

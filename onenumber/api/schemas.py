@@ -39,10 +39,18 @@ class LoginResponse(Model):
     csrf: str
 
 
+class ErrorDetail(Model):
+    field: str
+    message: str
+
+
 class ErrorBody(Model):
+    """Every error: a code, one line for people, the field it is about (API names) when known."""
+
     error: str
     message: str
     field: str | None = None
+    details: list[ErrorDetail] | None = Field(default=None, description="every problem, for validation errors")
 
 
 # ---------------------------------------------------------------------------------------- me
