@@ -31,6 +31,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 
@@ -121,11 +122,17 @@ async def check_csrf(request: Request, who: Principal) -> None:
     if who.via != "session" or who.csrf is None:
         return
     given = request.headers.get(CSRF_HEADER)
-    if given is None and request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
-        form = await request.form()
-        value = form.get("csrf")
+    content_type = request.headers.get("content-type", "")
+    if given is None and content_type.startswith("application/x-www-form-urlencoded"):
+        # parsed here (no python-multipart needed); the body stays cached for the route
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=1000)
+        values = fields.get("csrf")
+        given = values[0] if values else None
+    elif given is None and content_type.startswith("multipart/form-data"):
+        try:
+            value = (await request.form()).get("csrf")
+        except (AssertionError, ValueError):  # no python-multipart, or a broken body
+            value = None
         given = value if isinstance(value, str) else None
     if not given or not hmac.compare_digest(given.encode(), who.csrf.encode()):
         raise ApiError(403, "csrf", "Missing or wrong CSRF token; reload the page and try again")

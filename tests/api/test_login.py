@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+
 from onenumber.routing.model import Binding
 
 from .conftest import ADMIN_PW, ALICE_PW, Api, login
@@ -224,3 +226,37 @@ async def test_history_uses_incoming_and_outgoing(api: Api) -> None:
     first = rows[1]
     assert first["started_at"] == "2027-01-15T08:00:00Z" and first["duration"] == 62 and first["device"] == "Desk"
     assert first["other_name"] == "Bob" and first["outcome"] == "answered"
+
+
+async def test_html_forms_carry_the_csrf_token_as_a_field(api: Api) -> None:
+    async with api.client() as c:
+        csrf = (await login(c, "1000", ALICE_PW)).json()["csrf"]
+        assert (await c.post("/api/logout", data={"csrf": "wrong"})).status_code == 403
+        assert (await c.post("/api/logout", data={"csrf": csrf})).status_code == 204
+
+
+async def test_cookies_are_secure_under_tls(api: Api) -> None:
+    transport = httpx.ASGITransport(app=api.app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+        r = await login(c, "1000", ALICE_PW)
+        assert all("Secure" in h for h in r.headers.get_list("set-cookie"))
+    api.app.state.ctx.secure_cookies = True  # `serve` with a certificate, behind anything
+    async with api.client() as c:
+        r = await login(c, "1000", ALICE_PW)
+        assert all("Secure" in h for h in r.headers.get_list("set-cookie"))
+
+
+async def test_demo_creates_an_admin_and_user_logins_once(api: Api) -> None:
+    from onenumber.demo import format_logins, seed_demo, seed_logins
+    from onenumber.store import Store
+
+    store = await Store.open(f"sqlite:///{api.store.engine.url.database}-demo")
+    try:
+        await seed_demo(store)
+        made = await seed_logins(store)
+        assert set(made) == {"admin", "1000", "1001"} and all(len(p) >= 12 for p in made.values())
+        assert await seed_logins(store) == {}  # printed once only
+        text = format_logins(made, "http://localhost:8080")
+        assert made["admin"] in text and "/phone" in text and "/api/docs" in text
+    finally:
+        await store.close()
