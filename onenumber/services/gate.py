@@ -88,7 +88,7 @@ class Gate:
             self.replier.reply(txn, 403, BLOCKED)
             return None
         device = self.directory.devices_by_auth.get(creds.username)
-        verdict = self.auth.verify(creds, req.method, device.secret if device is not None else None, now)
+        verdict = self.auth.verify_any(creds, req.method, valid_secrets(device, now), now)
         if verdict is Verdict.OK and device is not None:
             throttle.record_success(address, creds.username, now)
             return device
@@ -133,6 +133,18 @@ class Gate:
         if device is None or not self.device_allowed(txn, device, now):
             return None
         return device
+
+
+def valid_secrets(device: Device | None, now: float) -> tuple[str, ...]:
+    """The secrets a device may authenticate with at `now`: its current one, and during the
+    overlap window after a rotation (until `previous_secret_until`) the previous one too, so
+    a phone still configured with the old secret keeps working while it is re-provisioned."""
+    if device is None:
+        return ()
+    previous, until = device.previous_secret, device.previous_secret_until
+    if previous and until is not None and now < until:
+        return (device.secret, previous)
+    return (device.secret,)
 
 
 def strip_own_credentials(req: Request, realm: str) -> None:

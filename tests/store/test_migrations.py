@@ -10,7 +10,7 @@ from onenumber.store import Store
 from onenumber.store.migrate import HEAD, current_revision, head_revision, upgrade
 from onenumber.store.tables import metadata
 
-TABLES = {"accounts", "dids", "devices", "bindings", "settings", "trunks", "meta", "call_history"}
+TABLES = {"accounts", "dids", "devices", "bindings", "settings", "trunks", "meta", "call_history", "provisioning_links"}
 
 
 def test_head_constant_matches_alembic() -> None:
