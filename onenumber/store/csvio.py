@@ -489,6 +489,9 @@ async def _plan(conn: AsyncConnection, parsed: _Parsed, prune: bool, now: float,
     owner: Any
     accounts = {row.number: row for row in await conn.execute(select(t.accounts))}
     did_owner = {str(d): str(a) for d, a in await conn.execute(select(t.dids.c.did, t.dids.c.account))}
+    owned: dict[str, set[str]] = {}
+    for did, number in did_owner.items():
+        owned.setdefault(number, set()).add(did)
     devices = {(row.account, row.position): row for row in await conn.execute(select(t.devices))}
     created_at = _utcnow()
 
@@ -496,8 +499,8 @@ async def _plan(conn: AsyncConnection, parsed: _Parsed, prune: bool, now: float,
     final_dids = dict(did_owner)
     for number, spec in parsed.accounts.items():
         if spec.dids is not None:
-            for did, owner in did_owner.items():
-                if owner == number and did not in spec.dids:
+            for did in owned.get(number, ()):
+                if did not in spec.dids:
                     final_dids.pop(did, None)
     if prune:
         for did, owner in did_owner.items():
@@ -561,7 +564,7 @@ async def _plan(conn: AsyncConnection, parsed: _Parsed, prune: bool, now: float,
             if did_owner.get(did) != number:
                 plan.add_dids.append({"did": did, "account": number})
         if spec.dids is not None:
-            plan.remove_dids += [d for d, o in did_owner.items() if o == number and d not in spec.dids]
+            plan.remove_dids += [d for d in owned.get(number, ()) if d not in spec.dids]
         if row is None:
             if "display_name" not in values:
                 plan.errors.append(RowError(spec.line, "name", f"account {number} is new: give its name"))
@@ -571,7 +574,7 @@ async def _plan(conn: AsyncConnection, parsed: _Parsed, prune: bool, now: float,
             report.accounts["created"] += 1
             continue
         changed = {k: v for k, v in values.items() if row._mapping[k] != v}
-        if changed or (spec.dids is not None and set(spec.dids) != {d for d, o in did_owner.items() if o == number}):
+        if changed or (spec.dids is not None and set(spec.dids) != owned.get(number, set())):
             changed["updated_at"] = created_at
             plan.account_updates.append((number, changed))
             report.accounts["updated"] += 1
@@ -579,7 +582,7 @@ async def _plan(conn: AsyncConnection, parsed: _Parsed, prune: bool, now: float,
             report.accounts["unchanged"] += 1
     if prune:
         plan.remove_accounts = [n for n in accounts if n not in parsed.accounts]
-        plan.remove_dids += [d for d, o in did_owner.items() if o in plan.remove_accounts]
+        plan.remove_dids += [d for n in plan.remove_accounts for d in owned.get(n, ())]
         report.accounts["removed"] = len(plan.remove_accounts)
 
     for (number, position), spec in parsed.devices.items():
