@@ -17,10 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from onenumber.store import Store  # noqa: E402
-from onenumber.store.csvio import export_csv, import_csv  # noqa: E402
+from onenumber.store import Store
+from onenumber.store.csvio import export_csv, import_csv
 
 HEADER = "number,name,dids,ring_mode,position,kind,label,order,enabled,internet,call_waiting\n"
 
