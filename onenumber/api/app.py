@@ -18,6 +18,8 @@ from ..config import ServerConfig
 from ..services.directory import Directory
 from ..services.location import Location
 from ..store import Store
+from .ops import build_ops_router
+from .provision import SipEndpoint, build_provision_router
 
 
 def local_only(request: Request) -> None:
@@ -32,8 +34,17 @@ def local_only(request: Request) -> None:
     raise HTTPException(403, detail="this API answers on the server itself only (use the CLI, or http://127.0.0.1)")
 
 
-def create_app(*, store: Store, directory: Directory, location: Location) -> FastAPI:
+def create_app(
+    *, store: Store, directory: Directory, location: Location, sip: SipEndpoint | None = None
+) -> FastAPI:
     app = FastAPI(title="OneNumber", version="0.1.0")
+    # what the routers of other modules read (api/ops.py, api/provision.py)
+    app.state.store = store
+    app.state.directory = directory
+    app.state.sip = sip or SipEndpoint(server="127.0.0.1")
+    app.include_router(build_provision_router())
+    # the admin operations; `local_only` stands in for the admin login until it exists
+    app.include_router(build_ops_router(local_only))
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:

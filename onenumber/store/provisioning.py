@@ -130,3 +130,18 @@ async def use_link(store: Store, token: str, now: float | None = None) -> Provis
         device = device_from_row(device_row)
         (account,) = await load_accounts(conn, device.account)
     return Provisioned(device, account)
+
+
+async def link_state(store: Store, token: str, now: float | None = None) -> str:
+    """"ok", "used", "expired" or "unknown", without spending the link (for HEAD)."""
+    now = time.time() if now is None else now
+    if not TOKEN_RE.match(token):
+        return "unknown"
+    async with store.read() as conn:
+        row = (await conn.execute(select(t.provisioning_links).where(
+            t.provisioning_links.c.token_hash == hash_token(token)))).first()
+    if row is None:
+        return "unknown"
+    if row.used_at is not None:
+        return "used"
+    return "expired" if row.expires_at <= now else "ok"
