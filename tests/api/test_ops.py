@@ -86,7 +86,8 @@ def test_import_errors_are_422_with_line_and_column_and_change_nothing(api: Api)
     r = api.client.post("/api/import", content=bad.encode(), headers={"content-type": "text/csv"})
     assert r.status_code == 422
     assert r.json()["errors"] == [
-        {"line": 4, "column": "ring_mode", "message": "ring mode 'sideways' is not known; use one of ordered, exclusive"}]
+        {"line": 4, "column": "ring_mode",
+         "message": "ring mode 'sideways' is not known; use one of ordered, exclusive"}]
     assert "line 4, column ring_mode" in r.json()["detail"]
     assert api.client.get("/api/export").text == before
     r = api.client.post("/api/import", content=b"\xff\xfe", headers={"content-type": "text/csv"})
@@ -102,7 +103,8 @@ def test_rotate_keeps_the_old_secret_for_the_window(api: Api) -> None:
     assert "secret" not in body["device"] and body["previous_secret_valid_until"] is not None
     new = api.run(lambda s: s.admin.get_device("1000", 1))
     assert new.secret != old.secret and new.previous_secret == old.secret
-    assert new.previous_secret_until is not None and abs(new.previous_secret_until - body["previous_secret_valid_until"]) < 1
+    assert new.previous_secret_until is not None
+    assert abs(new.previous_secret_until - body["previous_secret_valid_until"]) < 1
     r = api.client.post("/api/accounts/1000/devices/1/rotate", json={"overlap_hours": 0})
     assert r.json()["previous_secret_valid_until"] is None  # revoked at once
     assert api.client.post("/api/accounts/1000/devices/5/rotate").status_code == 404
