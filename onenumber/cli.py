@@ -638,8 +638,10 @@ def device_rotate(
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Give a device a new generated secret. The old one keeps working for the overlap window
-    (credential_overlap_hours) so the phone can be re-provisioned without dropping out."""
+    """Give a device a new generated secret; the old one works for the overlap window.
+
+    The overlap window (the credential_overlap_hours setting, or --overlap-hours) lets the phone
+    be re-provisioned without dropping out; --at-once refuses the old secret now."""
     from onenumber.store.views import device_view
 
     device = _rotate(target, position, overlap_hours, at_once, expires_days, db, data_dir)
@@ -679,8 +681,10 @@ def device_rotate_secret(
 
 @device_app.command("rotate-due")
 def device_rotate_due(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Scheduled rotation, once: new secrets for every device whose secret is older than
-    credential_max_age_days (the running server also does this every hour)."""
+    """Scheduled rotation, once: new secrets for devices older than credential_max_age_days.
+
+    The running server does the same check every hour; each old secret keeps working for the
+    overlap window."""
     from onenumber.store.views import device_view
 
     rotated = _with_store(db, data_dir, lambda s: s.admin.rotate_due())
@@ -718,9 +722,10 @@ def device_provision(
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Make a one-time, expiring provisioning link for a device and print it. Opened once (by the
-    phone, or a person), it gives the device's SIP settings with its current secret; it then
-    answers 410. A new link replaces the device's earlier one."""
+    """Print a one-time, expiring provisioning link (and QR code) with a device's SIP settings.
+
+    Opened once (by the phone, or a person), it gives the device's SIP settings with its current
+    secret, as JSON or a form; then it answers 410. A new link replaces the device's earlier one."""
     from onenumber.config import DEFAULT_HTTP_PORT
     from onenumber.demo import primary_address
     from onenumber.settings import validate_setting
@@ -771,8 +776,10 @@ def import_(
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Create or update accounts and devices from a CSV file, all or nothing. Problems are listed
-    by line and column and nothing is changed; importing an export changes nothing."""
+    """Create or update accounts and devices from a CSV file, all or nothing.
+
+    Problems are listed by line and column and then nothing is changed; importing an export
+    changes nothing. The columns are described in docs/admin.md."""
     from onenumber.store.csvio import CsvImportError, ImportReport, import_csv
 
     try:
@@ -821,8 +828,9 @@ def export(
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Write every account and device as CSV (one row per device; secrets are never exported).
-    The file can be edited and imported back with 'onenumber import'."""
+    """Write every account and device as CSV (secrets are never exported).
+
+    One row per device; the file can be edited and imported back with 'onenumber import'."""
     from onenumber.store.csvio import export_csv, export_rows
 
     if json_:

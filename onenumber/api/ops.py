@@ -83,7 +83,7 @@ class RotateIn(BaseModel):
                     "0 revokes it at once, e.g. for a lost phone).",
     )
     expires_days: float | None = Field(
-        default=None, ge=0, description="New credentials expire after this many days; 0: never."
+        default=None, ge=0, le=36500, description="New credentials expire after this many days; 0: never."
     )
 
 

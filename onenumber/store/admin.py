@@ -63,6 +63,7 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_STAGE_SECONDS = 3600
 MAX_RING_ORDER = 99
 MAX_OVERLAP_HOURS = 720
+MAX_EXPIRY_DAYS = 36500
 
 
 def default_auth_username(number: str, position: int) -> str:
@@ -729,6 +730,6 @@ def _cli_number(value: str) -> str:
 def _expiry(days: float | None, now: float | None) -> float | None:
     if days is None or days == 0:
         return None
-    if days < 0:
-        raise AdminError(f"expiry days must be positive, or 0 for no expiry (got {days})")
+    if not 0 <= days <= MAX_EXPIRY_DAYS:  # also refuses nan
+        raise AdminError(f"expiry days must be positive (at most {MAX_EXPIRY_DAYS}), or 0 for no expiry (got {days})")
     return (time.time() if now is None else now) + days * 86400
