@@ -20,6 +20,7 @@ from .replies import Replier
 log = logging.getLogger("onenumber.gate")
 
 BLOCKED = "Forbidden (too many failed attempts, try later)"
+ROTATED = "Credentials expired (rotated)"
 
 
 class Gate:
@@ -95,6 +96,12 @@ class Gate:
         if verdict is Verdict.STALE:
             self.challenge(txn, proxy, now, stale=True)
             return None
+        previous = lapsed_secret(device, now)
+        if previous is not None and self.auth.verify_any(creds, req.method, (previous,), now) is Verdict.OK:
+            # a phone not re-provisioned in time: a clear refusal it stops on, and no failure
+            # counted, so the throttle does not block the phone once it has the new secret
+            self.replier.reply(txn, 403, ROTATED)
+            return None
         if throttle.record_failure(address, creds.username, now):
             log.warning("authentication failures from %s for %r: blocked", address, creds.username)
             self.replier.reply(txn, 403, BLOCKED)
@@ -145,6 +152,13 @@ def valid_secrets(device: Device | None, now: float) -> tuple[str, ...]:
     if previous and until is not None and now < until:
         return (device.secret, previous)
     return (device.secret,)
+
+
+def lapsed_secret(device: Device | None, now: float) -> str | None:
+    """The device's previous secret once its overlap window is over (it answers 403, not 401)."""
+    if device is None or not device.previous_secret or device.previous_secret_until is None:
+        return None
+    return device.previous_secret if now >= device.previous_secret_until else None
 
 
 def strip_own_credentials(req: Request, realm: str) -> None:

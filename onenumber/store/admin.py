@@ -429,23 +429,16 @@ class Admin:
 
     async def rotate_due(self, now: float | None = None) -> list[Device]:
         """Scheduled rotation: every device whose secret is older than `credential_max_age_days`
-        gets a new one (with the overlap window). Also forgets previous secrets whose window is
-        over. Writes (and bumps the revision) only when there is something to do."""
+        gets a new one (with the overlap window). Writes (and bumps the revision) only when
+        something is due."""
         now = time.time() if now is None else now
         async with self.store.read() as conn:
-            due, stale = await _rotation_work(conn, await load_settings(conn), now)
-            if not due and not stale:
+            if not await _due(conn, await load_settings(conn), now):
                 return []
         rotated: list[Device] = []
         async with self._write() as conn:
             settings = await load_settings(conn)
-            due, stale = await _rotation_work(conn, settings, now)
-            for device_id in stale:
-                await conn.execute(
-                    update(t.devices).where(t.devices.c.id == device_id)
-                    .values(previous_secret=None, previous_secret_until=None)
-                )
-            for device_id, device in due:
+            for device_id, device in await _due(conn, settings, now):
                 values = rotation_values(device, now, settings.credential_overlap_hours)
                 await conn.execute(update(t.devices).where(t.devices.c.id == device_id).values(**values))
                 rotated.append(replace(device, **values))
@@ -559,29 +552,17 @@ def _first_line(error: Any) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-async def _rotation_work(
-    conn: AsyncConnection, settings: Settings, now: float
-) -> tuple[list[tuple[int, Device]], list[int]]:
-    """(devices due for scheduled rotation, ids of devices whose previous secret has lapsed)."""
+async def _due(conn: AsyncConnection, settings: Settings, now: float) -> list[tuple[int, Device]]:
+    """(id, device) of the devices whose secret is older than credential_max_age_days."""
     from onenumber.store.repository import device_from_row
 
-    due: list[tuple[int, Device]] = []
-    if settings.credential_max_age_days > 0:
-        cutoff = now - settings.credential_max_age_days * 86400
-        rows = await conn.execute(
-            select(t.devices).where(func.coalesce(t.devices.c.secret_rotated_at, 0) <= cutoff).order_by(t.devices.c.id)
-        )
-        due = [(row.id, device_from_row(row)) for row in rows]
-    due_ids = {device_id for device_id, _ in due}
-    lapsed: list[int] = list(
-        await conn.scalars(
-            select(t.devices.c.id).where(
-                t.devices.c.previous_secret.is_not(None), t.devices.c.previous_secret_until <= now
-            )
-        )
+    if settings.credential_max_age_days <= 0:
+        return []
+    cutoff = now - settings.credential_max_age_days * 86400
+    rows = await conn.execute(
+        select(t.devices).where(func.coalesce(t.devices.c.secret_rotated_at, 0) <= cutoff).order_by(t.devices.c.id)
     )
-    stale = [device_id for device_id in lapsed if device_id not in due_ids]
-    return due, stale
+    return [(row.id, device_from_row(row)) for row in rows]
 
 
 async def _exists(conn: AsyncConnection, column: Any, value: Any, *where: Any) -> bool:

@@ -42,8 +42,9 @@ def test_rotation_old_secret_works_inside_the_window_only(server: Server, tmp_pa
     time.sleep(max(0.0, until - time.time()) + 0.5)
     refused = sipp_register(server, old, tmp_path)
     assert refused.returncode != 0, "the old secret still registered after the overlap window"
-    with RawUA(server) as ua:  # the exact answer: a fresh challenge, as for any wrong password
-        assert ua.register("1000", auth=(old.auth_username, old.secret)).status == 401
+    with RawUA(server) as ua:  # the exact answer: a refusal the phone stops on
+        reply = ua.register("1000", auth=(old.auth_username, old.secret))
+        assert (reply.status, reply.reason) == (403, "Credentials expired (rotated)")
         assert ua.register("1000", auth=(new.auth_username, new.secret)).status == 200
     register(server, new, free_port(), workdir=tmp_path)
     assert len(server.bindings("1000")) >= 1

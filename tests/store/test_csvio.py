@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onenumber.store import Store
 from onenumber.store.csvio import COLUMNS, CsvImportError, export_csv, import_csv, parse_csv
@@ -116,3 +118,11 @@ async def test_prune_removes_what_the_file_does_not_list(store: Store) -> None:
     snap = await store.snapshot()
     assert [a.number for a in snap.accounts] == ["1000"] and [d.position for d in snap.devices] == [0]
     assert snap.accounts[0].selected_device is None  # its device went
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+def test_parse_never_crashes_on_any_text(text: str) -> None:
+    parsed = parse_csv(HEADER + "\n" + text)
+    for error in parsed.errors:
+        assert error.line >= 1 and error.message
