@@ -747,10 +747,74 @@ def device_remove(
     typer.echo(f"device {device.auth_username} (account {device.account} position {device.position}) removed")
 
 
-@device_app.command("rotate-secret")
+OverlapOpt = Annotated[
+    float | None,
+    typer.Option("--overlap-hours", min=0, max=720,
+                 help="Hours the old secret keeps working (default: the credential_overlap_hours setting)."),
+]
+
+
+def _rotate(
+    target: str, position: int | None, overlap_hours: float | None, at_once: bool, expires_days: float | None,
+    db: str | None, data_dir: Path | None,
+) -> Device:
+    if at_once and overlap_hours:
+        _fail("--at-once and --overlap-hours go against each other; give one", 2)
+
+    async def rotate(store: Store) -> Device:
+        device = await _find(store, target, position)
+        return await store.admin.rotate_secret(
+            device.account, device.position, expires_days=expires_days, overlap_hours=0 if at_once else overlap_hours
+        )
+
+    return _with_store(db, data_dir, rotate)
+
+
+@device_app.command("rotate")
+def device_rotate(
+    target: TargetArg,
+    position: PositionArg = None,
+    overlap_hours: OverlapOpt = None,
+    at_once: Annotated[
+        bool, typer.Option("--at-once", help="Refuse the old secret at once (a lost or stolen phone).")
+    ] = False,
+    expires_days: Annotated[
+        float | None, typer.Option("--expires-days", help="New credentials expire after N days; 0: never.")
+    ] = None,
+    show_secret: Annotated[bool, typer.Option("--show-secret", help="Also print the new secret.")] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Give a device a new generated secret; the old one works for the overlap window.
+
+    The overlap window (the credential_overlap_hours setting, or --overlap-hours) lets the phone
+    be re-provisioned without dropping out; --at-once refuses the old secret now."""
+    from onenumber.store.views import device_view
+
+    device = _rotate(target, position, overlap_hours, at_once, expires_days, db, data_dir)
+    until = device.previous_secret_until
+    if json_:
+        view = device_view(device, secret=show_secret)
+        view["previous_secret_valid_until"] = until
+        _print_json(view)
+        return
+    typer.echo(f"device {device.auth_username} (account {device.account} position {device.position}) has a new secret")
+    if until is None:
+        typer.echo("the old secret is refused from now on")
+    else:
+        typer.echo(f"the old secret keeps working until {_when_text(until)}")
+    if show_secret:
+        typer.echo(f"new password: {device.secret}")
+    typer.echo(f"give the phone its new settings with: onenumber device provision {device.account} {device.position}")
+
+
+@device_app.command("rotate-secret", hidden=True)
 def device_rotate_secret(
     target: TargetArg,
     position: PositionArg = None,
+    overlap_hours: OverlapOpt = None,
+    at_once: Annotated[bool, typer.Option("--at-once", help="Refuse the old secret at once.")] = False,
     expires_days: Annotated[
         float | None, typer.Option("--expires-days", help="New credentials expire after N days; 0: never.")
     ] = None,
@@ -758,14 +822,178 @@ def device_rotate_secret(
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Generate a new password for a device; prints it once. The old one stops working."""
+    """Older form of 'device rotate --show-secret': prints the new password with the SIP settings."""
+    device = _rotate(target, position, overlap_hours, at_once, expires_days, db, data_dir)
+    _print_provisioning(_with_store(db, data_dir, lambda s: _provisioning(s, device)), json_, "new password")
 
-    async def rotate(store: Store) -> dict[str, Any]:
+
+@device_app.command("rotate-due")
+def device_rotate_due(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Scheduled rotation, once: new secrets for devices older than credential_max_age_days.
+
+    The running server does the same check every hour; each old secret keeps working for the
+    overlap window."""
+    from onenumber.store.views import device_view
+
+    rotated = _with_store(db, data_dir, lambda s: s.admin.rotate_due())
+    if json_:
+        _print_json([{**device_view(d), "previous_secret_valid_until": d.previous_secret_until} for d in rotated])
+        return
+    if not rotated:
+        typer.echo("no device secret is due for rotation (see the credential_max_age_days setting)")
+        return
+    for d in rotated:
+        typer.echo(f"rotated {d.auth_username} (account {d.account} position {d.position}); the old secret works "
+                   f"until {_when_text(d.previous_secret_until)}")
+    typer.echo("give each phone its new settings with: onenumber device provision NUMBER POSITION")
+
+
+def _when_text(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
+
+
+@device_app.command("provision")
+def device_provision(
+    target: TargetArg,
+    position: PositionArg = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Start of the link, e.g. https://pbx.example.com:8443 (default: the "
+                     "provisioning_base_url setting, else http://THIS-HOST:8080)."),
+    ] = None,
+    hours: Annotated[
+        float | None, typer.Option("--hours", help="Hours the link stays usable (default: provisioning_link_hours).")
+    ] = None,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Give the device a new secret first.")] = False,
+    qr: Annotated[bool, typer.Option("--qr", help="Also draw the link as a QR code in the terminal.")] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print a one-time, expiring provisioning link (and QR code) with a device's SIP settings.
+
+    Opened once (by the phone, or a person), it gives the device's SIP settings with its current
+    secret, as JSON or a form; then it answers 410. A new link replaces the device's earlier one."""
+    from onenumber.config import DEFAULT_HTTP_PORT
+    from onenumber.demo import primary_address
+    from onenumber.settings import validate_setting
+    from onenumber.store.provisioning import NewLink, create_link
+    from onenumber.store.views import device_view
+
+    if base_url is not None:
+        try:
+            base_url = validate_setting("provisioning_base_url", base_url) or None
+        except ValueError as exc:
+            _fail(f"--base-url: {exc}", 2)
+
+    async def make(store: Store) -> tuple[NewLink, str]:
         device = await _find(store, target, position)
-        device = await store.admin.rotate_secret(device.account, device.position, expires_days=expires_days)
-        return await _provisioning(store, device)
+        base = base_url or (await store.admin.get_settings()).provisioning_base_url
+        link = await create_link(store, device.account, device.position, hours=hours, rotate=rotate)
+        return link, base or f"http://{primary_address()}:{DEFAULT_HTTP_PORT}"
 
-    _print_provisioning(_with_store(db, data_dir, rotate), json_, "new password")
+    link, base = _with_store(db, data_dir, make)
+    url = link.url(base)
+    if json_:
+        _print_json({"url": url, "expires_at": link.expires_at, "rotated": link.rotated,
+                     "device": device_view(link.device)})
+        return
+    d = link.device
+    typer.echo(f"provisioning link for {d.auth_username} (account {d.account} position {d.position}), "
+               f"works once until {_when_text(link.expires_at)}:")
+    typer.echo(url)
+    if qr:
+        from onenumber.api.qr import qr_terminal
+
+        typer.echo(qr_terminal(url), nl=False)
+    if rotate:
+        typer.echo("the device has a new secret; the old one keeps working for the overlap window")
+
+
+# --- CSV import and export ----------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="The CSV file ('-' reads standard input); see docs/admin.md.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, change nothing.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also remove the accounts, and devices of listed accounts, not in the file.")
+    ] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create or update accounts and devices from a CSV file, all or nothing.
+
+    Problems are listed by line and column and then nothing is changed; importing an export
+    changes nothing. The columns are described in docs/admin.md."""
+    from onenumber.store.csvio import CsvImportError, ImportReport, import_csv
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+
+    async def run(store: Store) -> ImportReport | CsvImportError:
+        try:
+            return await import_csv(store, text, dry_run=dry_run, prune=prune)
+        except CsvImportError as exc:
+            return exc
+
+    result = _with_store(db, data_dir, run)
+    if isinstance(result, CsvImportError):
+        if json_:
+            _print_json({"ok": False, "detail": str(result), "errors": [e.view() for e in result.errors]})
+        else:
+            typer.echo(f"onenumber: import of {file} failed, nothing was changed:", err=True)
+            for error in result.errors:
+                typer.echo(f"  {error}", err=True)
+        raise typer.Exit(1)
+    if json_:
+        _print_json({"ok": True, **result.view()})
+        return
+    a, d = result.accounts, result.devices
+    prefix = "dry run, nothing changed; would have: " if dry_run else ""
+    typer.echo(f"{prefix}accounts: {a['created']} created, {a['updated']} updated, {a['unchanged']} unchanged, "
+               f"{a['removed']} removed; devices: {d['created']} created, {d['updated']} updated, "
+               f"{d['unchanged']} unchanged, {d['removed']} removed")
+    if not result.changed:
+        typer.echo("the database already matches the file: nothing was written")
+    if result.new_devices and not dry_run:
+        typer.echo(f"{len(result.new_devices)} new device(s) got generated secrets; give each phone its settings "
+                   "with a one-time link:")
+        for new in result.new_devices[:10]:
+            typer.echo(f"  onenumber device provision {new['account']} {new['position']}")
+        if len(result.new_devices) > 10:
+            typer.echo(f"  ... and {len(result.new_devices) - 10} more (--json lists them all)")
+
+
+@app.command("export")
+def export(
+    file: Annotated[Path | None, typer.Argument(help="Write here (default: standard output).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="JSON rows (the same columns) instead of CSV.")] = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write every account and device as CSV (secrets are never exported).
+
+    One row per device; the file can be edited and imported back with 'onenumber import'."""
+    from onenumber.store.csvio import export_csv, export_rows
+
+    if json_:
+        text = json.dumps(_with_store(db, data_dir, export_rows), indent=2) + "\n"
+    else:
+        text = _with_store(db, data_dir, export_csv)
+    if file is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {file}: {exc}")
+    rows = max(0, text.count("\n") - 1)
+    typer.echo(f"exported to {file}" + ("" if json_ else f" ({rows} rows)"), err=True)
 
 
 # --- bindings and ring plan ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .config import ServerConfig
 from .media.greeting import DEFAULT_PATH as DEFAULT_GREETING
 from .media.greeting import speak as greeting_speak
 from .services.core import SipCore, build_core
+from .services.credentials import rotation_loop
 from .services.directory import Directory
 from .services.history import HistoryWriter
 from .services.location import Location
@@ -225,9 +226,11 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     ]
     if history is not None:
         tasks.append(loop.create_task(history.run()))
+    tasks.append(loop.create_task(rotation_loop(store)))  # credential_max_age_days
     http = None
     if config.http_port:
         from .api.app import create_app, start_http
+        from .api.provision import SipEndpoint
         from .services.logins import LoginService
         from .services.webcreds import SessionCredentials
         from .sip.auth import LoginThrottle
@@ -240,12 +243,16 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         logins = LoginService(store, throttle=LoginThrottle(
             max_failures=settings.auth_max_failures, max_usernames=settings.auth_max_usernames,
             block_seconds=max(1, settings.auth_block_seconds)))
+        ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
+        endpoint = SipEndpoint(
+            server=host, sip_port=config.sip_port, tls_port=stack.local.get("tls", (None, None))[1],
+            http_port=config.http_port, websocket=ws_transport, ws_path="/sip", realm=realm, domain=config.domain,
+        )
         app = create_app(store=store, directory=directory, location=location, logins=logins,
                          credentials=credentials, realm=realm, pump=driver.pump,
-                         secure_cookies=bool(config.tls_cert and config.tls_key))
+                         secure_cookies=bool(config.tls_cert and config.tls_key), sip=endpoint)
         app.state.ctx.webphone.restore(await live_sessions(store, time.time()))
         tasks.append(loop.create_task(logins.run_sweeper()))
-        ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
         app.router.add_websocket_route("/sip", sip_websocket_endpoint(driver, ws_transport))
         from .web.pages import built, mount_phone
 

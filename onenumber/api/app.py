@@ -26,7 +26,9 @@ from ..services.webcreds import SessionCredentials
 from ..store import AdminError, Store
 from ..store.logins import WebSession
 from ..store.logins import get_session as load_session
-from .auth import CSRF_COOKIE, SESSION_COOKIE, ApiError, Principal, principal
+from .auth import CSRF_COOKIE, SESSION_COOKIE, ApiError, Principal, principal, require_admin
+from .ops import build_ops_router
+from .provision import SipEndpoint, build_provision_router
 from .schemas import ErrorBody, LoginRequest, LoginResponse
 from .webphone import WebphoneAccess
 
@@ -57,6 +59,7 @@ def create_app(
     realm: str = "onenumber",
     pump: Callable[[], None] | None = None,
     secure_cookies: bool = False,
+    sip: SipEndpoint | None = None,
 ) -> FastAPI:
     app = FastAPI(title="OneNumber", version="0.1.0", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None)
@@ -69,7 +72,12 @@ def create_app(
     app.state.ctx = ctx
     app.state.store = store
     app.state.logins = logins
+    # what the routers of other modules read (api/ops.py, api/provision.py)
+    app.state.directory = directory
+    app.state.sip = sip or SipEndpoint(server="127.0.0.1")
     install_error_handlers(app)
+    app.include_router(build_provision_router())
+    app.include_router(build_ops_router(require_admin))  # CSV, rotation, provisioning links: admins only
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -148,8 +156,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: "not_logged_in", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "error")
-        return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        body = _body(code, str(exc.detail))
+        body["detail"] = str(exc.detail)  # the shape api/ops.py and api/provision.py document
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 # ---------------------------------------------------------------------------------------- login

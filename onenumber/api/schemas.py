@@ -51,6 +51,7 @@ class ErrorBody(Model):
     message: str
     field: str | None = None
     details: list[ErrorDetail] | None = Field(default=None, description="every problem, for validation errors")
+    detail: str | None = Field(default=None, description="the message again (the ops routers' shape)")
 
 
 # ---------------------------------------------------------------------------------------- me

@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,7 @@ class _Unchanged(Enum):
 
 UNCHANGED = _Unchanged.UNCHANGED  # "leave this field as it is" for fields where None means "clear"
 
-SECRET_BYTES = 15  # token_urlsafe(15) is 20 characters
+SECRET_BYTES = 16  # 128 bits; token_urlsafe(16) is 22 characters
 NUMBER_RE = re.compile(r"^[0-9]{1,20}$")
 DID_RE = re.compile(r"^\+?[0-9]{2,20}$")
 TARGET_RE = re.compile(r"^\+?[0-9*#]{1,32}$")
@@ -73,6 +74,8 @@ FIELDS = {
 }
 MAX_STAGE_SECONDS = 3600
 MAX_RING_ORDER = 99
+MAX_OVERLAP_HOURS = 720
+MAX_EXPIRY_DAYS = 36500
 
 
 def default_auth_username(number: str, position: int) -> str:
@@ -81,7 +84,24 @@ def default_auth_username(number: str, position: int) -> str:
 
 
 def new_secret() -> str:
-    return secrets.token_urlsafe(SECRET_BYTES)
+    """A generated device secret (never chosen by an admin)."""
+    while True:
+        secret = secrets.token_urlsafe(SECRET_BYTES)
+        # some phones and test tools (SIPp -ap) read a password starting with 0x as hex bytes
+        if not secret.lower().startswith("0x"):
+            return secret
+
+
+def rotation_values(device: Device, now: float, overlap_hours: float) -> dict[str, Any]:
+    """The column values of a rotation: a new secret, the current one kept as the previous
+    secret until the overlap window ends (none with a zero window: revoked at once)."""
+    overlap = overlap_hours > 0
+    return {
+        "secret": new_secret(),
+        "previous_secret": device.secret if overlap else None,
+        "previous_secret_until": now + overlap_hours * 3600 if overlap else None,
+        "secret_rotated_at": now,
+    }
 
 
 def hash_password(password: str) -> str:
@@ -315,6 +335,7 @@ class Admin:
                     call_waiting=call_waiting,
                     credential_expires_at=expires_at,
                     created_at=_utcnow(),
+                    secret_rotated_at=time.time() if now is None else now,
                 )
             )
             return await _device(conn, number, position)
@@ -413,20 +434,49 @@ class Admin:
             return device
 
     async def rotate_secret(
-        self, number: str, position: int, *, expires_days: float | None = None, now: float | None = None
+        self,
+        number: str,
+        position: int,
+        *,
+        expires_days: float | None = None,
+        now: float | None = None,
+        overlap_hours: float | None = None,
     ) -> Device:
-        """A new generated secret (the old one stops working at the next reload); returns the device."""
-        values: dict[str, Any] = {"secret": new_secret()}
-        if expires_days is not None:
-            values["credential_expires_at"] = _expiry(expires_days, now)
+        """A new generated secret; the old one keeps working for `overlap_hours` (default: the
+        `credential_overlap_hours` setting; 0 revokes it at once). Returns the device."""
+        now = time.time() if now is None else now
+        if overlap_hours is not None and not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
+            raise AdminError(f"overlap hours must be between 0 and {MAX_OVERLAP_HOURS} (got {overlap_hours:g})")
         async with self._write() as conn:
-            await _device(conn, number, position)
+            device = await _device(conn, number, position)
+            if overlap_hours is None:
+                overlap_hours = (await load_settings(conn)).credential_overlap_hours
+            values = rotation_values(device, now, overlap_hours)
+            if expires_days is not None:
+                values["credential_expires_at"] = _expiry(expires_days, now)
             await conn.execute(
                 update(t.devices)
                 .where(t.devices.c.account == number, t.devices.c.position == position)
                 .values(**values)
             )
             return await _device(conn, number, position)
+
+    async def rotate_due(self, now: float | None = None) -> list[Device]:
+        """Scheduled rotation: every device whose secret is older than `credential_max_age_days`
+        gets a new one (with the overlap window). Writes (and bumps the revision) only when
+        something is due."""
+        now = time.time() if now is None else now
+        async with self.store.read() as conn:
+            if not await _due(conn, await load_settings(conn), now):
+                return []
+        rotated: list[Device] = []
+        async with self._write() as conn:
+            settings = await load_settings(conn)
+            for device_id, device in await _due(conn, settings, now):
+                values = rotation_values(device, now, settings.credential_overlap_hours)
+                await conn.execute(update(t.devices).where(t.devices.c.id == device_id).values(**values))
+                rotated.append(replace(device, **values))
+        return rotated
 
     # --- settings -----------------------------------------------------------------------------------
 
@@ -535,6 +585,19 @@ def _conflict(error: IntegrityError) -> ConflictError:
 
 def _first_line(error: Any) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+async def _due(conn: AsyncConnection, settings: Settings, now: float) -> list[tuple[int, Device]]:
+    """(id, device) of the devices whose secret is older than credential_max_age_days."""
+    from onenumber.store.repository import device_from_row
+
+    if settings.credential_max_age_days <= 0:
+        return []
+    cutoff = now - settings.credential_max_age_days * 86400
+    rows = await conn.execute(
+        select(t.devices).where(func.coalesce(t.devices.c.secret_rotated_at, 0) <= cutoff).order_by(t.devices.c.id)
+    )
+    return [(row.id, device_from_row(row)) for row in rows]
 
 
 async def _exists(conn: AsyncConnection, column: Any, value: Any, *where: Any) -> bool:
@@ -691,6 +754,7 @@ def _cli_number(value: str) -> str:
 def _expiry(days: float | None, now: float | None) -> float | None:
     if days is None or days == 0:
         return None
-    if days < 0:
-        raise AdminError(f"expiry days must be positive, or 0 for no expiry (got {days})", field="expires_days")
+    if not 0 <= days <= MAX_EXPIRY_DAYS:  # also refuses nan
+        raise AdminError(f"expiry days must be positive (at most {MAX_EXPIRY_DAYS}), or 0 for no expiry (got {days})",
+                         field="expires_days")
     return (time.time() if now is None else now) + days * 86400

@@ -81,6 +81,11 @@ devices = Table(
     Column("credential_expires_at", Float, nullable=True),
     Column("call_waiting", Boolean, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # credential rotation (0004): the secret before the last rotation keeps working until
+    # previous_secret_until (the overlap window); secret_rotated_at dates the current secret
+    Column("previous_secret", String(128), nullable=True),
+    Column("previous_secret_until", Float, nullable=True),
+    Column("secret_rotated_at", Float, nullable=True),
     UniqueConstraint("account", "position"),
     CheckConstraint("position >= 0 AND position <= 7", name="position_range"),
 )
@@ -191,6 +196,17 @@ api_tokens = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
     CheckConstraint("role IN ('admin', 'user')", name="role"),
+)
+
+# One-time provisioning links (0004): only the SHA-256 of the token is stored.
+provisioning_links = Table(
+    "provisioning_links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
 )
 
 # One row (id = 1): `revision` goes up by one with every configuration write.

@@ -81,3 +81,55 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
 
 async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
     return await client.post("/api/login", json={"username": username, "password": password})
+
+
+# ---- the ops routers' fixtures (api/ops.py, api/provision.py): a TestClient on its own loop
+from collections.abc import Awaitable, Iterator  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from onenumber.api.auth import require_admin  # noqa: E402
+from onenumber.api.provision import SipEndpoint  # noqa: E402
+from onenumber.settings import Settings  # noqa: E402
+from onenumber.store import Snapshot  # noqa: E402
+
+T = TypeVar("T")
+SIP = SipEndpoint(server="127.0.0.1", sip_port=25060, http_port=28080, websocket="ws", realm="onenumber")
+
+
+@dataclass
+class OpsApi:
+    client: TestClient
+    store: Store
+    app: FastAPI
+
+    def run(self, make: Callable[[Store], Awaitable[T]]) -> T:
+        """Run `make(store)` on the client's event loop (where the store's engine lives)."""
+
+        async def call() -> T:
+            return await make(self.store)
+
+        return self.client.portal.call(call)  # type: ignore[union-attr]
+
+
+def open_api(tmp_path: Path, app: FastAPI | None = None, host: str = "127.0.0.1",
+             admin: bool = True) -> Iterator[OpsApi]:
+    """The real app (logged in as an admin unless `admin=False`) or the given one."""
+    directory = Directory(Snapshot((), (), Settings(), (), 0))
+    if app is None:
+        app = create_app(store=None, directory=directory, location=Location(None), sip=SIP)  # type: ignore[arg-type]
+        if admin:
+            app.dependency_overrides[require_admin] = lambda: None
+    app.state.directory = directory
+    app.state.sip = SIP
+    with TestClient(app, client=(host, 40000)) as client:
+        url = f"sqlite:///{tmp_path / 'api.sqlite3'}"
+        store: Any = client.portal.call(Store.open, url)  # type: ignore[union-attr]
+        app.state.store = store
+        try:
+            yield OpsApi(client, store, app)
+        finally:
+            client.portal.call(store.close)  # type: ignore[union-attr]
+
+
