@@ -2,8 +2,9 @@
 
 `create_app` builds the app: `/api/health` (public), the login system (`/api/login`,
 `/api/logout`, see api/auth.py and services/logins.py), what a user reaches of their own
-account (`/api/me...`, api/me.py) and the admin REST API (api/rest.py). Every error is
-JSON `{"error": code, "message": text[, "field": name]}`.
+account (`/api/me...`, api/me.py), the admin REST API (api/rest.py) and the portal's pages
+(`/`, `/login`, `/admin/...`, `/me...`: api/portal.py). Every API error is JSON
+`{"error": code, "message": text[, "field": name]}`.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def create_app(
 
     app.include_router(build_router(ctx))
     add_docs(app)
+    from .portal import mount_portal
+
+    mount_portal(app)  # the portal's pages at / (api/portal.py)
     return app
 
 
