@@ -45,6 +45,11 @@
   // ---------------------------------------------------------------- live forms (user page)
   function restoreFocus(id, rowId) {
     let target = id ? document.getElementById(id) : null;
+    if (target && target.disabled) {  // moved to the top (or bottom): the other arrow of the row
+      const other = id.startsWith("up-") ? "down-" + id.slice(3) : id.startsWith("down-") ? "up-" + id.slice(5) : "";
+      const sibling = other ? document.getElementById(other) : null;
+      if (sibling && !sibling.disabled) target = sibling;
+    }
     if (target && target.disabled && rowId) {
       const row = document.getElementById(rowId);
       target = row ? row.querySelector("button:not([disabled])") : null;
