@@ -27,8 +27,10 @@ from ..services.webcreds import SessionCredentials
 from ..store import AdminError, Store
 from ..store.logins import WebSession
 from ..store.logins import get_session as load_session
-from .auth import CSRF_COOKIE, SESSION_COOKIE, ApiError, Principal, principal, require_admin
+from .auth import CSRF_COOKIE, SESSION_COOKIE, ApiError, Principal, principal, require_account, require_admin
 from .ops import build_ops_router
+from .presence_voicemail import PresenceVoicemail
+from .presence_voicemail import build_router as presence_voicemail_router
 from .provision import SipEndpoint, build_provision_router
 from .schemas import ErrorBody, LoginRequest, LoginResponse
 from .webphone import WebphoneAccess
@@ -50,6 +52,12 @@ class ApiContext:
         await self.directory.reload(self.store)
 
 
+async def current_account(who: Principal = Depends(require_account)) -> str:
+    """The logged-in user's account number (api/presence_voicemail.py's `current_account`)."""
+    assert who.account is not None  # require_account
+    return who.account
+
+
 def create_app(
     *,
     store: Store,
@@ -61,6 +69,7 @@ def create_app(
     pump: Callable[[], None] | None = None,
     secure_cookies: bool = False,
     sip: SipEndpoint | None = None,
+    presence_voicemail: PresenceVoicemail | None = None,
 ) -> FastAPI:
     app = FastAPI(title="OneNumber", version="0.1.0", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None)
@@ -79,6 +88,9 @@ def create_app(
     install_error_handlers(app)
     app.include_router(build_provision_router())
     app.include_router(build_ops_router(require_admin))  # CSV, rotation, provisioning links: admins only
+    app.state.presence_voicemail = presence_voicemail
+    # presence stream and voicemail of the logged-in user's own account (the web phone, the portal)
+    app.include_router(presence_voicemail_router(current_account))
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:

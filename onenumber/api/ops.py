@@ -1,7 +1,7 @@
 """Admin endpoints for operations: CSV import/export, credential rotation, provisioning links.
 
 `build_ops_router(require_admin)` takes the admin dependency from outside (the login system
-provides the real one; until then `api/app.py` mounts it with `local_only`), and reads the
+provides the real one: `api/app.py` mounts it with `require_admin`), and reads the
 Store from `request.app.state.store`. Every error is a 4xx whose JSON names the problem;
 one database transaction per request (the store layer's), never half-written.
 """
