@@ -7,6 +7,8 @@ running server with the real login system, nothing mocked.
 - A user logs in, moves the mobile above the deskphone with the keyboard, and the "who rings
   now" preview shows the new order without a reload, focus kept on the moved row.
 - A user cannot see another account: admin URLs answer 403 alike whether the account exists.
+- A user sees a colleague's presence change live (server-sent events) and plays, marks as
+  heard and deletes a voicemail message in the page.
 Screenshots of each page go to test-output/portal/ (git-ignored) at the repository root.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -309,3 +312,73 @@ def test_a_user_cannot_see_another_account(server: Server, browser: Browser) -> 
         assert response is not None and response.status == 403
     page.goto(base(server) + "/me")
     expect(page.locator("main")).not_to_contain_text("Bob")
+
+
+def leave_message(server: Server, box: str, wav: Path) -> str:
+    """A complete voicemail message in `box`'s database rows, as the voicemail service writes it."""
+    import asyncio
+    import math
+    import struct
+
+    from onenumber.media.wav import write_wav
+    from onenumber.services.voicemail.store import DatabaseMessageStore, VoicemailMessage
+    from onenumber.store import Store
+
+    tone = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(8000))
+    write_wav(wav, tone)  # one second of 440 Hz
+
+    async def run() -> None:
+        store = await Store.open(server.db, migrate=True)
+        try:
+            await DatabaseMessageStore(store).add(VoicemailMessage(
+                "m-portal-1", box, "1001", "Bob", time.time() - 60, str(wav), 1.0, complete=True))
+        finally:
+            await store.close()
+
+    off_loop(lambda: asyncio.run(run()))
+    return "m-portal-1"
+
+
+def test_user_sees_colleagues_presence_live_and_plays_marks_and_deletes_voicemail(
+    server: Server, browser: Browser, tmp_path: Path
+) -> None:
+    made = off_loop(lambda: add_accounts(server, [("1000", "Alice", 1), ("1001", "Bob", 1)]))
+    logins(server, users={"1000": ALICE_PW})
+    message_id = leave_message(server, "1000", tmp_path / "message.wav")
+    page = new_page(browser, server)
+    page.on("dialog", lambda dialog: dialog.accept())  # the delete confirmation
+    log_in(page, server, "1000", ALICE_PW)
+    expect(page).to_have_url(base(server) + "/me")
+
+    bob = page.locator('#presence li[data-account="1001"]')
+    expect(bob).to_contain_text("Bob 1001")
+    expect(bob.locator(".state")).to_have_text("offline")
+    page.evaluate("window.__sameDocument = true")
+    register(server, made["1001"][0], free_port(), workdir=tmp_path)  # Bob's phone comes up
+    expect(bob.locator(".state")).to_have_text("available", timeout=10_000)  # pushed, no reload
+    assert page.evaluate("window.__sameDocument") is True
+
+    item = page.locator(f'#voicemail li[data-id="{message_id}"]')
+    expect(item).to_contain_text("New: Bob 1001")
+    expect(page.locator("#vm-counts")).to_have_text("(1 new, 0 saved)")
+    audio = item.locator("audio")
+    expect(audio).to_have_attribute("src", f"/api/me/voicemail/{message_id}/audio")
+    duration = audio.evaluate("""a => new Promise((ok, fail) => {
+        a.preload = 'auto';
+        a.addEventListener('loadedmetadata', () => ok(a.duration), {once: true});
+        a.addEventListener('error', () => fail(new Error('audio error ' + (a.error && a.error.code))), {once: true});
+        a.load();
+    })""")
+    assert abs(float(duration) - 1.0) < 0.05, duration  # the page's player reads the WAV
+    shot(page, "16-user-presence-voicemail")
+
+    item.get_by_role("button", name="Mark as heard").click()
+    expect(page.locator("#live-status")).to_have_text("Message marked as heard.")
+    expect(page.locator("#vm-counts")).to_have_text("(0 new, 1 saved)")
+    expect(item.get_by_role("button", name="Mark as heard")).to_be_disabled()
+    item.get_by_role("button", name="Delete").click()
+    expect(page.locator("#live-status")).to_have_text("Message deleted.")
+    expect(page.locator("#voicemail li")).to_have_count(0)
+    expect(page.locator("#voicemail-note")).to_have_text("No messages.")
+    shot(page, "17-user-voicemail-deleted")
+    assert page.errors == []  # type: ignore[attr-defined]
