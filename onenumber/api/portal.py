@@ -272,6 +272,10 @@ class PortalRoutes:
         return RedirectResponse("/admin/accounts" if found.is_admin else "/me", status_code=303)
 
     async def login_page(self, request: Request, next: str = "") -> Response:
+        found = await self.p.who(request)
+        if isinstance(found, Principal):  # already logged in
+            return RedirectResponse(safe_next(next, "/admin/accounts" if found.is_admin else "/me"), status_code=303)
+        request.state.principal = None
         return self.p.page(request, "login.html", next=safe_next(next, ""), username="", error=None)
 
     async def login(self, request: Request) -> Response:

@@ -157,6 +157,14 @@ async def test_admin_ring_mode_and_forwarding(api: Api) -> None:
         assert r.status_code == 400 and "cannot forward to its own number" in r.text
         r = await c.post("/admin/accounts/1000", data={**base, "stage_seconds": "0"})
         assert r.status_code == 400 and 'id="err-stage_seconds"' in r.text
+        r = await c.post("/admin/accounts/1000", data={**base, "name": "  "})
+        assert r.status_code == 400 and 'id="err-name"' in r.text
+        assert "the display name is empty" in r.text and "--name" not in r.text  # the API's words, not the CLI's
+        r = await c.post("/admin/accounts/1000", data={**base, "ring_mode": "sideways"})
+        assert r.status_code == 400 and 'id="err-ring_mode"' in r.text
+        r = await c.post("/admin/accounts/1000", data={**base, "selected_device": "7"})
+        assert r.status_code in (400, 404) and 'id="err-selected_device"' in r.text
+        assert (await c.post("/admin/accounts/9999", data=base)).status_code == 404
         r = await c.post("/admin/accounts/1000", data={**base, "forward_no_answer": "voicemail", "dnd": "1"})
         assert r.status_code == 303
         account = await api.store.admin.get_account("1000")
@@ -252,6 +260,8 @@ async def test_user_history_page(api: Api) -> None:
 async def test_admin_is_sent_to_accounts_from_the_user_page(api: Api) -> None:
     async with api.client() as c:
         await portal_login(c, "root", ADMIN_PW)
+        r = await c.get("/login")  # already logged in
+        assert r.status_code == 303 and r.headers["location"] == "/admin/accounts"
         r = await c.get("/me")
         assert r.status_code == 303 and r.headers["location"] == "/admin/accounts"
         assert (await c.get("/admin/csv")).status_code == 200

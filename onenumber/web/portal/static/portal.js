@@ -36,6 +36,15 @@
     }
   }
 
+  // ---------------------------------------------------------------- a page that answers a form with an error:
+  // focus the first field in error (its message is tied to it with aria-describedby)
+  const invalid = document.querySelector('[aria-invalid="true"]');
+  if (invalid) {
+    const details = invalid.closest("details");
+    if (details) details.open = true;
+    invalid.focus();
+  }
+
   // ---------------------------------------------------------------- confirmations
   document.addEventListener("submit", (event) => {
     const form = event.target;
