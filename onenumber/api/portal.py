@@ -412,10 +412,12 @@ class PortalRoutes:
         try:
             await action(form)
         except NotFoundError as exc:
-            if section == "account-delete" or "device" not in str(exc):
-                return self.p.denied(request, 404, "Not found", api_message(str(exc)))
+            try:
+                await self.ctx.store.admin.get_account(number)
+            except NotFoundError:  # no such account: the page itself is not found
+                return self.p.denied(request, 404, "Not found", f"There is no account {number}.")
             return await self.account_page(request, number, form=form, errors=_errors(exc, section), status=404,
-                                      section=section)
+                                           section=section)
         except (AdminError, FormError) as exc:
             return await self.account_page(request, number, form=form, errors=_errors(exc, section),
                                       status=exc_status(exc), section=section)
