@@ -87,10 +87,11 @@ def create_app(
     app.state.sip = sip or SipEndpoint(server="127.0.0.1")
     install_error_handlers(app)
     app.include_router(build_provision_router())
-    app.include_router(build_ops_router(require_admin))  # CSV, rotation, provisioning links: admins only
+    # CSV, rotation, provisioning links: admins only; their errors documented like every route's
+    app.include_router(build_ops_router(require_admin), responses=ERROR_RESPONSES)
     app.state.presence_voicemail = presence_voicemail
     # presence stream and voicemail of the logged-in user's own account (the web phone, the portal)
-    app.include_router(presence_voicemail_router(current_account))
+    app.include_router(presence_voicemail_router(current_account), responses=ERROR_RESPONSES)
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:

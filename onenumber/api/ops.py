@@ -22,6 +22,7 @@ from ..store.csvio import CsvImportError, export_csv, export_rows, import_csv
 from ..store.provisioning import create_link
 from ..store.views import device_view
 from .qr import qr_png, qr_svg
+from .schemas import ErrorBody
 
 MAX_CSV_BYTES = 50 * 1024 * 1024
 
@@ -147,7 +148,9 @@ def build_ops_router(require_admin: Callable[..., Any]) -> APIRouter:
         "/import",
         summary="Create or update accounts and devices from CSV, all or nothing",
         response_model=ImportReportOut,
-        responses={422: {"model": ImportErrorOut, "description": "the file has problems; nothing was changed"},
+        # 422: the file's problems (ImportErrorOut), or bad query parameters (the app's ErrorBody)
+        responses={422: {"model": ImportErrorOut | ErrorBody,
+                         "description": "the file has problems, or a parameter is wrong; nothing was changed"},
                    413: {"description": "the file is too large"}},
         openapi_extra={"requestBody": {"required": True,
                                        "content": {"text/csv": {"schema": {"type": "string"}}}}},

@@ -175,8 +175,10 @@
       for (const e of (body && body.errors) || []) {
         problems.append(el("li", { text: "Line " + e.line + (e.column ? ", column " + e.column : "") + ": " + e.message }));
       }
+      const listed = problems.childElementCount > 0;
       result.replaceChildren(el("p", { class: "error", role: "alert",
-        text: "Nothing was imported. " + ((body && (body.detail || body.message)) || response.statusText) }), problems);
+        text: "Nothing was imported" + (listed ? "; fix these lines and try again:"
+          : ": " + ((body && (body.detail || body.message)) || response.statusText)) }), problems);
     });
   }
 
