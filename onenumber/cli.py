@@ -40,11 +40,15 @@ settings_app = typer.Typer(
 )
 trunk_app = typer.Typer(help="Trunks: SIP gateways that external numbers are sent to.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
+admin_app = typer.Typer(help="Admins: who may log in to the portal and the REST API as admin.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for integrations (Authorization: Bearer ...).", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(device_app, name="device")
 app.add_typer(settings_app, name="settings")
 app.add_typer(trunk_app, name="trunk")
 app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+app.add_typer(token_app, name="token")
 voicemail_app = typer.Typer(help="Voicemail messages: list them, delete one, find its WAV.", no_args_is_help=True)
 app.add_typer(voicemail_app, name="voicemail")
 
@@ -231,11 +235,11 @@ def account_add(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create an account."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     account = _with_store(db, data_dir, lambda s: s.admin.add_account(number, name, did or []))
     if json_:
-        _print_json(account_view(account, []))
+        _print_json(account_out(account, []).model_dump())
     else:
         dids = f" with DIDs {', '.join(account.dids)}" if account.dids else ""
         typer.echo(f"account {account.number} ({account.display_name}) added{dids}")
@@ -245,14 +249,14 @@ def account_add(
 @account_app.command("list")
 def account_list(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
     """List accounts."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     snapshot = _with_store(db, data_dir, lambda s: s.snapshot())
     by_account: dict[str, list[Device]] = {}
     for device in snapshot.devices:
         by_account.setdefault(device.account, []).append(device)
     if json_:
-        _print_json([account_view(a, by_account.get(a.number, [])) for a in snapshot.accounts])
+        _print_json([account_out(a, by_account.get(a.number, [])).model_dump() for a in snapshot.accounts])
         return
     if not snapshot.accounts:
         typer.echo("no accounts; add one with: onenumber account add NUMBER --name NAME")
@@ -272,13 +276,13 @@ def account_show(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Show an account with its devices."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     async def load(store: Store) -> tuple[Any, list[Device]]:
         return await store.admin.get_account(number), await store.admin.list_devices(number)
 
     account, devices = _with_store(db, data_dir, load)
-    view = account_view(account, devices)
+    view = account_out(account, devices).model_dump()
     if json_:
         _print_json(view)
         return
@@ -337,8 +341,8 @@ def account_update(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Change an account's name, DIDs, ring mode, forwarding, DND, selected device or caller ID."""
+    from onenumber.api.schemas import account_out
     from onenumber.store.admin import UNCHANGED
-    from onenumber.store.views import account_view
 
     def given(value: str | None) -> Any:
         return UNCHANGED if value is None else value
@@ -368,7 +372,7 @@ def account_update(
         ),
     )
     if json_:
-        _print_json(account_view(account))
+        _print_json(account_out(account).model_dump())
     else:
         typer.echo(f"account {account.number} updated")
 
@@ -382,6 +386,150 @@ def account_remove(
     """Remove an account with its DIDs, devices and registrations."""
     account = _with_store(db, data_dir, lambda s: s.admin.remove_account(number))
     typer.echo(f"account {account.number} ({account.display_name}) removed")
+
+
+def _read_password(stdin: bool, what: str) -> str:
+    """A password from stdin (one line) or asked twice at the terminal."""
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt(f"new password for {what}", hide_input=True, confirmation_prompt=True)
+    from onenumber.store.logins import MIN_PASSWORD
+
+    if len(password) < MIN_PASSWORD:
+        _fail(f"the password is too short; use at least {MIN_PASSWORD} characters")
+    return password
+
+
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input (one line) instead.")
+]
+
+
+@account_app.command("set-password")
+def account_set_password(
+    number: Annotated[str, typer.Argument(help="The account's number.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set the account's login password (web phone and portal; the number is the username)."""
+    from onenumber.store.logins import delete_sessions_of, set_account_password
+
+    password = _read_password(password_stdin, f"account {number}")
+
+    async def run(store: Store) -> int:
+        await set_account_password(store, number, password)
+        # logged-in browsers keep going only with the new password (the server sees them gone
+        # on their next request, and its sweep revokes their web phone credential)
+        return len(await delete_sessions_of(store, "user", number))
+
+    ended = _with_store(db, data_dir, run)
+    typer.echo(f"password of account {number} set" + (f"; {ended} session(s) logged out" if ended else ""))
+
+
+@admin_app.command("create")
+def admin_create(
+    username: Annotated[str, typer.Argument(help="The admin's username (starts with a letter), e.g. admin.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an admin. Without --password-stdin a password is generated and printed once."""
+    import secrets as _secrets
+
+    from onenumber.store.logins import create_admin
+
+    password = _read_password(True, username) if password_stdin else _secrets.token_urlsafe(15)
+    name = _with_store(db, data_dir, lambda s: create_admin(s, username, password))
+    if password_stdin:
+        typer.echo(f"admin {name} created")
+    else:
+        typer.echo(f"admin {name} created; password (shown only now): {password}")
+
+
+@admin_app.command("list")
+def admin_list(db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List the admins' usernames."""
+    from onenumber.store.logins import list_admins
+
+    for name in _with_store(db, data_dir, list_admins):
+        typer.echo(name)
+
+
+@admin_app.command("set-password")
+def admin_set_password(
+    username: Annotated[str, typer.Argument(help="The admin's username.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set an admin's password (their sessions are logged out)."""
+    from onenumber.store.logins import delete_sessions_of, set_admin_password
+
+    password = _read_password(password_stdin, f"admin {username}")
+
+    async def run(store: Store) -> None:
+        await set_admin_password(store, username, password)
+        await delete_sessions_of(store, "admin", username)
+
+    _with_store(db, data_dir, run)
+    typer.echo(f"password of admin {username} set")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. billing-sync.")],
+    role: Annotated[str, typer.Option("--role", help="admin (everything) or user (one account's /api/me).")] = "admin",
+    account: Annotated[
+        str | None, typer.Option("--account", help="The account a user token acts for.", show_default=False)
+    ] = None,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an API token; it is printed once (only its hash is stored)."""
+    from onenumber.api.schemas import token_out
+    from onenumber.store.logins import create_api_token
+
+    if role not in ("admin", "user"):
+        _fail(f"role {role!r} is not known; use admin or user")
+    token, record = _with_store(
+        db, data_dir, lambda s: create_api_token(s, name, role, account, now=time.time())  # type: ignore[arg-type]
+    )
+    if json_:
+        _print_json(token_out(record).model_dump() | {"token": token})
+    else:
+        typer.echo(f"API token {record.id} ({record.name}, {record.role}) created; shown only now:")
+        typer.echo(token)
+        typer.echo("use it as: Authorization: Bearer <token>")
+
+
+@token_app.command("list")
+def token_list(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List API tokens (never the tokens themselves)."""
+    from onenumber.api.schemas import token_out
+    from onenumber.store.logins import list_api_tokens
+
+    tokens = [token_out(t) for t in _with_store(db, data_dir, list_api_tokens)]
+    if json_:
+        _print_json([t.model_dump() for t in tokens])
+        return
+    rows = [(t.id, t.name, t.role, _opt_text(t.account), "revoked" if t.revoked_at else "active") for t in tokens]
+    typer.echo(_table(["ID", "NAME", "ROLE", "ACCOUNT", "STATE"], rows))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see 'onenumber token list').")],
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke an API token: it stops working at once."""
+    from onenumber.store.logins import revoke_api_token
+
+    record = _with_store(db, data_dir, lambda s: revoke_api_token(s, token_id, now=time.time()))
+    typer.echo(f"API token {record.id} ({record.name}) revoked")
 
 
 # --- devices ------------------------------------------------------------------------------------------
@@ -437,12 +585,12 @@ async def _find(store: Store, target: str, position: int | None) -> Device:
 
 
 async def _provisioning(store: Store, device: Device) -> dict[str, Any]:
+    from onenumber.api.schemas import device_out
     from onenumber.demo import primary_address
-    from onenumber.store.views import device_view
 
     settings = await store.admin.get_settings()
     server = primary_address()
-    view = device_view(device, secret=True)
+    view = device_out(device).model_dump() | {"secret": device.secret}
     view.update(domain=settings.domain or server, server=server, transports=["udp", "tcp"])
     return view
 
@@ -515,11 +663,11 @@ def device_list(
     data_dir: DataDirOpt = None,
 ) -> None:
     """List an account's devices (without secrets)."""
-    from onenumber.store.views import device_view
+    from onenumber.api.schemas import device_out
 
     devices = _with_store(db, data_dir, lambda s: s.admin.list_devices(number))
     if json_:
-        _print_json([device_view(d) for d in devices])
+        _print_json([device_out(d).model_dump() for d in devices])
     elif devices:
         typer.echo(_devices_table(devices))
     else:
@@ -559,7 +707,7 @@ def device_update(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Change a device: `device update NUMBER POSITION ...` or `device update AUTH_USERNAME ...`."""
-    from onenumber.store.views import device_view
+    from onenumber.api.schemas import device_out
 
     options = (move_to, kind, order, enabled, label, auth_username, internet, call_waiting, expires_days)
     if all(o is None for o in options):
@@ -583,7 +731,7 @@ def device_update(
 
     device = _with_store(db, data_dir, change)
     if json_:
-        _print_json(device_view(device))
+        _print_json(device_out(device).model_dump())
     else:
         typer.echo(f"device {device.auth_username} (account {device.account} position {device.position}) updated")
 
@@ -602,10 +750,74 @@ def device_remove(
     typer.echo(f"device {device.auth_username} (account {device.account} position {device.position}) removed")
 
 
-@device_app.command("rotate-secret")
+OverlapOpt = Annotated[
+    float | None,
+    typer.Option("--overlap-hours", min=0, max=720,
+                 help="Hours the old secret keeps working (default: the credential_overlap_hours setting)."),
+]
+
+
+def _rotate(
+    target: str, position: int | None, overlap_hours: float | None, at_once: bool, expires_days: float | None,
+    db: str | None, data_dir: Path | None,
+) -> Device:
+    if at_once and overlap_hours:
+        _fail("--at-once and --overlap-hours go against each other; give one", 2)
+
+    async def rotate(store: Store) -> Device:
+        device = await _find(store, target, position)
+        return await store.admin.rotate_secret(
+            device.account, device.position, expires_days=expires_days, overlap_hours=0 if at_once else overlap_hours
+        )
+
+    return _with_store(db, data_dir, rotate)
+
+
+@device_app.command("rotate")
+def device_rotate(
+    target: TargetArg,
+    position: PositionArg = None,
+    overlap_hours: OverlapOpt = None,
+    at_once: Annotated[
+        bool, typer.Option("--at-once", help="Refuse the old secret at once (a lost or stolen phone).")
+    ] = False,
+    expires_days: Annotated[
+        float | None, typer.Option("--expires-days", help="New credentials expire after N days; 0: never.")
+    ] = None,
+    show_secret: Annotated[bool, typer.Option("--show-secret", help="Also print the new secret.")] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Give a device a new generated secret; the old one works for the overlap window.
+
+    The overlap window (the credential_overlap_hours setting, or --overlap-hours) lets the phone
+    be re-provisioned without dropping out; --at-once refuses the old secret now."""
+    from onenumber.store.views import device_view
+
+    device = _rotate(target, position, overlap_hours, at_once, expires_days, db, data_dir)
+    until = device.previous_secret_until
+    if json_:
+        view = device_view(device, secret=show_secret)
+        view["previous_secret_valid_until"] = until
+        _print_json(view)
+        return
+    typer.echo(f"device {device.auth_username} (account {device.account} position {device.position}) has a new secret")
+    if until is None:
+        typer.echo("the old secret is refused from now on")
+    else:
+        typer.echo(f"the old secret keeps working until {_when_text(until)}")
+    if show_secret:
+        typer.echo(f"new password: {device.secret}")
+    typer.echo(f"give the phone its new settings with: onenumber device provision {device.account} {device.position}")
+
+
+@device_app.command("rotate-secret", hidden=True)
 def device_rotate_secret(
     target: TargetArg,
     position: PositionArg = None,
+    overlap_hours: OverlapOpt = None,
+    at_once: Annotated[bool, typer.Option("--at-once", help="Refuse the old secret at once.")] = False,
     expires_days: Annotated[
         float | None, typer.Option("--expires-days", help="New credentials expire after N days; 0: never.")
     ] = None,
@@ -613,14 +825,178 @@ def device_rotate_secret(
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Generate a new password for a device; prints it once. The old one stops working."""
+    """Older form of 'device rotate --show-secret': prints the new password with the SIP settings."""
+    device = _rotate(target, position, overlap_hours, at_once, expires_days, db, data_dir)
+    _print_provisioning(_with_store(db, data_dir, lambda s: _provisioning(s, device)), json_, "new password")
 
-    async def rotate(store: Store) -> dict[str, Any]:
+
+@device_app.command("rotate-due")
+def device_rotate_due(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Scheduled rotation, once: new secrets for devices older than credential_max_age_days.
+
+    The running server does the same check every hour; each old secret keeps working for the
+    overlap window."""
+    from onenumber.store.views import device_view
+
+    rotated = _with_store(db, data_dir, lambda s: s.admin.rotate_due())
+    if json_:
+        _print_json([{**device_view(d), "previous_secret_valid_until": d.previous_secret_until} for d in rotated])
+        return
+    if not rotated:
+        typer.echo("no device secret is due for rotation (see the credential_max_age_days setting)")
+        return
+    for d in rotated:
+        typer.echo(f"rotated {d.auth_username} (account {d.account} position {d.position}); the old secret works "
+                   f"until {_when_text(d.previous_secret_until)}")
+    typer.echo("give each phone its new settings with: onenumber device provision NUMBER POSITION")
+
+
+def _when_text(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
+
+
+@device_app.command("provision")
+def device_provision(
+    target: TargetArg,
+    position: PositionArg = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Start of the link, e.g. https://pbx.example.com:8443 (default: the "
+                     "provisioning_base_url setting, else http://THIS-HOST:8080)."),
+    ] = None,
+    hours: Annotated[
+        float | None, typer.Option("--hours", help="Hours the link stays usable (default: provisioning_link_hours).")
+    ] = None,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Give the device a new secret first.")] = False,
+    qr: Annotated[bool, typer.Option("--qr", help="Also draw the link as a QR code in the terminal.")] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print a one-time, expiring provisioning link (and QR code) with a device's SIP settings.
+
+    Opened once (by the phone, or a person), it gives the device's SIP settings with its current
+    secret, as JSON or a form; then it answers 410. A new link replaces the device's earlier one."""
+    from onenumber.config import DEFAULT_HTTP_PORT
+    from onenumber.demo import primary_address
+    from onenumber.settings import validate_setting
+    from onenumber.store.provisioning import NewLink, create_link
+    from onenumber.store.views import device_view
+
+    if base_url is not None:
+        try:
+            base_url = validate_setting("provisioning_base_url", base_url) or None
+        except ValueError as exc:
+            _fail(f"--base-url: {exc}", 2)
+
+    async def make(store: Store) -> tuple[NewLink, str]:
         device = await _find(store, target, position)
-        device = await store.admin.rotate_secret(device.account, device.position, expires_days=expires_days)
-        return await _provisioning(store, device)
+        base = base_url or (await store.admin.get_settings()).provisioning_base_url
+        link = await create_link(store, device.account, device.position, hours=hours, rotate=rotate)
+        return link, base or f"http://{primary_address()}:{DEFAULT_HTTP_PORT}"
 
-    _print_provisioning(_with_store(db, data_dir, rotate), json_, "new password")
+    link, base = _with_store(db, data_dir, make)
+    url = link.url(base)
+    if json_:
+        _print_json({"url": url, "expires_at": link.expires_at, "rotated": link.rotated,
+                     "device": device_view(link.device)})
+        return
+    d = link.device
+    typer.echo(f"provisioning link for {d.auth_username} (account {d.account} position {d.position}), "
+               f"works once until {_when_text(link.expires_at)}:")
+    typer.echo(url)
+    if qr:
+        from onenumber.api.qr import qr_terminal
+
+        typer.echo(qr_terminal(url), nl=False)
+    if rotate:
+        typer.echo("the device has a new secret; the old one keeps working for the overlap window")
+
+
+# --- CSV import and export ----------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="The CSV file ('-' reads standard input); see docs/admin.md.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report, change nothing.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also remove the accounts, and devices of listed accounts, not in the file.")
+    ] = False,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create or update accounts and devices from a CSV file, all or nothing.
+
+    Problems are listed by line and column and then nothing is changed; importing an export
+    changes nothing. The columns are described in docs/admin.md."""
+    from onenumber.store.csvio import CsvImportError, ImportReport, import_csv
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+
+    async def run(store: Store) -> ImportReport | CsvImportError:
+        try:
+            return await import_csv(store, text, dry_run=dry_run, prune=prune)
+        except CsvImportError as exc:
+            return exc
+
+    result = _with_store(db, data_dir, run)
+    if isinstance(result, CsvImportError):
+        if json_:
+            _print_json({"ok": False, "detail": str(result), "errors": [e.view() for e in result.errors]})
+        else:
+            typer.echo(f"onenumber: import of {file} failed, nothing was changed:", err=True)
+            for error in result.errors:
+                typer.echo(f"  {error}", err=True)
+        raise typer.Exit(1)
+    if json_:
+        _print_json({"ok": True, **result.view()})
+        return
+    a, d = result.accounts, result.devices
+    prefix = "dry run, nothing changed; would have: " if dry_run else ""
+    typer.echo(f"{prefix}accounts: {a['created']} created, {a['updated']} updated, {a['unchanged']} unchanged, "
+               f"{a['removed']} removed; devices: {d['created']} created, {d['updated']} updated, "
+               f"{d['unchanged']} unchanged, {d['removed']} removed")
+    if not result.changed:
+        typer.echo("the database already matches the file: nothing was written")
+    if result.new_devices and not dry_run:
+        typer.echo(f"{len(result.new_devices)} new device(s) got generated secrets; give each phone its settings "
+                   "with a one-time link:")
+        for new in result.new_devices[:10]:
+            typer.echo(f"  onenumber device provision {new['account']} {new['position']}")
+        if len(result.new_devices) > 10:
+            typer.echo(f"  ... and {len(result.new_devices) - 10} more (--json lists them all)")
+
+
+@app.command("export")
+def export(
+    file: Annotated[Path | None, typer.Argument(help="Write here (default: standard output).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="JSON rows (the same columns) instead of CSV.")] = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write every account and device as CSV (secrets are never exported).
+
+    One row per device; the file can be edited and imported back with 'onenumber import'."""
+    from onenumber.store.csvio import export_csv, export_rows
+
+    if json_:
+        text = json.dumps(_with_store(db, data_dir, export_rows), indent=2) + "\n"
+    else:
+        text = _with_store(db, data_dir, export_csv)
+    if file is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {file}: {exc}")
+    rows = max(0, text.count("\n") - 1)
+    typer.echo(f"exported to {file}" + ("" if json_ else f" ({rows} rows)"), err=True)
 
 
 # --- bindings and ring plan ---------------------------------------------------------------------------
@@ -716,11 +1092,10 @@ def ring_plan(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Who would ring now: the ring plan of a call arriving now, with the reason for each device."""
-    from onenumber.routing.explain import describe_action, explain, format_plan
+    from onenumber.routing.explain import format_plan
     from onenumber.routing.model import CallState
     from onenumber.routing.plan import plan_call
     from onenumber.store import NotFoundError
-    from onenumber.store.views import binding_view
 
     now = time.time()
 
@@ -738,38 +1113,9 @@ def ring_plan(
         typer.echo(format_plan(plan))
         return
 
-    def action(value: Any) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        return {
-            "kind": str(value.kind),
-            "status": value.status or None,
-            "reason": value.reason,
-            "target": value.target,
-            "text": describe_action(value),
-        }
+    from onenumber.api.schemas import ring_plan_out
 
-    _print_json(
-        {
-            "account": plan.account,
-            "ring_mode": str(account.ring_mode),
-            "immediate": action(plan.immediate),
-            "stages": [
-                {
-                    "start": stage.start,
-                    "positions": list(stage.positions),
-                    "contacts": [binding_view(b, now) for b in stage.bindings],
-                }
-                for stage in plan.stages
-            ],
-            "devices": explain(plan),
-            "no_answer_seconds": plan.no_answer_seconds,
-            "decline": str(plan.decline),
-            "on_busy": action(plan.on_busy),
-            "on_no_answer": action(plan.on_no_answer),
-            "on_unavailable": action(plan.on_unavailable),
-        }
-    )
+    _print_json(ring_plan_out(plan, account, now).model_dump())
 
 
 # --- settings -----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .config import ServerConfig
 from .media.greeting import DEFAULT_PATH as DEFAULT_GREETING
 from .media.greeting import speak as greeting_speak
 from .services.core import SipCore, build_core
+from .services.credentials import rotation_loop
 from .services.directory import Directory
 from .services.history import HistoryWriter
 from .services.location import Location
@@ -197,11 +198,15 @@ async def serve(config: ServerConfig) -> None:
 async def _serve(config: ServerConfig, store: Store) -> None:
     loop = asyncio.get_running_loop()
     if config.demo:
-        from .demo import format_demo, seed_demo
+        from .demo import format_demo, format_logins, seed_demo, seed_logins
 
         created = await seed_demo(store)
         if created:
             print(format_demo(created, config), flush=True)
+        made = await seed_logins(store)
+        if made:
+            host = "localhost" if config.bind in ("0.0.0.0", "::", "") else config.bind
+            print(format_logins(made, f"http://{host}:{config.http_port}"), flush=True)
     snapshot = await store.snapshot()
     directory = Directory(snapshot)
     location = Location(store, flush_interval=config.flush_interval)
@@ -275,14 +280,37 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     ]
     if history is not None:
         tasks.append(loop.create_task(history.run()))
+    tasks.append(loop.create_task(rotation_loop(store)))  # credential_max_age_days
     http = None
     if config.http_port:
         from .api.app import create_app, start_http
+        from .api.provision import SipEndpoint
+        from .services.logins import LoginService
+        from .services.webcreds import SessionCredentials
+        from .store.logins import live_sessions
         from .transport.websocket import sip_websocket_endpoint
 
-        app = create_app(store=store, directory=directory, location=location,
-                         presence_voicemail=PresenceVoicemail(hub, voicemail.messages, voicemail.changed))
+        credentials = SessionCredentials(core.gate.secret)
+        core.gate.session_credentials = credentials  # web phone session passwords
+        logins = LoginService(store)
+
+        def login_limits(d: Directory) -> None:  # the SIP login limits apply to web logins too
+            s = d.settings
+            logins.configure(s.auth_max_failures, s.auth_max_usernames, max(1, s.auth_block_seconds))
+
+        login_limits(directory)
+        directory.listeners.append(login_limits)
         ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
+        endpoint = SipEndpoint(
+            server=host, sip_port=config.sip_port, tls_port=stack.local.get("tls", (None, None))[1],
+            http_port=config.http_port, websocket=ws_transport, ws_path="/sip", realm=realm, domain=config.domain,
+        )
+        app = create_app(store=store, directory=directory, location=location, logins=logins,
+                         credentials=credentials, realm=realm, pump=driver.pump,
+                         secure_cookies=bool(config.tls_cert and config.tls_key), sip=endpoint,
+                         presence_voicemail=PresenceVoicemail(hub, voicemail.messages, voicemail.changed))
+        app.state.ctx.webphone.restore(await live_sessions(store, time.time()))
+        tasks.append(loop.create_task(logins.run_sweeper()))
         app.router.add_websocket_route("/sip", sip_websocket_endpoint(driver, ws_transport))
         from .web.pages import built, mount_phone
 

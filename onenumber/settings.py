@@ -52,6 +52,15 @@ class Settings:
     # the media relay for WebRTC <-> RTP calls: "auto" (start our own rtpengine when installed),
     # "off", or the "host:port" of a running rtpengine's ng control socket
     rtpengine: str = "auto"
+    # device credentials: secrets older than this are rotated by the server (0 = never); after
+    # a rotation the old secret keeps working for the overlap window so a phone being
+    # re-provisioned never drops out
+    credential_max_age_days: int = 0
+    credential_overlap_hours: float = 24.0
+    # one-time provisioning links: how long one stays usable, and the base URL it starts with
+    # ("" = the address the admin reached, or http://<server address>:8080 from the CLI)
+    provisioning_link_hours: float = 72.0
+    provisioning_base_url: str = ""
     # presence and voicemail (issue 10)
     # who may watch whom (BLF, presence) and pick up whose calls: "everyone" (every local
     # account), "nobody" (only oneself), or WATCHER:TARGET pairs ("1001:1000,*:1002")
@@ -258,6 +267,40 @@ def _int_range(key: str, low: int, high: int) -> Callable[[str], str]:
     return check
 
 
+def _float_range(key: str, low: float, high: float) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError(f"{key} must be a number between {low:g} and {high:g}") from None
+        if not low <= value <= high:  # also refuses nan
+            raise ValueError(f"{key} must be between {low:g} and {high:g} (got {value:g})")
+        return f"{value:g}"
+
+    return check
+
+
+def _base_url(text: str) -> str:
+    text = text.strip().rstrip("/")
+    if not text:
+        return ""
+    scheme, sep, rest = text.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host, _, port = host.partition(":")
+        if not port.isdigit():
+            host = ""
+    if not sep or scheme.lower() not in ("http", "https") or not host or not is_host(host) or CONTROL.search(text):
+        raise ValueError(f"provisioning_base_url must be an http(s) URL such as https://pbx.example.com:8443 "
+                         f"(got {text!r})")
+    return text
+
+
+CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _split(text: str) -> tuple[str, ...]:
     return tuple(item for item in text.split(",") if item)
 
@@ -287,6 +330,13 @@ _SPECS: dict[str, _Spec] = {
     "ws_ping_seconds": _Spec(_int_range("ws_ping_seconds", 2, 3600), int, str,
                              "seconds before a silent WebSocket (web phone) is closed and its binding dropped"),
     "rtpengine": _Spec(_rtpengine, str, str, "media relay for WebRTC calls: auto, off or host:port (ng socket)"),
+    "credential_max_age_days": _Spec(_int_range("credential_max_age_days", 0, 3650), int, str,
+                                     "days before the server rotates a device secret (0: never)"),
+    "credential_overlap_hours": _Spec(_float_range("credential_overlap_hours", 0, 720), float, lambda v: f"{v:g}",
+                                      "hours the old secret still works after a rotation"),
+    "provisioning_link_hours": _Spec(_float_range("provisioning_link_hours", 0.001, 720), float,
+                                     lambda v: f"{v:g}", "hours a one-time provisioning link stays usable"),
+    "provisioning_base_url": _Spec(_base_url, str, str, "base URL of provisioning links (empty: the server's)"),
     "auth_block_seconds": _Spec(_int_range("auth_block_seconds", 0, 86400), int, str, "block duration"),
     "presence_watch": _Spec(_watch_rule, str, str,
                             "who may watch (BLF/presence) and pick up whom: everyone, nobody or W:T pairs"),

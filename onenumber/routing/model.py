@@ -93,6 +93,10 @@ class Device:
     internet: bool = False  # may register from outside the trusted networks
     credential_expires_at: float | None = None  # unix time; None = never
     call_waiting: bool = True
+    # after a rotation the old secret still authenticates until previous_secret_until (unix time)
+    previous_secret: str | None = None
+    previous_secret_until: float | None = None
+    secret_rotated_at: float | None = None  # unix time the current secret was set
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,12 @@ from ..sip.message import Request
 from ..sip.stack import ServerTxn
 from .directory import Directory
 from .replies import Replier
+from .webcreds import SessionCredentials
 
 log = logging.getLogger("onenumber.gate")
 
 BLOCKED = "Forbidden (too many failed attempts, try later)"
+ROTATED = "Credentials expired (rotated)"
 
 
 class Gate:
@@ -34,6 +36,8 @@ class Gate:
         self.trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         self.md5_only_agents: tuple[str, ...] = ()
         self._configured = False
+        # web phone session passwords, accepted for their device besides its own secret
+        self.session_credentials: SessionCredentials | None = None
         self.configure(directory)
         directory.listeners.append(self.configure)
 
@@ -88,12 +92,23 @@ class Gate:
             self.replier.reply(txn, 403, BLOCKED)
             return None
         device = self.directory.devices_by_auth.get(creds.username)
-        verdict = self.auth.verify(creds, req.method, device.secret if device is not None else None, now)
+        verdict = self.auth.verify_any(creds, req.method, valid_secrets(device, now), now)
+        if verdict is Verdict.FAILED and device is not None and self.session_credentials is not None:
+            # a failed check has no side effect (nc state moves only on a match): try each live one
+            passwords = tuple(self.session_credentials.passwords(creds.username))
+            if passwords:
+                verdict = self.auth.verify_any(creds, req.method, passwords, now)
         if verdict is Verdict.OK and device is not None:
             throttle.record_success(address, creds.username, now)
             return device
         if verdict is Verdict.STALE:
             self.challenge(txn, proxy, now, stale=True)
+            return None
+        previous = lapsed_secret(device, now)
+        if previous is not None and self.auth.verify_any(creds, req.method, (previous,), now) is Verdict.OK:
+            # a phone not re-provisioned in time: a clear refusal it stops on, and no failure
+            # counted, so the throttle does not block the phone once it has the new secret
+            self.replier.reply(txn, 403, ROTATED)
             return None
         if throttle.record_failure(address, creds.username, now):
             log.warning("authentication failures from %s for %r: blocked", address, creds.username)
@@ -133,6 +148,25 @@ class Gate:
         if device is None or not self.device_allowed(txn, device, now):
             return None
         return device
+
+
+def valid_secrets(device: Device | None, now: float) -> tuple[str, ...]:
+    """The secrets a device may authenticate with at `now`: its current one, and during the
+    overlap window after a rotation (until `previous_secret_until`) the previous one too, so
+    a phone still configured with the old secret keeps working while it is re-provisioned."""
+    if device is None:
+        return ()
+    previous, until = device.previous_secret, device.previous_secret_until
+    if previous and until is not None and now < until:
+        return (device.secret, previous)
+    return (device.secret,)
+
+
+def lapsed_secret(device: Device | None, now: float) -> str | None:
+    """The device's previous secret once its overlap window is over (it answers 403, not 401)."""
+    if device is None or not device.previous_secret or device.previous_secret_until is None:
+        return None
+    return device.previous_secret if now >= device.previous_secret_until else None
 
 
 def strip_own_credentials(req: Request, realm: str) -> None:

@@ -375,6 +375,12 @@ class DigestAuthenticator:
 
     def verify(self, creds: Credentials, method: str, password: str | None, now: float) -> Verdict:
         """Check a Digest response. `password` None means unknown user: same work, always FAILED."""
+        return self.verify_any(creds, method, () if password is None else (password,), now)
+
+    def verify_any(self, creds: Credentials, method: str, passwords: Sequence[str], now: float) -> Verdict:
+        """Check a Digest response against each of `passwords` (a device's current secret and,
+        during a rotation's overlap window, its previous one); the nonce and nc checks run once,
+        for whichever matched. No passwords means unknown user: same work, always FAILED."""
         h = self._hashes.get(creds.algorithm)
         if h is None or creds.realm != self.realm:
             return Verdict.FAILED
@@ -393,13 +399,15 @@ class DigestAuthenticator:
             return Verdict.FAILED
 
         # the digest is always computed, also for unknown users, so timing and answer do not differ
-        known = password is not None
-        secret = password if password is not None else _UNKNOWN_USER_PASSWORD
-        a1 = h(f"{creds.username}:{self.realm}:{secret}".encode()).hexdigest()
-        if creds.algorithm.endswith("-sess"):
-            a1 = h(f"{a1}:{creds.nonce}:{creds.cnonce or ''}".encode()).hexdigest()
-        want = _response(h, a1, creds.nonce, method, creds.uri, creds.qop, creds.nc, creds.cnonce)
-        match = hmac.compare_digest(want.encode(), creds.response.lower().encode())
+        known = bool(passwords)
+        got = creds.response.lower().encode()
+        match = False
+        for secret in passwords or (_UNKNOWN_USER_PASSWORD,):
+            a1 = h(f"{creds.username}:{self.realm}:{secret}".encode()).hexdigest()
+            if creds.algorithm.endswith("-sess"):
+                a1 = h(f"{a1}:{creds.nonce}:{creds.cnonce or ''}".encode()).hexdigest()
+            want = _response(h, a1, creds.nonce, method, creds.uri, creds.qop, creds.nc, creds.cnonce)
+            match = hmac.compare_digest(want.encode(), got) or match
         if not (match and known):
             return Verdict.FAILED
 

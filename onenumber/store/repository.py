@@ -200,6 +200,9 @@ def device_from_row(row: Row[Any]) -> Device:
         internet=bool(row.internet),
         credential_expires_at=row.credential_expires_at,
         call_waiting=bool(row.call_waiting),
+        previous_secret=row.previous_secret,
+        previous_secret_until=row.previous_secret_until,
+        secret_rotated_at=row.secret_rotated_at,
     )
 
 

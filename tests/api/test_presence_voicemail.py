@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
-from onenumber.api.app import create_app
+from onenumber.api.app import create_app, current_account
 from onenumber.api.presence_voicemail import PresenceHub, PresenceVoicemail, build_router
 from onenumber.media.wav import write_wav
 from onenumber.routing.presence import Presence
@@ -133,15 +133,15 @@ def test_presence_stream_obeys_the_watch_rule(office: tuple) -> None:
         assert _events(lines, 1) == [("presence", {"account": "1002", "name": "Carol", "state": "in-use"})]
 
 
-def test_mounted_with_the_placeholder_login(office: tuple) -> None:
+def test_mounted_behind_the_login(office: tuple) -> None:
     app, net, *_ = office
     real = create_app(store=None, directory=net.directory, location=net.location,  # type: ignore[arg-type]
                       presence_voicemail=app.state.presence_voicemail)
-    local = TestClient(real, client=("127.0.0.1", 40000))
-    assert local.get("/api/me/voicemail?account=1000").json()["new"] == 1
-    assert local.get("/api/me/voicemail", headers={"X-OneNumber-Account": "1000"}).status_code == 200
-    assert local.get("/api/me/voicemail").status_code == 401
-    assert local.get("/api/me/voicemail?account=1999").status_code == 404
-    assert TestClient(real, client=("192.0.2.7", 40000)).get("/api/me/voicemail?account=1000").status_code == 403
+    client = TestClient(real, client=("127.0.0.1", 40000))
+    assert client.get("/api/me/voicemail").status_code == 401  # loopback is no longer enough
+    assert client.get("/api/me/voicemail?account=1000").status_code == 401  # nor naming an account
+    real.dependency_overrides[current_account] = lambda: "1000"  # a logged-in user (tests/api/test_portal.py)
+    assert client.get("/api/me/voicemail").json()["new"] == 1
     bare = create_app(store=None, directory=net.directory, location=net.location)  # type: ignore[arg-type]
-    assert TestClient(bare, client=("127.0.0.1", 40000)).get("/api/me/voicemail?account=1000").status_code == 503
+    bare.dependency_overrides[current_account] = lambda: "1000"
+    assert TestClient(bare, client=("127.0.0.1", 40000)).get("/api/me/voicemail").status_code == 503

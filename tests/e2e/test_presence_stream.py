@@ -14,15 +14,37 @@ import httpx
 from .harness import Server, add_accounts, place_call, start_device
 
 
+def set_password(server: Server, number: str, password: str) -> None:
+    import asyncio
+
+    from onenumber.store import Store
+    from onenumber.store.logins import set_account_password
+
+    async def run() -> None:
+        store = await Store.open(server.db, migrate=True)
+        try:
+            await set_account_password(store, number, password)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
 def test_presence_stream_follows_a_call(server: Server, tmp_path: Path) -> None:
     made = add_accounts(server, [("1000", "Alice", 1), ("1001", "Bob", 1), ("1002", "Carol", 1)])
-    url = f"http://127.0.0.1:{server.http_port}/api/presence/stream?account=1001"
+    set_password(server, "1001", "bob-password")
+    base = f"http://127.0.0.1:{server.http_port}"
+    login = httpx.post(f"{base}/api/login", json={"username": "1001", "password": "bob-password"}, timeout=10)
+    assert login.status_code == 200, login.text
+    cookies = dict(login.cookies)
+    assert httpx.get(f"{base}/api/presence/stream", timeout=5).status_code == 401  # Bob's login, nobody else's
+    url = f"{base}/api/presence/stream"
     events: list[tuple[str, dict]] = []
     opened = threading.Event()
 
     def read() -> None:
         deadline = time.monotonic() + 40
-        with httpx.stream("GET", url, timeout=httpx.Timeout(5.0, read=20.0)) as r:
+        with httpx.stream("GET", url, cookies=cookies, timeout=httpx.Timeout(5.0, read=20.0)) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             kind = None
             for line in r.iter_lines():

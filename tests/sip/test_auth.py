@@ -586,3 +586,17 @@ def test_login_throttle_counts_per_username_and_across_usernames() -> None:
     assert t.is_blocked("10.0.0.1", "1001", 5)
     assert not t.is_blocked("10.0.0.1", "1001", 40)  # the block ends
     t.record_success("10.0.0.2", "1000", 41)
+
+
+def test_verify_any_accepts_any_listed_password_once_per_nc() -> None:
+    from onenumber.sip.auth import Credentials, DigestAuthenticator, Verdict, authorize
+
+    auth = DigestAuthenticator(secret=b"s" * 32, realm="r", algorithms=("MD5",))
+    (challenge,) = auth.challenges(100.0)
+    creds = Credentials.parse(authorize(
+        challenge, method="REGISTER", uri="sip:r", username="u", password="old", cnonce="c", nc=1
+    ))
+    assert auth.verify_any(creds, "REGISTER", ("new", "old"), 100.0) is Verdict.OK
+    assert auth.verify_any(creds, "REGISTER", ("new", "old"), 100.0) is Verdict.FAILED  # nc replay
+    assert auth.verify_any(creds, "REGISTER", ("new",), 100.0) is Verdict.FAILED
+    assert auth.verify_any(creds, "REGISTER", (), 100.0) is Verdict.FAILED

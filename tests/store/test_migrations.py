@@ -11,7 +11,8 @@ from onenumber.store.migrate import HEAD, current_revision, head_revision, upgra
 from onenumber.store.tables import metadata
 
 TABLES = {
-    "accounts", "dids", "devices", "bindings", "settings", "trunks", "meta", "call_history", "voicemail_messages",
+    "accounts", "dids", "devices", "bindings", "settings", "trunks", "meta", "call_history",
+    "admins", "web_sessions", "api_tokens", "provisioning_links", "voicemail_messages",
 }
 
 

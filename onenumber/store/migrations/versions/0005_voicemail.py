@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"  # other branches add 0003/0004: re-chained when merged
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
