@@ -36,6 +36,7 @@ log = logging.getLogger("onenumber.sip")
 
 MAGIC = "z9hG4bK"
 RELIABLE = frozenset({"tcp", "tls", "ws", "wss"})
+COMPACT_MIN = 1024  # cancelled timers tolerated in the heap before it may be compacted
 
 
 class Source(NamedTuple):
@@ -144,6 +145,7 @@ class Stack:
         self.client_txns: dict[tuple, ClientTxn] = {}
         self._heap: list[tuple[float, int, object]] = []
         self._seq = itertools.count()
+        self._cancelled = 0  # cancelled Timers still in the heap (compacted when they dominate)
         self._tag_prefix = os.urandom(4).hex()
         self._tag_counter = itertools.count(1)
         self._branch_prefix = MAGIC + os.urandom(4).hex()
@@ -401,9 +403,40 @@ class Stack:
 
     def call_at(self, deadline: float, callback: Callable[[float], None]) -> Timer:
         """Schedule an application timer (stage start, timer C, no-answer…)."""
-        timer = Timer(deadline, callback)
+        timer = Timer(deadline, callback, self)
         heapq.heappush(self._heap, (deadline, next(self._seq), timer))
         return timer
+
+    def _timer_cancelled(self) -> None:
+        """A Timer in the heap was cancelled: its callback is already gone (so whatever its
+        closure held, a call's context for Timer C, is freed now); its heap entry is a few
+        bytes until it comes up, unless cancelled entries make up most of the heap, in which
+        case the heap is rebuilt without them (amortised O(1) per cancel)."""
+        self._cancelled += 1
+        if self._cancelled > COMPACT_MIN and self._cancelled * 2 > len(self._heap):
+            self.compact_timers()
+
+    def compact_timers(self) -> None:
+        """Drop the heap entries that can no longer fire: cancelled Timers, and deadlines of
+        transactions that moved on or ended (the same test `handle_timer` applies)."""
+        self._heap = [e for e in self._heap if self._live_entry(e)]
+        heapq.heapify(self._heap)
+        self._cancelled = 0
+
+    def _live_entry(self, entry: tuple[float, int, object]) -> bool:
+        deadline, _, obj = entry
+        if type(obj) is Timer:
+            return obj.callback is not None
+        if isinstance(obj, ServerTxn):
+            return obj.machine.deadline == deadline and self.server_txns.get(obj.key) is obj
+        if isinstance(obj, ClientTxn):
+            return obj.machine.deadline == deadline and self.client_txns.get(obj.key) is obj
+        return True
+
+    @property
+    def timer_entries(self) -> int:
+        """Entries in the timer heap, live or not (for tests and metrics)."""
+        return len(self._heap)
 
     def next_timer(self) -> float | None:
         return self._heap[0][0] if self._heap else None
@@ -412,10 +445,13 @@ class Stack:
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, obj = heapq.heappop(heap)
-            if isinstance(obj, Timer):
-                if not obj.cancelled:
-                    obj.cancelled = True
-                    obj.callback(now)
+            if type(obj) is Timer:
+                callback = obj.callback
+                if callback is None:
+                    self._cancelled -= 1
+                else:
+                    obj.callback = None  # fired: a later cancel() is a no-op
+                    callback(now)
             elif isinstance(obj, ServerTxn):
                 if obj.machine.deadline == deadline and self.server_txns.get(obj.key) is obj:
                     self._run_server(obj, obj.machine.on_timer(now))
@@ -423,6 +459,7 @@ class Stack:
                 obj.machine.deadline == deadline and self.client_txns.get(obj.key) is obj
             ):
                 self._run_client(obj, obj.machine.on_timer(now), None, now)
+            heap = self._heap  # a callback may have compacted the heap (a new list)
 
     # ------------------------------------------------------------------ builders
     def make_response(
@@ -463,15 +500,28 @@ class Stack:
 
 
 class Timer:
-    __slots__ = ("callback", "cancelled", "deadline")
+    """An application timer. Cancelling (or firing) drops the callback at once, so nothing its
+    closure holds outlives the cancel; the heap entry left behind is skipped when it comes up."""
 
-    def __init__(self, deadline: float, callback: Callable[[float], None]) -> None:
+    __slots__ = ("_stack", "callback", "deadline")
+
+    def __init__(self, deadline: float, callback: Callable[[float], None], stack: Stack | None = None) -> None:
         self.deadline = deadline
-        self.callback = callback
-        self.cancelled = False
+        self.callback: Callable[[float], None] | None = callback
+        self._stack = stack
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancelled or fired."""
+        return self.callback is None
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if self.callback is None:
+            return
+        self.callback = None
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack._timer_cancelled()
 
 
 def _quote(text: str) -> str:
