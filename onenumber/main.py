@@ -184,7 +184,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     voicemail = await start_voicemail(config, core, driver)
 
     servers: list[asyncio.AbstractServer] = []
-    await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
+    udp = await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
     servers.append(await listen_stream(driver, config.bind, config.sip_port))
     stack.local = {"udp": (host, config.sip_port), "tcp": (host, config.sip_port)}
     tls_port = config.effective_tls_port
@@ -219,6 +219,11 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         loop.create_task(directory.watch(store, config.reload_interval)),
         loop.create_task(sweep()),
     ]
+    if core.overload is not None:  # overload control: the edge samples loop lag and the UDP queue
+        from .transport.loadwatch import LoadWatch, udp_queue_bytes
+
+        load_watch = LoadWatch(core.overload, lambda: udp_queue_bytes(udp))
+        tasks.append(loop.create_task(load_watch.run()))
     if history is not None:
         tasks.append(loop.create_task(history.run()))
     http = None

@@ -22,6 +22,7 @@ from typing import NamedTuple, Protocol
 from .errors import ParseError
 from .headers import Via, format_params
 from .message import Headers, Request, Response, parse
+from .overload import STARTS_WORK, Overload
 from .transaction import (
     ClientTransaction,
     PassUp,
@@ -152,6 +153,8 @@ class Stack:
         self._branch_counter = itertools.count(1)
         self.local: dict[str, tuple[str, int]] = {}  # transport → our advertised address
         self.stats = {"received": 0, "parse_errors": 0, "dropped": 0}
+        self.overload: Overload | None = None  # set: new INVITEs/REGISTERs may be refused with 503
+        self.pending = 0  # server transactions waiting for their final response
 
     # ------------------------------------------------------------------ identifiers
     def new_tag(self) -> str:
@@ -254,15 +257,29 @@ class Stack:
         if txn is not None:
             self._run_server(txn, txn.machine.receive_request(now))
             return
+        ov = self.overload
+        if ov is not None and method in STARTS_WORK and ov.overloaded(now, self.pending) and not ov.admit(
+            method, method == "INVITE" and bool(req.to.tag), self.pending, now
+        ):
+            self._shed(ov, req, source)
+            return
         machine = ServerTransaction(
             invite=method == "INVITE", reliable=source.reliable, now=now, timers=self.timers
         )
         txn = ServerTxn(key, req, source, machine)
         self.server_txns[key] = txn
+        self.pending += 1
         if method == "CANCEL":
             self._receive_cancel(txn, base, now)
             return
         self.tu.on_request(txn, req, now)
+
+    def _shed(self, ov: Overload, req: Request, source: Source) -> None:
+        """Refuse new work statelessly: no transaction, no timer, nothing kept (a retransmission
+        gets another 503; the ACK of the 503 matches nothing and is dropped by the TU)."""
+        resp = self.make_response(req, 503, "Service Unavailable (overloaded)",
+                                  [("Retry-After", str(ov.retry_after()))])
+        self.send_response_stateless(resp, source)
 
     def _receive_cancel(self, txn: ServerTxn, base: tuple, now: float) -> None:
         invite = self.server_txns.get((*base, "INVITE"))
@@ -306,6 +323,8 @@ class Stack:
             log.exception("response %s refused by transaction %s", resp.status, txn.key)
             return
         if resp.status >= 200:
+            if txn.request is not None:
+                self.pending -= 1
             txn.request = None  # type: ignore[assignment]  # released once final: see ServerTxn/ClientTxn
             txn.context = None
         self._run_server(txn, actions)

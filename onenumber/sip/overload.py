@@ -1,0 +1,94 @@
+"""Overload control: when to refuse new work with 503 + Retry-After (RFC 3261 §21.5.4).
+
+Pure policy, no clock, no I/O. The edge measures what only it can see — how late the event
+loop runs its callbacks (loop lag) and how many bytes wait in the UDP receive queue — and
+hands the samples in; the stack asks `admit()` for every request that would start new work.
+
+Only requests that *start* something are refused: an INVITE without a To tag (a new call)
+and a REGISTER. Retransmissions (matched to a transaction already accepted), ACK, CANCEL,
+BYE and every other in-dialog request are always served, so calls already set up end
+normally and the server drains its backlog instead of abandoning half-finished work.
+
+Being over a bound switches shedding on; it stays on for `hold` seconds after the last sample
+over a bound, so a single quiet sample in a storm does not let a burst in.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+STARTS_WORK = frozenset({"INVITE", "REGISTER"})
+
+
+@dataclass(frozen=True, slots=True)
+class OverloadPolicy:
+    """The bounds (0 switches a bound off) and the Retry-After range."""
+
+    max_lag: float = 0.1  # seconds the event loop may run late
+    max_transactions: int = 5000  # server transactions waiting for their final response
+    max_queue: int = 4 << 20  # bytes waiting in the UDP receive queue
+    retry_after: int = 5  # Retry-After is drawn from [retry_after, 2 × retry_after] seconds
+    hold: float = 1.0  # seconds shedding stays on after the last sample over a bound
+
+    def __post_init__(self) -> None:
+        if self.max_lag < 0 or self.max_transactions < 0 or self.max_queue < 0:
+            raise ValueError(f"overload bounds must be >= 0, got {self}")
+        if self.retry_after < 1 or self.hold < 0:
+            raise ValueError(f"overload retry_after must be >= 1 and hold >= 0, got {self}")
+
+
+@dataclass(slots=True)
+class Overload:
+    """The live overload state: the last samples, whether shedding is on, and what was shed."""
+
+    policy: OverloadPolicy = field(default_factory=OverloadPolicy)
+    rand: Callable[[], float] = random.random
+    lag: float = 0.0
+    queue: int = 0
+    shedding_until: float = 0.0
+    reason: str = ""  # which bound was passed last ("lag", "queue", "transactions")
+    shed: dict[str, int] = field(default_factory=dict)  # requests refused, by method
+
+    def sample(self, now: float, *, lag: float | None = None, queue: int | None = None) -> bool:
+        """Record the edge's measurements; True when they put the server over a bound."""
+        if lag is not None:
+            self.lag = lag
+        if queue is not None:
+            self.queue = queue
+        p = self.policy
+        over = ""
+        if p.max_lag and self.lag > p.max_lag:
+            over = "lag"
+        elif p.max_queue and self.queue > p.max_queue:
+            over = "queue"
+        if over:
+            self.reason = over
+            self.shedding_until = max(self.shedding_until, now + p.hold)
+        return bool(over)
+
+    def overloaded(self, now: float, pending: int) -> bool:
+        p = self.policy
+        if p.max_transactions and pending > p.max_transactions:
+            self.reason = "transactions"
+            return True
+        return now < self.shedding_until
+
+    def admit(self, method: str, in_dialog: bool, pending: int, now: float) -> bool:
+        """Whether a request that matched no transaction may start new work now."""
+        if method not in STARTS_WORK or (in_dialog and method == "INVITE"):
+            return True
+        if not self.overloaded(now, pending):
+            return True
+        self.shed[method] = self.shed.get(method, 0) + 1
+        return False
+
+    def retry_after(self) -> int:
+        """Seconds for Retry-After, randomised so refused clients do not all return at once."""
+        base = self.policy.retry_after
+        return base + int(self.rand() * (base + 1)) if base else 0
+
+    @property
+    def shed_total(self) -> int:
+        return sum(self.shed.values())

@@ -1,0 +1,93 @@
+"""Overload policy (pure) and the stack's shedding: 503 + Retry-After for new work only."""
+
+from __future__ import annotations
+
+import pytest
+
+from onenumber.sip.message import Response, parse
+from onenumber.sip.overload import Overload, OverloadPolicy
+
+from .test_stack import OPTIONS, SRC, make
+
+
+def test_lag_or_queue_over_a_bound_turns_shedding_on_for_the_hold_time() -> None:
+    ov = Overload(OverloadPolicy(max_lag=0.1, max_queue=1000, hold=1.0))
+    assert not ov.sample(10.0, lag=0.05, queue=10)
+    assert ov.admit("INVITE", False, 0, 10.0)
+    assert ov.sample(10.0, lag=0.2)
+    assert ov.reason == "lag"
+    assert not ov.admit("INVITE", False, 0, 10.5) and not ov.admit("REGISTER", False, 0, 10.9)
+    assert not ov.sample(10.9, lag=0.0)  # calm again, but the hold runs to 11.0
+    assert not ov.admit("INVITE", False, 0, 10.95)
+    assert ov.admit("INVITE", False, 0, 11.01)
+    assert ov.sample(20.0, queue=5000) and ov.reason == "queue"
+    assert ov.shed == {"INVITE": 2, "REGISTER": 1} and ov.shed_total == 3
+
+
+def test_what_never_starts_work_is_always_admitted() -> None:
+    ov = Overload(OverloadPolicy(max_transactions=1))
+    for method in ("ACK", "CANCEL", "BYE", "OPTIONS", "SUBSCRIBE", "NOTIFY", "INFO", "UPDATE"):
+        assert ov.admit(method, False, 100, 0.0)
+    assert ov.admit("INVITE", True, 100, 0.0)  # a re-INVITE in a dialog already accepted
+    assert not ov.admit("INVITE", False, 100, 0.0) and ov.reason == "transactions"
+    assert ov.admit("INVITE", False, 1, 0.0)
+    assert OverloadPolicy(max_lag=0, max_queue=0, max_transactions=0)  # 0 switches a bound off
+    off = Overload(OverloadPolicy(max_lag=0, max_queue=0, max_transactions=0))
+    off.sample(0.0, lag=99.0, queue=1 << 30)
+    assert off.admit("INVITE", False, 10**6, 0.0)
+
+
+def test_retry_after_is_randomised_between_base_and_twice_base() -> None:
+    seen = {Overload(OverloadPolicy(retry_after=5), rand=lambda r=r: r).retry_after() for r in (0.0, 0.5, 0.999)}
+    assert seen == {5, 8, 10}
+
+
+def test_bad_policy_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="bounds"):
+        OverloadPolicy(max_lag=-1)
+    with pytest.raises(ValueError, match="retry_after"):
+        OverloadPolicy(retry_after=0)
+
+
+INVITE = (
+    b"INVITE sip:bob@127.0.0.1:25060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:40000;branch=z9hG4bKinv1;rport\r\n"
+    b"Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:bob@x>\r\nCall-ID: c-inv\r\nCSeq: 1 INVITE\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def test_stack_sheds_new_invite_and_register_statelessly_and_serves_the_rest() -> None:
+    stack, tu = make()
+    ov = Overload(OverloadPolicy())
+    stack.overload = ov
+    ov.sample(0.0, lag=1.0)
+    stack.receive(INVITE, SRC, 0.1)
+    stack.receive(INVITE.replace(b"INVITE", b"REGISTER").replace(b"z9hG4bKinv1", b"z9hG4bKreg1"), SRC, 0.1)
+    stack.receive(OPTIONS, SRC, 0.1)
+    out = [parse(s.data) for s in stack.outbox]
+    assert [(r.status, r.cseq.method) for r in out if isinstance(r, Response)] == [
+        (503, "INVITE"), (503, "REGISTER"), (200, "OPTIONS")]
+    assert 5 <= int(out[0].headers.get("retry-after") or 0) <= 10
+    assert stack.outbox[0].remote == ("10.0.0.5", 40000)  # back to the source (rport)
+    assert [r.method for r in tu.requests] == ["OPTIONS"]  # the TU never saw the refused ones
+    assert len(stack.server_txns) == 1 and ov.shed == {"INVITE": 1, "REGISTER": 1}
+    in_dialog = INVITE.replace(b"To: <sip:bob@x>", b"To: <sip:bob@x>;tag=b1").replace(b"inv1", b"inv2")
+    stack.receive(in_dialog, SRC, 0.2)
+    assert tu.requests[-1].method == "INVITE"  # a re-INVITE is served
+
+
+def test_retransmission_of_an_accepted_transaction_is_served_while_shedding() -> None:
+    stack, tu = make()
+    tu.on_request = lambda txn, req, now: tu.requests.append(req)  # type: ignore[method-assign]  # no answer yet
+    stack.overload = Overload(OverloadPolicy(max_transactions=1))
+    stack.receive(INVITE, SRC, 0.0)
+    assert stack.pending == 1 and len(tu.requests) == 1
+    stack.receive(INVITE.replace(b"inv1", b"inv9").replace(b"c-inv", b"c-2"), SRC, 0.0)
+    stack.receive(INVITE.replace(b"inv1", b"inv8").replace(b"c-inv", b"c-3"), SRC, 0.0)
+    assert stack.overload.shed == {"INVITE": 1}  # 1 pending is not over 1; 2 are
+    stack.outbox.clear()
+    stack.receive(INVITE, SRC, 0.3)  # retransmission: absorbed by its transaction, never a 503
+    assert not any(b" 503 " in s.data for s in stack.outbox)
+    txn = next(iter(stack.server_txns.values()))
+    stack.respond(txn, stack.make_response(txn.request, 486, "Busy Here"), 0.4)
+    assert stack.pending == 1  # the second INVITE is still waiting
