@@ -27,7 +27,7 @@ class OverloadPolicy:
     """The bounds (0 switches a bound off) and the Retry-After range."""
 
     max_lag: float = 0.1  # seconds the event loop may run late
-    max_transactions: int = 5000  # server transactions waiting for their final response
+    max_transactions: int = 5000  # at most this many requests in progress (accepted, not answered yet)
     max_queue: int = 4 << 20  # bytes waiting in the UDP receive queue
     retry_after: int = 5  # Retry-After is drawn from [retry_after, 2 × retry_after] seconds
     hold: float = 1.0  # seconds shedding stays on after the last sample over a bound
@@ -70,7 +70,7 @@ class Overload:
 
     def overloaded(self, now: float, pending: int) -> bool:
         p = self.policy
-        if p.max_transactions and pending > p.max_transactions:
+        if p.max_transactions and pending >= p.max_transactions:
             self.reason = "transactions"
             return True
         return now < self.shedding_until
