@@ -182,6 +182,10 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver.events = core.events
 
     voicemail = await start_voicemail(config, core, driver)
+    if config.keepalive:  # dead UDP phones are dropped (settings keepalive_*)
+        from .services.keepalive import Keepalive
+
+        Keepalive(stack, location, directory, core.events, clock=time.time).start(time.time())
 
     servers: list[asyncio.AbstractServer] = []
     udp = await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
