@@ -155,6 +155,9 @@ class Stack:
         self.stats = {"received": 0, "parse_errors": 0, "dropped": 0}
         self.overload: Overload | None = None  # set: new INVITEs/REGISTERs may be refused with 503
         self.pending = 0  # server transactions waiting for their final response
+        # counted for /metrics: plain dicts on the hot path, read at scrape time
+        self.requests_in: dict[str, int] = {}  # by method (retransmissions and ACKs included)
+        self.responses_out: dict[tuple[str, int], int] = {}  # by (method, status), ours and relayed
 
     # ------------------------------------------------------------------ identifiers
     def new_tag(self) -> str:
@@ -236,6 +239,8 @@ class Stack:
             self.stats["dropped"] += 1
             return
         method = req.method
+        counts = self.requests_in
+        counts[method] = counts.get(method, 0) + 1
         branch = via.branch or ""
         base: tuple[object, ...]
         if branch.startswith(MAGIC) and len(branch) > len(MAGIC):
@@ -317,6 +322,8 @@ class Stack:
         if "server" not in resp.headers:
             resp.headers.add("Server", self.server_header)
         data = bytes(resp)
+        key = (txn.key[-1], resp.status)
+        self.responses_out[key] = self.responses_out.get(key, 0) + 1
         try:
             actions = txn.machine.send_response(resp.status, data, now)
         except Exception:
@@ -332,11 +339,20 @@ class Stack:
     def send_response_stateless(self, resp: Response, source: Source) -> None:
         if "server" not in resp.headers:
             resp.headers.add("Server", self.server_header)
+        self._count_response(resp)
         self._queue_response(bytes(resp), resp.headers.get("via") or "", source)
 
     def forward_response(self, resp: Response, source: Source | None) -> None:
         """Send a response upstream along its (already popped) top Via, statelessly."""
+        self._count_response(resp)
         self._queue_response(bytes(resp), resp.headers.get("via") or "", source)
+
+    def _count_response(self, resp: Response) -> None:
+        try:
+            key = (resp.cseq.method, resp.status)
+        except ParseError:
+            key = ("?", resp.status)
+        self.responses_out[key] = self.responses_out.get(key, 0) + 1
 
     def _queue_response(self, data: bytes, top_via: str, source: Source | None) -> None:
         """§18.2.2: reliable → the connection it came on; UDP → received/rport or sent-by."""

@@ -40,7 +40,11 @@ class LoadWatch:
         self.queue = queue
         self.interval = interval
         self.clock = clock
-        self.max_lag = 0.0  # the worst lag seen since the last read (for metrics)
+        self.max_lag = 0.0  # the worst lag seen since the last `take_max_lag` (for metrics)
+
+    def take_max_lag(self) -> float:
+        worst, self.max_lag = self.max_lag, 0.0
+        return worst
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
