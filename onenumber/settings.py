@@ -56,7 +56,7 @@ class Settings:
     # (0 switches a bound off); calls and transactions already accepted are still served
     overload_max_lag_ms: int = 100  # how late the event loop may run its callbacks
     overload_max_transactions: int = 5000  # requests accepted and not answered yet
-    overload_max_queue_kb: int = 1024  # bytes waiting in the UDP receive queue
+    overload_max_queue_kb: int = 512  # KiB waiting in the UDP receive queue (~230 datagrams)
     overload_retry_after: int = 5  # Retry-After is drawn from [this, 2 × this] seconds
     # OPTIONS keepalive of UDP bindings: a phone that misses this many pings in a row is dropped
     # (30 s × 2 misses: a dead phone is gone within 90 s); 0 switches the pings off

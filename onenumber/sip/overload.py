@@ -9,8 +9,11 @@ and a REGISTER. Retransmissions (matched to a transaction already accepted), ACK
 BYE and every other in-dialog request are always served, so calls already set up end
 normally and the server drains its backlog instead of abandoning half-finished work.
 
-Being over a bound switches shedding on; it stays on for `hold` seconds after the last sample
-over a bound, so a single quiet sample in a storm does not let a burst in.
+Loop lag is smoothed (an exponential average of the samples, `lag_weight` per sample): one late
+timer — a collection, another process taking the core for a moment — is not an overload, a loop
+that keeps running late is. Being over a bound switches shedding on; it stays on for `hold`
+seconds after the last sample over a bound, so a single quiet sample in a storm does not let a
+burst in.
 """
 
 from __future__ import annotations
@@ -28,15 +31,16 @@ class OverloadPolicy:
 
     max_lag: float = 0.1  # seconds the event loop may run late
     max_transactions: int = 5000  # at most this many requests in progress (accepted, not answered yet)
-    max_queue: int = 4 << 20  # bytes waiting in the UDP receive queue
+    max_queue: int = 512 << 10  # bytes waiting in the UDP receive queue (kernel accounting: ~2.3 KiB a datagram)
     retry_after: int = 5  # Retry-After is drawn from [retry_after, 2 × retry_after] seconds
-    hold: float = 1.0  # seconds shedding stays on after the last sample over a bound
+    hold: float = 0.5  # seconds shedding stays on after the last sample over a bound
+    lag_weight: float = 0.25  # weight of a new lag sample in the average (1: no smoothing)
 
     def __post_init__(self) -> None:
         if self.max_lag < 0 or self.max_transactions < 0 or self.max_queue < 0:
             raise ValueError(f"overload bounds must be >= 0, got {self}")
-        if self.retry_after < 1 or self.hold < 0:
-            raise ValueError(f"overload retry_after must be >= 1 and hold >= 0, got {self}")
+        if self.retry_after < 1 or self.hold < 0 or not 0 < self.lag_weight <= 1:
+            raise ValueError(f"overload retry_after must be >= 1, hold >= 0 and 0 < lag_weight <= 1, got {self}")
 
 
 @dataclass(slots=True)
@@ -45,7 +49,8 @@ class Overload:
 
     policy: OverloadPolicy = field(default_factory=OverloadPolicy)
     rand: Callable[[], float] = random.random
-    lag: float = 0.0
+    lag: float = 0.0  # the last sample
+    lag_avg: float = 0.0  # the smoothed lag the bound applies to
     queue: int = 0
     shedding_until: float = 0.0
     reason: str = ""  # which bound was passed last ("lag", "queue", "transactions")
@@ -53,13 +58,14 @@ class Overload:
 
     def sample(self, now: float, *, lag: float | None = None, queue: int | None = None) -> bool:
         """Record the edge's measurements; True when they put the server over a bound."""
+        p = self.policy
         if lag is not None:
             self.lag = lag
+            self.lag_avg += p.lag_weight * (lag - self.lag_avg)
         if queue is not None:
             self.queue = queue
-        p = self.policy
         over = ""
-        if p.max_lag and self.lag > p.max_lag:
+        if p.max_lag and self.lag_avg > p.max_lag:
             over = "lag"
         elif p.max_queue and self.queue > p.max_queue:
             over = "queue"

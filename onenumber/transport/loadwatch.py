@@ -60,8 +60,9 @@ class LoadWatch:
             over = now < ov.shedding_until
             if over != was_over:
                 if over:
-                    log.warning("overload (%s: lag %.0f ms, UDP queue %d KiB): new INVITEs and REGISTERs get 503",
-                                ov.reason, ov.lag * 1000, ov.queue // 1024)
+                    log.warning("overload (%s: loop lag %.0f ms, on average %.0f ms; UDP queue %d KiB): "
+                                "new INVITEs and REGISTERs get 503",
+                                ov.reason, ov.lag * 1000, ov.lag_avg * 1000, ov.queue // 1024)
                 else:
                     log.warning("overload over: %d request(s) refused so far", ov.shed_total)
                 was_over = over
