@@ -9,6 +9,7 @@ tm parallel forking, no auth) as a reference. Depends on benchlib and bench_regi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -223,8 +224,8 @@ class Kamailio:
             auth = {
                 "auth_note": "digest auth on REGISTER and INVITE (auth_db over db_text, cached in memory)",
                 "auth_params": f'modparam("auth_db", "db_url", "text://{db}")\n'
-                               'modparam("auth_db", "calculate_ha1", yes)\n'
-                               'modparam("auth_db", "password_column", "password")\n'
+                               'modparam("auth_db", "calculate_ha1", no)\n'
+                               'modparam("auth_db", "password_column", "ha1")\n'
                                'modparam("auth_db", "load_credentials", "")',
                 "register_auth": 'if (!www_authenticate("$td", "subscriber")) {{ www_challenge("$td", "0"); exit; }} ',
                 "invite_auth": 'if (!proxy_authenticate("$fd", "subscriber")) {{ proxy_challenge("$fd", "0"); exit; }} '
@@ -253,12 +254,18 @@ class Kamailio:
         raise RuntimeError("kamailio did not answer OPTIONS")
 
     def _write_dbtext(self, subscribers: list[tuple[str, str]]) -> Path:
-        """A db_text database with the `subscriber` table (plain passwords, HA1 computed by auth_db)."""
+        """A db_text database with the `subscriber` table (passwords and their HA1, as kamctl writes them)."""
         db = self.workdir / "dbtext"
         db.mkdir(exist_ok=True)
         (db / "version").write_text("id(int,auto) table_name(string) table_version(int) \n0:version:1\n"
                                     "0:subscriber:7\n")
-        rows = [f"{i}:{user}:{LOOPBACK}:{password}::" for i, (user, password) in enumerate(subscribers, 1)]
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        # realm = the From/To domain ($fd/$td): the loopback address the scenarios put there
+        rows = [f"{i}:{user}:{LOOPBACK}:{password}:{md5(f'{user}:{LOOPBACK}:{password}')}:"
+                f"{md5(f'{user}@{LOOPBACK}:{LOOPBACK}:{password}')}"
+                for i, (user, password) in enumerate(subscribers, 1)]
         (db / "subscriber").write_text("id(int,auto) username(string) domain(string) password(string) "
                                        "ha1(string) ha1b(string) \n" + "\n".join(rows) + "\n")
         return db
