@@ -30,7 +30,7 @@ class OverloadPolicy:
     """The bounds (0 switches a bound off) and the Retry-After range."""
 
     max_lag: float = 0.1  # seconds the event loop may run late
-    max_transactions: int = 5000  # at most this many requests in progress (accepted, not answered yet)
+    max_transactions: int = 10000  # at most this many requests in progress (accepted, not answered yet)
     max_queue: int = 512 << 10  # bytes waiting in the UDP receive queue (kernel accounting: ~2.3 KiB a datagram)
     retry_after: int = 5  # Retry-After is drawn from [retry_after, 2 × retry_after] seconds
     hold: float = 0.5  # seconds shedding stays on after the last sample over a bound
