@@ -192,10 +192,12 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver.events = core.events
 
     voicemail = await start_voicemail(config, core, driver)
-    if config.keepalive:  # dead UDP phones are dropped (settings keepalive_*)
-        from .services.keepalive import Keepalive
+    from .services.keepalive import Keepalive
 
-        Keepalive(stack, location, directory, core.events, clock=time.time).start(time.time())
+    keepalive = None
+    if config.keepalive:  # dead UDP phones are dropped (settings keepalive_*)
+        keepalive = Keepalive(stack, location, directory, core.events, clock=time.time)
+        keepalive.start(time.time())
 
     servers: list[asyncio.AbstractServer] = []
     udp = await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
@@ -251,7 +253,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
 
         app.include_router(metrics_router(
             MetricsSource(stack, location, calls, core.gate, core.overload,
-                          load_watch.take_max_lag if load_watch is not None else None),
+                          load_watch.take_max_lag if load_watch is not None else None, keepalive),
             token=os.environ.get("ONENUMBER_METRICS_TOKEN") or None,
         ))
         ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"

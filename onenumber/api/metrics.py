@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..services.callstats import CallStats
 from ..services.gate import Gate
+from ..services.keepalive import Keepalive
 from ..services.location import Location
 from ..sip.overload import Overload
 from ..sip.stack import Stack
@@ -38,6 +39,7 @@ class MetricsSource:
     gate: Gate | None = None
     overload: Overload | None = None
     max_lag: Callable[[], float] | None = None  # the worst loop lag since the last scrape (resets)
+    keepalive: Keepalive | None = None
     extra: dict[str, Callable[[], float]] = field(default_factory=dict)  # more gauges by name
     clock: Callable[[], float] = time.time
 
@@ -109,6 +111,12 @@ class OneNumberCollector(Collector):
                                       "after repeated failures", value=g["auth_blocks"])
             yield CounterMetricFamily("onenumber_auth_blocked_requests", "requests refused while blocked",
                                       value=g["auth_blocked"])
+        if s.keepalive is not None:
+            k = s.keepalive.stats
+            yield CounterMetricFamily("onenumber_keepalive_pings", "OPTIONS keepalive pings sent to UDP bindings",
+                                      value=k["pings"])
+            yield CounterMetricFamily("onenumber_keepalive_dropped", "UDP bindings dropped: keepalive pings "
+                                      "unanswered", value=k["dropped"])
         for name, read in sorted(s.extra.items()):
             yield GaugeMetricFamily(name, name.replace("_", " "), value=read())
 

@@ -92,6 +92,11 @@ def test_a_udp_phone_that_stops_answering_options_is_dropped_and_not_rung(ka_ser
         [left] = server.bindings("1000")
         assert a1.auth_username in str(left), left
         assert "dropped: 2 keepalive ping(s) unanswered" in server.log()
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert "onenumber_keepalive_dropped_total 1.0" in text, text
 
         caller = place_call(server, made["1001"][0], "1000", "call_busy.xml", tmp_path / "peers", from_user="1001")
         assert caller.returncode == 0, caller.describe() + server.log()[-2000:]
