@@ -9,6 +9,11 @@ and a REGISTER. Retransmissions (matched to a transaction already accepted), ACK
 BYE and every other in-dialog request are always served, so calls already set up end
 normally and the server drains its backlog instead of abandoning half-finished work.
 
+Work already begun is finished first: while the server is over a bound but under twice it, an
+INVITE or REGISTER that carries credentials (the second half of a call or registration we
+challenged, whose first half has already cost us) is still admitted; only past twice a bound
+(or at the transactions bound) is everything new refused.
+
 Loop lag is smoothed (an exponential average of the samples, `lag_weight` per sample): one late
 timer — a collection, another process taking the core for a moment — is not an overload, a loop
 that keeps running late is. Being over a bound switches shedding on; it stays on for `hold`
@@ -53,6 +58,7 @@ class Overload:
     lag_avg: float = 0.0  # the smoothed lag the bound applies to
     queue: int = 0
     shedding_until: float = 0.0
+    severe_until: float = 0.0  # past twice a bound: requests with credentials are refused too
     reason: str = ""  # which bound was passed last ("lag", "queue", "transactions")
     shed: dict[str, int] = field(default_factory=dict)  # requests refused, by method
 
@@ -72,6 +78,8 @@ class Overload:
         if over:
             self.reason = over
             self.shedding_until = max(self.shedding_until, now + p.hold)
+            if (p.max_lag and self.lag_avg > 2 * p.max_lag) or (p.max_queue and self.queue > 2 * p.max_queue):
+                self.severe_until = max(self.severe_until, now + p.hold)
         return bool(over)
 
     def overloaded(self, now: float, pending: int) -> bool:
@@ -81,11 +89,15 @@ class Overload:
             return True
         return now < self.shedding_until
 
-    def admit(self, method: str, in_dialog: bool, pending: int, now: float) -> bool:
-        """Whether a request that matched no transaction may start new work now."""
+    def admit(self, method: str, in_dialog: bool, pending: int, now: float, credentials: bool = False) -> bool:
+        """Whether a request that matched no transaction may start new work now (`credentials`:
+        it answers a challenge of ours)."""
         if method not in STARTS_WORK or (in_dialog and method == "INVITE"):
             return True
         if not self.overloaded(now, pending):
+            return True
+        p = self.policy
+        if credentials and now >= self.severe_until and not (p.max_transactions and pending >= p.max_transactions):
             return True
         self.shed[method] = self.shed.get(method, 0) + 1
         return False

@@ -264,7 +264,8 @@ class Stack:
             return
         ov = self.overload
         if ov is not None and method in STARTS_WORK and ov.overloaded(now, self.pending) and not ov.admit(
-            method, method == "INVITE" and bool(req.to.tag), self.pending, now
+            method, method == "INVITE" and bool(req.to.tag), self.pending, now,
+            "proxy-authorization" in req.headers or "authorization" in req.headers,
         ):
             self._shed(ov, req, source)
             return

@@ -39,6 +39,18 @@ def test_what_never_starts_work_is_always_admitted() -> None:
     assert off.admit("INVITE", False, 10**6, 0.0)
 
 
+def test_requests_with_credentials_are_admitted_until_twice_a_bound() -> None:
+    ov = Overload(OverloadPolicy(max_queue=1000, max_transactions=10, hold=1.0))
+    assert ov.sample(0.0, queue=1500)  # over, under twice
+    assert not ov.admit("INVITE", False, 0, 0.1)  # a new call: refused
+    assert ov.admit("INVITE", False, 0, 0.1, credentials=True)  # its challenged second half: finished
+    assert ov.admit("REGISTER", False, 0, 0.1, credentials=True)
+    assert not ov.admit("INVITE", False, 10, 0.1, credentials=True)  # at the transactions bound: refused
+    assert ov.sample(0.2, queue=2500)  # past twice the bound: everything new is refused
+    assert not ov.admit("INVITE", False, 0, 0.3, credentials=True)
+    assert ov.shed == {"INVITE": 3}
+
+
 def test_retry_after_is_randomised_between_base_and_twice_base() -> None:
     seen = {Overload(OverloadPolicy(retry_after=5), rand=lambda r=r: r).retry_after() for r in (0.0, 0.5, 0.999)}
     assert seen == {5, 8, 10}
