@@ -105,3 +105,21 @@ def test_retransmission_of_an_accepted_transaction_is_served_while_shedding() ->
     txn = next(iter(stack.server_txns.values()))
     stack.respond(txn, stack.make_response(txn.request, 486, "Busy Here"), 0.4)
     assert stack.pending == 0
+
+
+def test_overload_and_keepalive_settings_validate_with_their_name_and_reach_the_policy() -> None:
+    from dataclasses import replace
+
+    from onenumber.services.core import overload_policy
+    from onenumber.settings import Settings, validate_setting
+
+    assert validate_setting("overload_max_lag_ms", " 250 ") == "250"
+    assert validate_setting("overload_max_queue_kb", "0") == "0"  # 0 switches the bound off
+    for key, bad in (("overload_max_transactions", "-1"), ("overload_retry_after", "0"),
+                     ("keepalive_max_misses", "0"), ("keepalive_interval", "soon")):
+        with pytest.raises(ValueError, match=key):
+            validate_setting(key, bad)
+    s = Settings.from_rows({"overload_max_lag_ms": "250", "overload_max_queue_kb": "64", "keepalive_interval": "x"})
+    assert s.keepalive_interval == 30  # a bad stored value falls back to the default
+    p = overload_policy(replace(s, overload_retry_after=9))
+    assert (p.max_lag, p.max_queue, p.max_transactions, p.retry_after) == (0.25, 64 * 1024, 10000, 9)
