@@ -322,3 +322,36 @@ def _run_kamailio(workdir: Path, accounts: int, rates: list[float], seconds: flo
         kam.stop()
     return out
 
+
+
+def run_register_kamailio(workdir: Path, *, accounts: int, devices: int, rates: list[float], seconds: float) -> dict:
+    """The REGISTER benchmark against Kamailio+auth: the same devices (account × devices, digest
+    with `register.xml`), warm-up and rate steps as OneNumber's in `bench_register.run_register`."""
+    out: dict = {"note": "digest auth (auth_db over db_text), usrloc in memory, 2 UDP workers, core 0",
+                 "accounts": accounts, "devices": accounts * devices, "step_seconds": seconds, "steps": []}
+    numbers = [str(200000 + i) for i in range(accounts)]
+    devs = [Dev(n, pos, n if pos == 0 else f"{n}_{pos + 1}", _sipp_safe(lambda: secrets.token_urlsafe(12)))
+            for n in numbers for pos in range(devices)]
+    kam = Kamailio(workdir, subscribers=[(d.auth_username, d.secret) for d in devs])
+    inf = write_csv(workdir / "users.csv", [(d.account, d.auth_username, auth_keyword(d)) for d in devs])
+    port = free_port()
+    try:
+        kam.start()
+        warm = run_sipp("register.xml", kam.sip_port, workdir=workdir, calls=len(devs), rate=min(500.0, len(devs)),
+                        inf=inf, timeout=len(devs) / 500 + 15, local_port=port)
+        out["warmup"] = {"ok": warm.successful, "of": len(devs)}
+        steps: list[Step] = []
+        for rate in rates:
+            step = run_step(kam, "register.xml", inf, rate, seconds, workdir, port, pids=kam.pids())
+            steps.append(step)
+            out["steps"].append(step.row())
+            print(f"  Kamailio+auth REGISTER {rate:>6.0f}/s: " + row_text(step.row()), flush=True)
+            if step.result.failure_pct > SATURATED_PCT:
+                break
+        best = best_rate(steps)
+        out["best"] = best.row() if best else None
+    except RuntimeError as exc:
+        out["error"] = str(exc)
+    finally:
+        kam.stop()
+    return out
