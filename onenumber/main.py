@@ -239,7 +239,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
 
     load_watch = None
     if core.overload is not None:  # overload control: the edge samples loop lag and the UDP queue
-        load_watch = LoadWatch(core.overload, lambda: udp_queue_bytes(udp))
+        load_watch = LoadWatch(core.overload, lambda: udp_queue_bytes(udp), handled=lambda: stack.stats["received"])
         tasks.append(loop.create_task(load_watch.run()))
     if history is not None:
         tasks.append(loop.create_task(history.run()))

@@ -56,7 +56,8 @@ class Settings:
     # (0 switches a bound off); calls and transactions already accepted are still served
     overload_max_lag_ms: int = 100  # how late the event loop may run its callbacks
     overload_max_transactions: int = 10000  # requests accepted and not answered yet (ringing calls count)
-    overload_max_queue_kb: int = 512  # KiB waiting in the UDP receive queue (~230 datagrams)
+    overload_max_queue_ms: int = 200  # the UDP receive queue, in milliseconds of work at the current rate
+    overload_max_queue_kb: int = 4096  # KiB waiting in the UDP receive queue (~1,800 datagrams)
     overload_retry_after: int = 5  # Retry-After is drawn from [this, 2 × this] seconds
     # OPTIONS keepalive of UDP bindings: a phone that misses this many pings in a row is dropped
     # (30 s × 2 misses: a dead phone is gone within 90 s); 0 switches the pings off
@@ -226,6 +227,9 @@ _SPECS: dict[str, _Spec] = {
                                  "event loop lag (ms) past which new calls/registrations get 503 (0: off)"),
     "overload_max_transactions": _Spec(_int_range("overload_max_transactions", 0, 10_000_000), int, str,
                                        "requests in progress past which new calls/registrations get 503 (0: off)"),
+    "overload_max_queue_ms": _Spec(_int_range("overload_max_queue_ms", 0, 60000), int, str,
+                                   "UDP receive queue (ms of work at the current rate) past which new "
+                                   "calls/registrations get 503 (0: off)"),
     "overload_max_queue_kb": _Spec(_int_range("overload_max_queue_kb", 0, 1_000_000), int, str,
                                    "UDP receive queue (KiB) past which new calls/registrations get 503 (0: off)"),
     "overload_retry_after": _Spec(_int_range("overload_retry_after", 1, 3600), int, str,

@@ -96,6 +96,8 @@ class OneNumberCollector(Collector):
                                         "previous scrape", value=s.max_lag())
             yield GaugeMetricFamily("onenumber_udp_receive_queue_bytes", "bytes waiting in the UDP receive "
                                     "queue (last sample)", value=ov.queue)
+            yield GaugeMetricFamily("onenumber_udp_queue_delay_seconds", "the UDP receive queue in seconds of work "
+                                    "at the rate messages are being handled (last sample)", value=ov.queue_delay)
             yield GaugeMetricFamily("onenumber_overloaded", "1 while new INVITEs and REGISTERs are refused "
                                     "with 503", value=1 if ov.overloaded(s.clock(), stack.pending) else 0)
             shed = CounterMetricFamily("onenumber_requests_shed", "requests refused with 503 under overload, "

@@ -48,7 +48,8 @@ def overload_policy(settings: Settings) -> OverloadPolicy:
     """The overload bounds the settings ask for (`overload_*`)."""
     return OverloadPolicy(
         max_lag=settings.overload_max_lag_ms / 1000.0, max_transactions=settings.overload_max_transactions,
-        max_queue=settings.overload_max_queue_kb * 1024, retry_after=settings.overload_retry_after,
+        max_queue=settings.overload_max_queue_kb * 1024, max_queue_delay=settings.overload_max_queue_ms / 1000.0,
+        retry_after=settings.overload_retry_after,
     )
 
 

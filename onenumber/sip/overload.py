@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 STARTS_WORK = frozenset({"INVITE", "REGISTER"})
+DATAGRAM_BYTES = 2304  # what the kernel charges a queued SIP-sized datagram (skb truesize on Linux)
+MIN_RATE = 50.0  # messages/s assumed when the server handled fewer: a stalled server has a long queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +38,16 @@ class OverloadPolicy:
 
     max_lag: float = 0.1  # seconds the event loop may run late
     max_transactions: int = 10000  # at most this many requests in progress (accepted, not answered yet)
-    max_queue: int = 512 << 10  # bytes waiting in the UDP receive queue (kernel accounting: ~2.3 KiB a datagram)
+    max_queue: int = 4 << 20  # bytes waiting in the UDP receive queue (kernel accounting: ~2.3 KiB a datagram)
+    # how long the UDP queue takes to drain at the rate the server is handling messages: the
+    # waiting a new request faces, whatever the machine's speed or the server's share of it
+    max_queue_delay: float = 0.2
     retry_after: int = 5  # Retry-After is drawn from [retry_after, 2 × retry_after] seconds
     hold: float = 0.5  # seconds shedding stays on after the last sample over a bound
     lag_weight: float = 0.25  # weight of a new lag sample in the average (1: no smoothing)
 
     def __post_init__(self) -> None:
-        if self.max_lag < 0 or self.max_transactions < 0 or self.max_queue < 0:
+        if self.max_lag < 0 or self.max_transactions < 0 or self.max_queue < 0 or self.max_queue_delay < 0:
             raise ValueError(f"overload bounds must be >= 0, got {self}")
         if self.retry_after < 1 or self.hold < 0 or not 0 < self.lag_weight <= 1:
             raise ValueError(f"overload retry_after must be >= 1, hold >= 0 and 0 < lag_weight <= 1, got {self}")
@@ -57,28 +62,35 @@ class Overload:
     lag: float = 0.0  # the last sample
     lag_avg: float = 0.0  # the smoothed lag the bound applies to
     queue: int = 0
+    queue_delay: float = 0.0  # the queue in seconds of work at the current message rate
     shedding_until: float = 0.0
     severe_until: float = 0.0  # past twice a bound: requests with credentials are refused too
     reason: str = ""  # which bound was passed last ("lag", "queue", "transactions")
     shed: dict[str, int] = field(default_factory=dict)  # requests refused, by method
 
-    def sample(self, now: float, *, lag: float | None = None, queue: int | None = None) -> bool:
-        """Record the edge's measurements; True when they put the server over a bound."""
+    def sample(self, now: float, *, lag: float | None = None, queue: int | None = None,
+               rate: float | None = None) -> bool:
+        """Record the edge's measurements (loop lag in seconds, UDP queue in bytes, messages
+        handled per second since the last sample); True when they put the server over a bound."""
         p = self.policy
         if lag is not None:
             self.lag = lag
             self.lag_avg += p.lag_weight * (lag - self.lag_avg)
         if queue is not None:
             self.queue = queue
+            self.queue_delay = queue / DATAGRAM_BYTES / max(rate or 0.0, MIN_RATE)
         over = ""
         if p.max_lag and self.lag_avg > p.max_lag:
             over = "lag"
+        elif p.max_queue_delay and self.queue_delay > p.max_queue_delay:
+            over = "queue delay"
         elif p.max_queue and self.queue > p.max_queue:
             over = "queue"
         if over:
             self.reason = over
             self.shedding_until = max(self.shedding_until, now + p.hold)
-            if (p.max_lag and self.lag_avg > 2 * p.max_lag) or (p.max_queue and self.queue > 2 * p.max_queue):
+            if ((p.max_lag and self.lag_avg > 2 * p.max_lag) or (p.max_queue and self.queue > 2 * p.max_queue)
+                    or (p.max_queue_delay and self.queue_delay > 2 * p.max_queue_delay)):
                 self.severe_until = max(self.severe_until, now + p.hold)
         return bool(over)
 

@@ -144,9 +144,12 @@ class Stack:
         self.outbox: list[Send] = []
         self.server_txns: dict[tuple, ServerTxn] = {}
         self.client_txns: dict[tuple, ClientTxn] = {}
-        self._heap: list[tuple[float, int, object]] = []
+        self._heap: list[tuple[float, int, object]] = []  # transaction deadlines
+        # application Timers in a heap of their own: compacting it touches only them, never the
+        # (much larger) population of transaction deadlines
+        self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
-        self._cancelled = 0  # cancelled Timers still in the heap (compacted when they dominate)
+        self._cancelled = 0  # cancelled Timers still in their heap (compacted when they dominate)
         self._tag_prefix = os.urandom(4).hex()
         self._tag_counter = itertools.count(1)
         self._branch_prefix = MAGIC + os.urandom(4).hex()
@@ -433,36 +436,39 @@ class Stack:
         self._arm(txn.machine.deadline, txn)
 
     # ------------------------------------------------------------------ timers
-    def _arm(self, deadline: float | None, obj: object) -> None:
+    def _arm(self, deadline: float | None, obj: ServerTxn | ClientTxn) -> None:
         if deadline is not None:
             heapq.heappush(self._heap, (deadline, next(self._seq), obj))
 
     def call_at(self, deadline: float, callback: Callable[[float], None]) -> Timer:
         """Schedule an application timer (stage start, timer C, no-answer…)."""
         timer = Timer(deadline, callback, self)
-        heapq.heappush(self._heap, (deadline, next(self._seq), timer))
+        heapq.heappush(self._timers, (deadline, next(self._seq), timer))
         return timer
 
     def _timer_cancelled(self) -> None:
-        """A Timer in the heap was cancelled: its callback is already gone (so whatever its
-        closure held, a call's context for Timer C, is freed now); its heap entry is a few
-        bytes until it comes up, unless cancelled entries make up most of the heap, in which
-        case the heap is rebuilt without them (amortised O(1) per cancel)."""
+        """A Timer was cancelled: its callback is already gone (so whatever its closure held, a
+        call's context for Timer C, is freed now); its heap entry is a few bytes until it comes
+        up, unless cancelled entries are most of the timer heap, which is then rebuilt without
+        them (amortised O(1) per cancel, and proportional to the live timers only)."""
         self._cancelled += 1
-        if self._cancelled > COMPACT_MIN and self._cancelled * 2 > len(self._heap):
+        if self._cancelled > COMPACT_MIN and self._cancelled * 2 > len(self._timers):
             self.compact_timers()
 
     def compact_timers(self) -> None:
-        """Drop the heap entries that can no longer fire: cancelled Timers, and deadlines of
-        transactions that moved on or ended (the same test `handle_timer` applies)."""
+        """Drop the cancelled Timers from their heap."""
+        self._timers = [e for e in self._timers if e[2].callback is not None]
+        heapq.heapify(self._timers)
+        self._cancelled = 0
+
+    def compact_transactions(self) -> None:
+        """Drop transaction deadlines that can no longer fire: the transaction moved on or ended
+        (the same test `handle_timer` applies). For tests and tools, not the hot path."""
         self._heap = [e for e in self._heap if self._live_entry(e)]
         heapq.heapify(self._heap)
-        self._cancelled = 0
 
     def _live_entry(self, entry: tuple[float, int, object]) -> bool:
         deadline, _, obj = entry
-        if type(obj) is Timer:
-            return obj.callback is not None
         if isinstance(obj, ServerTxn):
             return obj.machine.deadline == deadline and self.server_txns.get(obj.key) is obj
         if isinstance(obj, ClientTxn):
@@ -471,31 +477,39 @@ class Stack:
 
     @property
     def timer_entries(self) -> int:
-        """Entries in the timer heap, live or not (for tests and metrics)."""
-        return len(self._heap)
+        """Entries in the timer heaps, live or not (for tests and metrics)."""
+        return len(self._heap) + len(self._timers)
 
     def next_timer(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
+        a = self._heap[0][0] if self._heap else None
+        b = self._timers[0][0] if self._timers else None
+        if a is None:
+            return b
+        return a if b is None or a <= b else b
 
     def handle_timer(self, now: float) -> None:
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            deadline, _, obj = heapq.heappop(heap)
-            if type(obj) is Timer:
-                callback = obj.callback
+        while True:
+            timers = self._timers  # a callback may have compacted it (a new list)
+            if timers and timers[0][0] <= now and (not heap or timers[0][0] <= heap[0][0]):
+                _, _, timer = heapq.heappop(timers)
+                callback = timer.callback
                 if callback is None:
                     self._cancelled -= 1
                 else:
-                    obj.callback = None  # fired: a later cancel() is a no-op
+                    timer.callback = None  # fired: a later cancel() is a no-op
                     callback(now)
-            elif isinstance(obj, ServerTxn):
+                continue
+            if not heap or heap[0][0] > now:
+                return
+            deadline, _, obj = heapq.heappop(heap)
+            if isinstance(obj, ServerTxn):
                 if obj.machine.deadline == deadline and self.server_txns.get(obj.key) is obj:
                     self._run_server(obj, obj.machine.on_timer(now))
             elif isinstance(obj, ClientTxn) and (
                 obj.machine.deadline == deadline and self.client_txns.get(obj.key) is obj
             ):
                 self._run_client(obj, obj.machine.on_timer(now), None, now)
-            heap = self._heap  # a callback may have compacted the heap (a new list)
 
     # ------------------------------------------------------------------ builders
     def make_response(

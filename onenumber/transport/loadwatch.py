@@ -34,10 +34,11 @@ def udp_queue_bytes(transport: asyncio.BaseTransport | None) -> int:
 class LoadWatch:
     """Samples every `interval` seconds; logs when shedding starts and stops."""
 
-    def __init__(self, overload: Overload, queue: Callable[[], int], *, interval: float = 0.05,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, overload: Overload, queue: Callable[[], int], *, handled: Callable[[], int] = lambda: 0,
+                 interval: float = 0.05, clock: Callable[[], float] = time.time) -> None:
         self.overload = overload
         self.queue = queue
+        self.handled = handled  # messages handled so far (the stack's count): the drain rate
         self.interval = interval
         self.clock = clock
         self.max_lag = 0.0  # the worst lag seen since the last `take_max_lag` (for metrics)
@@ -49,20 +50,23 @@ class LoadWatch:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         was_over = False
+        handled = self.handled()
         while True:
             start = loop.time()
             await asyncio.sleep(self.interval)
-            lag = max(0.0, loop.time() - start - self.interval)
+            end = loop.time()
+            lag = max(0.0, end - start - self.interval)
             self.max_lag = max(self.max_lag, lag)
             now = self.clock()
             ov = self.overload
-            ov.sample(now, lag=lag, queue=self.queue())
+            before, handled = handled, self.handled()
+            ov.sample(now, lag=lag, queue=self.queue(), rate=(handled - before) / max(end - start, 1e-3))
             over = now < ov.shedding_until
             if over != was_over:
                 if over:
-                    log.warning("overload (%s: loop lag %.0f ms, on average %.0f ms; UDP queue %d KiB): "
-                                "new INVITEs and REGISTERs get 503",
-                                ov.reason, ov.lag * 1000, ov.lag_avg * 1000, ov.queue // 1024)
+                    log.warning("overload (%s: loop lag %.0f ms, on average %.0f ms; UDP queue %d KiB, %.0f ms "
+                                "of work): new INVITEs and REGISTERs get 503", ov.reason, ov.lag * 1000,
+                                ov.lag_avg * 1000, ov.queue // 1024, ov.queue_delay * 1000)
                 else:
                     log.warning("overload over: %d request(s) refused so far", ov.shed_total)
                 was_over = over

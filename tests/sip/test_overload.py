@@ -33,10 +33,19 @@ def test_what_never_starts_work_is_always_admitted() -> None:
     assert ov.admit("INVITE", True, 100, 0.0)  # a re-INVITE in a dialog already accepted
     assert not ov.admit("INVITE", False, 100, 0.0) and ov.reason == "transactions"
     assert ov.admit("INVITE", False, 0, 0.0)
-    assert OverloadPolicy(max_lag=0, max_queue=0, max_transactions=0)  # 0 switches a bound off
-    off = Overload(OverloadPolicy(max_lag=0, max_queue=0, max_transactions=0))
+    off = Overload(OverloadPolicy(max_lag=0, max_queue=0, max_queue_delay=0, max_transactions=0))  # 0: off
     off.sample(0.0, lag=99.0, queue=1 << 30)
     assert off.admit("INVITE", False, 10**6, 0.0)
+
+
+def test_the_queue_counts_in_time_at_the_rate_the_server_drains_it() -> None:
+    ov = Overload(OverloadPolicy(max_queue=0, max_queue_delay=0.2))
+    queue = 400 * 2304  # 400 datagrams waiting
+    assert not ov.sample(0.0, queue=queue, rate=4000.0)  # a fast server: 100 ms of work
+    assert ov.queue_delay == pytest.approx(0.1)
+    assert ov.sample(0.0, queue=queue, rate=1000.0) and ov.reason == "queue delay"  # a slow one: 400 ms
+    assert ov.sample(0.0, queue=queue, rate=0.0)  # a stalled one: counted at 50 messages/s
+    assert not ov.sample(10.0, queue=0, rate=0.0) and ov.queue_delay == 0.0
 
 
 def test_requests_with_credentials_are_admitted_until_twice_a_bound() -> None:
@@ -115,11 +124,14 @@ def test_overload_and_keepalive_settings_validate_with_their_name_and_reach_the_
 
     assert validate_setting("overload_max_lag_ms", " 250 ") == "250"
     assert validate_setting("overload_max_queue_kb", "0") == "0"  # 0 switches the bound off
+    assert validate_setting("overload_max_queue_ms", "150") == "150"
     for key, bad in (("overload_max_transactions", "-1"), ("overload_retry_after", "0"),
                      ("keepalive_max_misses", "0"), ("keepalive_interval", "soon")):
         with pytest.raises(ValueError, match=key):
             validate_setting(key, bad)
-    s = Settings.from_rows({"overload_max_lag_ms": "250", "overload_max_queue_kb": "64", "keepalive_interval": "x"})
+    s = Settings.from_rows({"overload_max_lag_ms": "250", "overload_max_queue_kb": "64", "keepalive_interval": "x",
+                            "overload_max_queue_ms": "300"})
     assert s.keepalive_interval == 30  # a bad stored value falls back to the default
     p = overload_policy(replace(s, overload_retry_after=9))
-    assert (p.max_lag, p.max_queue, p.max_transactions, p.retry_after) == (0.25, 64 * 1024, 10000, 9)
+    assert (p.max_lag, p.max_queue, p.max_queue_delay, p.max_transactions, p.retry_after) == (
+        0.25, 64 * 1024, 0.3, 10000, 9)

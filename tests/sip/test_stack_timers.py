@@ -85,13 +85,32 @@ def test_cancel_inside_a_callback_that_compacts_the_heap_keeps_order() -> None:
     assert stack.timer_entries == 0 and stack._cancelled == 0
 
 
+def test_timers_and_transaction_deadlines_fire_in_deadline_order() -> None:
+    from .test_stack import OPTIONS, SRC
+
+    stack, _ = make()
+    order: list[str] = []
+    stack.call_at(31.0, lambda now: order.append("before J"))
+    stack.receive(OPTIONS, SRC, 0.0)  # Timer J at 32 s
+    stack.call_at(33.0, lambda now: order.append(f"after J: {len(stack.server_txns)} txn"))
+    assert stack.next_timer() == 31.0
+    stack.handle_timer(31.0)
+    assert stack.next_timer() == 32.0
+    stack.handle_timer(40.0)
+    assert order == ["before J", "after J: 0 txn"]
+
+
 def test_compaction_drops_deadlines_of_finished_transactions_only() -> None:
     from .test_stack import OPTIONS, SRC
 
     stack, _ = make()
     stack.receive(OPTIONS, SRC, 0.0)  # answered 200: Timer J (32 s) runs
     assert len(stack.server_txns) == 1
-    stack.compact_timers()
+    stack.compact_transactions()
     assert stack.timer_entries == 1  # live: kept
+    stack.receive(OPTIONS.replace(b"z9hG4bKabc", b"z9hG4bKab2"), SRC, 1.0)
+    stack.server_txns.clear()  # as if both had ended: their deadlines can no longer fire
+    stack.compact_transactions()
+    assert stack.timer_entries == 0
     stack.handle_timer(40.0)
     assert not stack.server_txns
