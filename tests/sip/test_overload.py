@@ -135,3 +135,34 @@ def test_overload_and_keepalive_settings_validate_with_their_name_and_reach_the_
     p = overload_policy(replace(s, overload_retry_after=9))
     assert (p.max_lag, p.max_queue, p.max_queue_delay, p.max_transactions, p.retry_after) == (
         0.25, 64 * 1024, 0.3, 10000, 9)
+
+
+def test_shedding_from_raw_bytes_answers_like_the_parsed_path() -> None:
+    stack, tu = make()
+    ov = stack.overload = Overload(OverloadPolicy(max_transactions=1))
+    stack.pending = 1  # full: everything new is refused
+    compact = (b"INVITE sip:bob@127.0.0.1:25060 SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.5:40000;branch=z9hG4bKc1;rport\r\n"
+               b"v: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKup\r\nf: <sip:a@x>;tag=1\r\nt: <sip:bob@x>\r\ni: c-c\r\n"
+               b"CSeq: 7 INVITE\r\nProxy-Authorization: Digest username=\"a\"\r\nl: 0\r\n\r\n")
+    folded = INVITE.replace(b"Max-Forwards: 70\r\n", b"Subject: a\r\n  folded\r\nMax-Forwards: 70\r\n")
+    for data, vias in ((compact, 2), (folded, 1)):  # the first on raw bytes, the second through the parser
+        stack.outbox.clear()
+        stack.receive(data, SRC, 0.0)
+        (sent,) = stack.outbox
+        resp = parse(sent.data)
+        assert isinstance(resp, Response) and resp.status == 503 and sent.remote == SRC.remote
+        assert resp.to.tag and resp.cseq.method == "INVITE" and 5 <= int(resp.headers.get("retry-after") or 0) <= 10
+        assert len(resp.headers.get_all("via")) == vias
+    assert resp.call_id == "c-inv" and "received=10.0.0.5" in (resp.headers.get("via") or "")  # the parsed path
+    assert ov.shed == {"INVITE": 2} and not tu.requests
+    assert stack.responses_out[("INVITE", 503)] == 2 and stack.requests_in["INVITE"] == 2
+
+
+def test_shedding_from_raw_bytes_never_refuses_a_retransmission() -> None:
+    stack, tu = make()
+    tu.on_request = lambda txn, req, now: tu.requests.append(req)  # type: ignore[method-assign]  # no answer yet
+    stack.overload = Overload(OverloadPolicy(max_transactions=1))
+    stack.receive(INVITE, SRC, 0.0)  # accepted, in progress: the server is now full
+    stack.outbox.clear()
+    stack.receive(INVITE, SRC, 0.5)  # its retransmission
+    assert not stack.outbox and len(tu.requests) == 1 and not stack.overload.shed
