@@ -38,6 +38,8 @@ class Gate:
         self._configured = False
         # web phone session passwords, accepted for their device besides its own secret
         self.session_credentials: SessionCredentials | None = None
+        # for /metrics: wrong credentials, requests refused while blocked, blocks started
+        self.stats = {"auth_failures": 0, "auth_blocked": 0, "auth_blocks": 0}
         self.configure(directory)
         directory.listeners.append(self.configure)
 
@@ -89,6 +91,7 @@ class Gate:
         address = txn.source.remote[0]
         throttle = self.throttle
         if throttle.is_blocked(address, creds.username, now):
+            self.stats["auth_blocked"] += 1
             self.replier.reply(txn, 403, BLOCKED)
             return None
         device = self.directory.devices_by_auth.get(creds.username)
@@ -110,7 +113,9 @@ class Gate:
             # counted, so the throttle does not block the phone once it has the new secret
             self.replier.reply(txn, 403, ROTATED)
             return None
+        self.stats["auth_failures"] += 1
         if throttle.record_failure(address, creds.username, now):
+            self.stats["auth_blocks"] += 1
             log.warning("authentication failures from %s for %r: blocked", address, creds.username)
             self.replier.reply(txn, 403, BLOCKED)
             return None
