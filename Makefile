@@ -61,7 +61,8 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,bench]'
 	@touch $@ $(VENV)/.installed $(VENV)/.installed-test
 
-bench: $(VENV)/.installed-bench peers
+bench: $(VENV)/.installed-bench
+	@scripts/install-peers.sh --bench
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:

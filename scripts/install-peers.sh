@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 # With --runtime (used by `make run`): only what the server itself uses (rtpengine, node/npm, espeak-ng, sox).
+# With --bench (used by `make bench`): also Kamailio, the benchmark's reference proxy.
 missing=()
+if [ "${1:-}" = "--bench" ]; then
+  command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
+fi
 if [ "${1:-}" != "--runtime" ]; then
   command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
   command -v baresip >/dev/null 2>&1 || missing+=(baresip)
