@@ -39,11 +39,15 @@ settings_app = typer.Typer(
 )
 trunk_app = typer.Typer(help="Trunks: SIP gateways that external numbers are sent to.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
+admin_app = typer.Typer(help="Admins: who may log in to the portal and the REST API as admin.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for integrations (Authorization: Bearer ...).", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(device_app, name="device")
 app.add_typer(settings_app, name="settings")
 app.add_typer(trunk_app, name="trunk")
 app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+app.add_typer(token_app, name="token")
 
 
 @app.callback()
@@ -228,11 +232,11 @@ def account_add(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create an account."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     account = _with_store(db, data_dir, lambda s: s.admin.add_account(number, name, did or []))
     if json_:
-        _print_json(account_view(account, []))
+        _print_json(account_out(account, []).model_dump())
     else:
         dids = f" with DIDs {', '.join(account.dids)}" if account.dids else ""
         typer.echo(f"account {account.number} ({account.display_name}) added{dids}")
@@ -242,14 +246,14 @@ def account_add(
 @account_app.command("list")
 def account_list(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
     """List accounts."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     snapshot = _with_store(db, data_dir, lambda s: s.snapshot())
     by_account: dict[str, list[Device]] = {}
     for device in snapshot.devices:
         by_account.setdefault(device.account, []).append(device)
     if json_:
-        _print_json([account_view(a, by_account.get(a.number, [])) for a in snapshot.accounts])
+        _print_json([account_out(a, by_account.get(a.number, [])).model_dump() for a in snapshot.accounts])
         return
     if not snapshot.accounts:
         typer.echo("no accounts; add one with: onenumber account add NUMBER --name NAME")
@@ -269,13 +273,13 @@ def account_show(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Show an account with its devices."""
-    from onenumber.store.views import account_view
+    from onenumber.api.schemas import account_out
 
     async def load(store: Store) -> tuple[Any, list[Device]]:
         return await store.admin.get_account(number), await store.admin.list_devices(number)
 
     account, devices = _with_store(db, data_dir, load)
-    view = account_view(account, devices)
+    view = account_out(account, devices).model_dump()
     if json_:
         _print_json(view)
         return
@@ -334,8 +338,8 @@ def account_update(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Change an account's name, DIDs, ring mode, forwarding, DND, selected device or caller ID."""
+    from onenumber.api.schemas import account_out
     from onenumber.store.admin import UNCHANGED
-    from onenumber.store.views import account_view
 
     def given(value: str | None) -> Any:
         return UNCHANGED if value is None else value
@@ -365,7 +369,7 @@ def account_update(
         ),
     )
     if json_:
-        _print_json(account_view(account))
+        _print_json(account_out(account).model_dump())
     else:
         typer.echo(f"account {account.number} updated")
 
@@ -379,6 +383,150 @@ def account_remove(
     """Remove an account with its DIDs, devices and registrations."""
     account = _with_store(db, data_dir, lambda s: s.admin.remove_account(number))
     typer.echo(f"account {account.number} ({account.display_name}) removed")
+
+
+def _read_password(stdin: bool, what: str) -> str:
+    """A password from stdin (one line) or asked twice at the terminal."""
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt(f"new password for {what}", hide_input=True, confirmation_prompt=True)
+    from onenumber.store.logins import MIN_PASSWORD
+
+    if len(password) < MIN_PASSWORD:
+        _fail(f"the password is too short; use at least {MIN_PASSWORD} characters")
+    return password
+
+
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input (one line) instead.")
+]
+
+
+@account_app.command("set-password")
+def account_set_password(
+    number: Annotated[str, typer.Argument(help="The account's number.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set the account's login password (web phone and portal; the number is the username)."""
+    from onenumber.store.logins import delete_sessions_of, set_account_password
+
+    password = _read_password(password_stdin, f"account {number}")
+
+    async def run(store: Store) -> int:
+        await set_account_password(store, number, password)
+        # logged-in browsers keep going only with the new password (the server sees them gone
+        # on their next request, and its sweep revokes their web phone credential)
+        return len(await delete_sessions_of(store, "user", number))
+
+    ended = _with_store(db, data_dir, run)
+    typer.echo(f"password of account {number} set" + (f"; {ended} session(s) logged out" if ended else ""))
+
+
+@admin_app.command("create")
+def admin_create(
+    username: Annotated[str, typer.Argument(help="The admin's username (starts with a letter), e.g. admin.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an admin. Without --password-stdin a password is generated and printed once."""
+    import secrets as _secrets
+
+    from onenumber.store.logins import create_admin
+
+    password = _read_password(True, username) if password_stdin else _secrets.token_urlsafe(15)
+    name = _with_store(db, data_dir, lambda s: create_admin(s, username, password))
+    if password_stdin:
+        typer.echo(f"admin {name} created")
+    else:
+        typer.echo(f"admin {name} created; password (shown only now): {password}")
+
+
+@admin_app.command("list")
+def admin_list(db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List the admins' usernames."""
+    from onenumber.store.logins import list_admins
+
+    for name in _with_store(db, data_dir, list_admins):
+        typer.echo(name)
+
+
+@admin_app.command("set-password")
+def admin_set_password(
+    username: Annotated[str, typer.Argument(help="The admin's username.")],
+    password_stdin: PasswordStdinOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set an admin's password (their sessions are logged out)."""
+    from onenumber.store.logins import delete_sessions_of, set_admin_password
+
+    password = _read_password(password_stdin, f"admin {username}")
+
+    async def run(store: Store) -> None:
+        await set_admin_password(store, username, password)
+        await delete_sessions_of(store, "admin", username)
+
+    _with_store(db, data_dir, run)
+    typer.echo(f"password of admin {username} set")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. billing-sync.")],
+    role: Annotated[str, typer.Option("--role", help="admin (everything) or user (one account's /api/me).")] = "admin",
+    account: Annotated[
+        str | None, typer.Option("--account", help="The account a user token acts for.", show_default=False)
+    ] = None,
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an API token; it is printed once (only its hash is stored)."""
+    from onenumber.api.schemas import token_out
+    from onenumber.store.logins import create_api_token
+
+    if role not in ("admin", "user"):
+        _fail(f"role {role!r} is not known; use admin or user")
+    token, record = _with_store(
+        db, data_dir, lambda s: create_api_token(s, name, role, account, now=time.time())  # type: ignore[arg-type]
+    )
+    if json_:
+        _print_json(token_out(record).model_dump() | {"token": token})
+    else:
+        typer.echo(f"API token {record.id} ({record.name}, {record.role}) created; shown only now:")
+        typer.echo(token)
+        typer.echo("use it as: Authorization: Bearer <token>")
+
+
+@token_app.command("list")
+def token_list(json_: JsonOpt = False, db: DbOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List API tokens (never the tokens themselves)."""
+    from onenumber.api.schemas import token_out
+    from onenumber.store.logins import list_api_tokens
+
+    tokens = [token_out(t) for t in _with_store(db, data_dir, list_api_tokens)]
+    if json_:
+        _print_json([t.model_dump() for t in tokens])
+        return
+    rows = [(t.id, t.name, t.role, _opt_text(t.account), "revoked" if t.revoked_at else "active") for t in tokens]
+    typer.echo(_table(["ID", "NAME", "ROLE", "ACCOUNT", "STATE"], rows))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see 'onenumber token list').")],
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke an API token: it stops working at once."""
+    from onenumber.store.logins import revoke_api_token
+
+    record = _with_store(db, data_dir, lambda s: revoke_api_token(s, token_id, now=time.time()))
+    typer.echo(f"API token {record.id} ({record.name}) revoked")
 
 
 # --- devices ------------------------------------------------------------------------------------------
@@ -434,12 +582,12 @@ async def _find(store: Store, target: str, position: int | None) -> Device:
 
 
 async def _provisioning(store: Store, device: Device) -> dict[str, Any]:
+    from onenumber.api.schemas import device_out
     from onenumber.demo import primary_address
-    from onenumber.store.views import device_view
 
     settings = await store.admin.get_settings()
     server = primary_address()
-    view = device_view(device, secret=True)
+    view = device_out(device).model_dump() | {"secret": device.secret}
     view.update(domain=settings.domain or server, server=server, transports=["udp", "tcp"])
     return view
 
@@ -512,11 +660,11 @@ def device_list(
     data_dir: DataDirOpt = None,
 ) -> None:
     """List an account's devices (without secrets)."""
-    from onenumber.store.views import device_view
+    from onenumber.api.schemas import device_out
 
     devices = _with_store(db, data_dir, lambda s: s.admin.list_devices(number))
     if json_:
-        _print_json([device_view(d) for d in devices])
+        _print_json([device_out(d).model_dump() for d in devices])
     elif devices:
         typer.echo(_devices_table(devices))
     else:
@@ -556,7 +704,7 @@ def device_update(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Change a device: `device update NUMBER POSITION ...` or `device update AUTH_USERNAME ...`."""
-    from onenumber.store.views import device_view
+    from onenumber.api.schemas import device_out
 
     options = (move_to, kind, order, enabled, label, auth_username, internet, call_waiting, expires_days)
     if all(o is None for o in options):
@@ -580,7 +728,7 @@ def device_update(
 
     device = _with_store(db, data_dir, change)
     if json_:
-        _print_json(device_view(device))
+        _print_json(device_out(device).model_dump())
     else:
         typer.echo(f"device {device.auth_username} (account {device.account} position {device.position}) updated")
 
@@ -713,11 +861,10 @@ def ring_plan(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Who would ring now: the ring plan of a call arriving now, with the reason for each device."""
-    from onenumber.routing.explain import describe_action, explain, format_plan
+    from onenumber.routing.explain import format_plan
     from onenumber.routing.model import CallState
     from onenumber.routing.plan import plan_call
     from onenumber.store import NotFoundError
-    from onenumber.store.views import binding_view
 
     now = time.time()
 
@@ -735,38 +882,9 @@ def ring_plan(
         typer.echo(format_plan(plan))
         return
 
-    def action(value: Any) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        return {
-            "kind": str(value.kind),
-            "status": value.status or None,
-            "reason": value.reason,
-            "target": value.target,
-            "text": describe_action(value),
-        }
+    from onenumber.api.schemas import ring_plan_out
 
-    _print_json(
-        {
-            "account": plan.account,
-            "ring_mode": str(account.ring_mode),
-            "immediate": action(plan.immediate),
-            "stages": [
-                {
-                    "start": stage.start,
-                    "positions": list(stage.positions),
-                    "contacts": [binding_view(b, now) for b in stage.bindings],
-                }
-                for stage in plan.stages
-            ],
-            "devices": explain(plan),
-            "no_answer_seconds": plan.no_answer_seconds,
-            "decline": str(plan.decline),
-            "on_busy": action(plan.on_busy),
-            "on_no_answer": action(plan.on_no_answer),
-            "on_unavailable": action(plan.on_unavailable),
-        }
-    )
+    _print_json(ring_plan_out(plan, account, now).model_dump())
 
 
 # --- settings -----------------------------------------------------------------------------------------

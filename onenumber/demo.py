@@ -95,3 +95,36 @@ def format_demo(devices: Sequence[Device], config: Any) -> str:
         names=dict(DEMO_ACCOUNTS),
     )
     return "Demo accounts created (the passwords are shown only now):\n" + body
+
+
+DEMO_ADMIN = "admin"
+
+
+async def seed_logins(store: Store) -> dict[str, str]:
+    """On a new database: an admin, and login passwords for the demo accounts that have none.
+    Returns {username: password} of what was created (empty when there was nothing to do)."""
+    import secrets
+
+    from onenumber.store import logins
+
+    created: dict[str, str] = {}
+    if not await logins.list_admins(store):
+        password = secrets.token_urlsafe(12)
+        await logins.create_admin(store, DEMO_ADMIN, password)
+        created[DEMO_ADMIN] = password
+    existing = {a.number for a in await store.admin.list_accounts()}
+    for number, _name in DEMO_ACCOUNTS:
+        if number in existing and await logins.password_hash(store, "user", number) is None:
+            password = secrets.token_urlsafe(9)
+            await logins.set_account_password(store, number, password)
+            created[number] = password
+    return created
+
+
+def format_logins(created: dict[str, str], http_url: str) -> str:
+    """The login banner: the admin's and the demo users' web logins, shown once."""
+    lines = [f"Web logins (shown only now; web phone {http_url}/phone, API docs {http_url}/api/docs):"]
+    for username, password in created.items():
+        who = "admin" if not username.isdigit() else f"account {username} ({dict(DEMO_ACCOUNTS).get(username, '')})"
+        lines.append(f"  {who}: username {username}  password {password}")
+    return "\n".join(lines)

@@ -147,11 +147,15 @@ async def serve(config: ServerConfig) -> None:
 async def _serve(config: ServerConfig, store: Store) -> None:
     loop = asyncio.get_running_loop()
     if config.demo:
-        from .demo import format_demo, seed_demo
+        from .demo import format_demo, format_logins, seed_demo, seed_logins
 
         created = await seed_demo(store)
         if created:
             print(format_demo(created, config), flush=True)
+        made = await seed_logins(store)
+        if made:
+            host = "localhost" if config.bind in ("0.0.0.0", "::", "") else config.bind
+            print(format_logins(made, f"http://{host}:{config.http_port}"), flush=True)
     snapshot = await store.snapshot()
     directory = Directory(snapshot)
     location = Location(store, flush_interval=config.flush_interval)
@@ -224,9 +228,23 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     http = None
     if config.http_port:
         from .api.app import create_app, start_http
+        from .services.logins import LoginService
+        from .services.webcreds import SessionCredentials
+        from .sip.auth import LoginThrottle
+        from .store.logins import live_sessions
         from .transport.websocket import sip_websocket_endpoint
 
-        app = create_app(store=store, directory=directory, location=location)
+        settings = directory.settings
+        credentials = SessionCredentials(core.gate.secret)
+        core.gate.session_credentials = credentials  # web phone session passwords
+        logins = LoginService(store, throttle=LoginThrottle(
+            max_failures=settings.auth_max_failures, max_usernames=settings.auth_max_usernames,
+            block_seconds=max(1, settings.auth_block_seconds)))
+        app = create_app(store=store, directory=directory, location=location, logins=logins,
+                         credentials=credentials, realm=realm, pump=driver.pump,
+                         secure_cookies=bool(config.tls_cert and config.tls_key))
+        app.state.ctx.webphone.restore(await live_sessions(store, time.time()))
+        tasks.append(loop.create_task(logins.run_sweeper()))
         ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
         app.router.add_websocket_route("/sip", sip_websocket_endpoint(driver, ws_transport))
         from .web.pages import built, mount_phone

@@ -56,16 +56,23 @@ class Directory:
                 best = t
         return best
 
+    async def reload(self, store: Store) -> bool:
+        """Reload now when the store's revision moved (the HTTP API after a write, so the change
+        holds for the very next call); True when it did."""
+        rev = await store.revision()
+        if rev == self.revision:
+            return False
+        self._install(await store.snapshot())
+        log.info("configuration reloaded (revision %d)", rev)
+        for listener in self.listeners:
+            listener(self)
+        return True
+
     async def watch(self, store: Store, interval: float) -> None:
         """Poll the store's revision; reload when it moved."""
         while True:
             await asyncio.sleep(interval)
             try:
-                rev = await store.revision()
-                if rev != self.revision:
-                    self._install(await store.snapshot())
-                    log.info("configuration reloaded (revision %d)", rev)
-                    for listener in self.listeners:
-                        listener(self)
+                await self.reload(store)
             except Exception:
                 log.exception("could not reload the configuration")

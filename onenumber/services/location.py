@@ -93,6 +93,17 @@ class Location:
         self._notify(changed)
         return len(keys)
 
+    def drop_device(self, account: str, auth_username: str, reason: str = "revoked") -> int:
+        """A device's credential was revoked (a web phone session ended): its bindings go at once."""
+        slot = self._by_account.get(account)
+        if not slot:
+            return 0
+        keys = [key for key, b in slot.items() if b.auth_username == auth_username]
+        removed = sum(1 for key in keys if self._remove(account, key, reason))
+        if removed:
+            self._notify({account})
+        return removed
+
     def expire(self, now: float) -> int:
         """Remove bindings whose expiry has passed; return how many."""
         removed = 0

@@ -32,9 +32,14 @@ if TYPE_CHECKING:
 
 
 class AdminError(Exception):
-    """Bad admin input; `str(error)` is one line saying what is wrong and what to do."""
+    """Bad admin input; `str(error)` is one line saying what is wrong and what to do.
+    `field` names the input in the REST API's terms (e.g. `ring_mode`), when there is one."""
 
     status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFoundError(AdminError):
@@ -59,6 +64,13 @@ AUTH_USERNAME_RE = re.compile(r"^[A-Za-z0-9._~+-]{1,64}$")
 TRUNK_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 PREFIX_RE = re.compile(r"^[0-9*#+]{0,32}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# what a message calls a value -> the field's name in the REST API (api/schemas.py)
+FIELDS = {
+    "ring mode": "ring_mode", "decline mode": "decline", "device kind": "kind", "stage seconds": "stage_seconds",
+    "no-answer seconds": "no_answer_seconds", "ring order": "order", "trunk port": "port",
+    "unconditional forward": "forward_unconditional", "busy forward": "forward_busy",
+    "no-answer forward": "forward_no_answer",
+}
 MAX_STAGE_SECONDS = 3600
 MAX_RING_ORDER = 99
 
@@ -221,12 +233,12 @@ class Admin:
             await conn.execute(
                 update(t.accounts)
                 .where(t.accounts.c.number == number)
-                .values(portal_password_hash=hash_password(password) if password else None, updated_at=_utcnow())
+                .values(password_hash=hash_password(password) if password else None, updated_at=_utcnow())
             )
 
     async def check_portal_password(self, number: str, password: str) -> bool:
         async with self.store.read() as conn:
-            stored = await conn.scalar(select(t.accounts.c.portal_password_hash).where(t.accounts.c.number == number))
+            stored = await conn.scalar(select(t.accounts.c.password_hash).where(t.accounts.c.number == number))
         return verify_password(password, stored)
 
     # --- devices ------------------------------------------------------------------------------------
@@ -366,6 +378,28 @@ class Admin:
                 )
             return await _device(conn, number, target)
 
+    async def reorder_devices(self, number: str, positions: list[int] | tuple[int, ...]) -> list[Device]:
+        """Ring the devices in this order: `positions` names every device of the account once; each
+        gets ring order 1, 2, 3… in that order (a device at order 0, "never rings", stays 0)."""
+        async with self._write() as conn:
+            await _account(conn, number)
+            devices = {d.position: d for d in await load_devices(conn, number)}
+            if sorted(positions) != sorted(devices):
+                have = ", ".join(str(p) for p in sorted(devices)) or "none"
+                raise AdminError(f"positions must list every device of account {number} once (its devices: {have})",
+                                 field="positions")
+            rank = 0
+            for position in positions:
+                if devices[position].ring_order == 0:
+                    continue
+                rank += 1
+                await conn.execute(
+                    update(t.devices)
+                    .where(t.devices.c.account == number, t.devices.c.position == position)
+                    .values(ring_order=rank)
+                )
+            return await load_devices(conn, number)
+
     async def remove_device(self, number: str, position: int) -> Device:
         async with self._write() as conn:
             device = await _device(conn, number, position)
@@ -443,17 +477,18 @@ class Admin:
     ) -> Trunk:
         name = name.strip()
         if not TRUNK_NAME_RE.match(name):
-            raise AdminError(f"trunk name {name!r} is not valid; use letters, digits, '.', '_' or '-'")
+            raise AdminError(f"trunk name {name!r} is not valid; use letters, digits, '.', '_' or '-'", field="name")
         host = host.strip()
         if not is_host(host):
-            raise AdminError(f"trunk host {host!r} is not a host name or IP address")
+            raise AdminError(f"trunk host {host!r} is not a host name or IP address", field="host")
         port = _int_range("trunk port", port, 1, 65535)
         transport = transport.strip().lower()
         if transport not in TRUNK_TRANSPORTS:
-            raise AdminError(f"trunk transport {transport!r} is not known; use one of {', '.join(TRUNK_TRANSPORTS)}")
+            raise AdminError(f"trunk transport {transport!r} is not known; use one of {', '.join(TRUNK_TRANSPORTS)}",
+                             field="transport")
         prefix = prefix.strip()
         if not PREFIX_RE.match(prefix):
-            raise AdminError(f"trunk prefix {prefix!r} is not valid; use digits, '*', '#' or '+'")
+            raise AdminError(f"trunk prefix {prefix!r} is not valid; use digits, '*', '#' or '+'", field="prefix")
         async with self._write() as conn:
             if await _exists(conn, t.trunks.c.name, name):
                 raise ConflictError(f"trunk {name} already exists; remove it first or choose another name")
@@ -552,10 +587,12 @@ async def _selected(conn: AsyncConnection, number: str, value: int | str | None)
     try:
         position = int(value)
     except (TypeError, ValueError):
-        raise AdminError(f"selected device {value!r} must be a device position (0-7) or 'none'") from None
+        raise AdminError(f"selected device {value!r} must be a device position (0-7) or 'none'",
+                         field="selected_device") from None
     if not await _exists(conn, t.devices.c.position, position, t.devices.c.account == number):
         raise NotFoundError(
-            f"account {number} has no device at position {position}; see 'onenumber device list {number}'"
+            f"account {number} has no device at position {position}; see 'onenumber device list {number}'",
+            field="selected_device",
         )
     return position
 
@@ -567,24 +604,26 @@ def _utcnow() -> datetime:
 def _number(number: str) -> str:
     number = number.strip()
     if not NUMBER_RE.match(number):
-        raise AdminError(f"account number {number!r} is not valid; use 1 to 20 digits, e.g. 1000")
+        raise AdminError(f"account number {number!r} is not valid; use 1 to 20 digits, e.g. 1000", field="number")
     return number
 
 
 def _did(did: str) -> str:
     did = did.strip().replace(" ", "")
     if not DID_RE.match(did):
-        raise AdminError(f"DID {did!r} is not valid; use digits with an optional leading '+', e.g. +3225550100")
+        raise AdminError(f"DID {did!r} is not valid; use digits with an optional leading '+', e.g. +3225550100",
+                         field="dids")
     return did
 
 
 def _display_name(name: str) -> str:
     name = name.strip()
     if not name:
-        raise AdminError("the display name is empty; give one with --name")
+        raise AdminError("the display name is empty; give one with --name", field="name")
     if len(name) > 200 or CONTROL_RE.search(name) or '"' in name or "\\" in name:
         raise AdminError(
-            "the display name must be at most 200 characters, without quotes, backslashes or control characters"
+            "the display name must be at most 200 characters, without quotes, backslashes or control characters",
+            field="name",
         )
     return name
 
@@ -592,26 +631,28 @@ def _display_name(name: str) -> str:
 def _label(label: str) -> str:
     label = label.strip()
     if len(label) > 200 or CONTROL_RE.search(label):
-        raise AdminError("the label must be at most 200 characters without control characters")
+        raise AdminError("the label must be at most 200 characters without control characters", field="label")
     return label
 
 
 def _auth_username(name: str) -> str:
     name = name.strip()
     if not AUTH_USERNAME_RE.match(name):
-        raise AdminError(f"auth username {name!r} is not valid; use 1 to 64 letters, digits or . _ ~ + -")
+        raise AdminError(f"auth username {name!r} is not valid; use 1 to 64 letters, digits or . _ ~ + -",
+                         field="auth_username")
     return name
 
 
 def _position(position: int) -> int:
     if not 0 <= position < MAX_DEVICES:
-        raise AdminError(f"position {position} is out of range; use 0 to {MAX_DEVICES - 1} (0 is the main device)")
+        raise AdminError(f"position {position} is out of range; use 0 to {MAX_DEVICES - 1} (0 is the main device)",
+                         field="position")
     return position
 
 
 def _int_range(what: str, value: int, low: int, high: int) -> int:
     if not low <= value <= high:
-        raise AdminError(f"{what} must be between {low} and {high} (got {value})")
+        raise AdminError(f"{what} must be between {low} and {high} (got {value})", field=FIELDS.get(what))
     return value
 
 
@@ -619,7 +660,7 @@ def _choice(what: str, value: str, kind: type[Enum]) -> str:
     options = [str(member.value) for member in kind]
     value = str(value).strip().lower()
     if value not in options:
-        raise AdminError(f"{what} {value!r} is not known; use one of {', '.join(options)}")
+        raise AdminError(f"{what} {value!r} is not known; use one of {', '.join(options)}", field=FIELDS.get(what))
     return value
 
 
@@ -634,14 +675,16 @@ def _target(what: str, value: str | None) -> str | None:
     if value.lower() == VOICEMAIL:
         return VOICEMAIL  # the account's own box (services/proxy.py rings the voicemail service)
     if not TARGET_RE.match(value):
-        raise AdminError(f"{what} {value!r} is not valid; give a number, 'voicemail', or \"\" to turn it off")
+        raise AdminError(f"{what} {value!r} is not valid; give a number, 'voicemail', or \"\" to turn it off",
+                         field=FIELDS.get(what))
     return value
 
 
 def _cli_number(value: str) -> str:
     value = value.strip()
     if not DID_RE.match(value):
-        raise AdminError(f"caller ID {value!r} is not valid; use digits with an optional leading '+', or \"\" to clear")
+        raise AdminError(f"caller ID {value!r} is not valid; use digits with an optional leading '+', or \"\" to clear",
+                         field="cli")
     return value
 
 
@@ -649,5 +692,5 @@ def _expiry(days: float | None, now: float | None) -> float | None:
     if days is None or days == 0:
         return None
     if days < 0:
-        raise AdminError(f"expiry days must be positive, or 0 for no expiry (got {days})")
+        raise AdminError(f"expiry days must be positive, or 0 for no expiry (got {days})", field="expires_days")
     return (time.time() if now is None else now) + days * 86400

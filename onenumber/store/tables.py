@@ -37,7 +37,7 @@ accounts = Table(
     metadata,
     Column("number", String(32), primary_key=True),
     Column("display_name", String(200), nullable=False),
-    Column("portal_password_hash", String(300), nullable=True),
+    Column("password_hash", String(300), nullable=True),  # scrypt (store/logins.py)
     Column("ring_mode", String(16), nullable=False, server_default="ordered"),
     Column("stage_seconds", Integer, nullable=False, server_default="10"),
     Column("no_answer_seconds", Integer, nullable=False, server_default="30"),
@@ -154,6 +154,43 @@ call_history = Table(
     Column("seen", Boolean, nullable=False, server_default="0"),
     UniqueConstraint("account", "call_id", "direction"),
     Index("ix_call_history_account_started", "account", "started_at"),
+)
+
+# Logins (store/logins.py): admins, browser sessions (id = sha256 of the cookie token, so a
+# leaked table gives no live cookie) and API tokens (stored as sha256, shown once).
+admins = Table(
+    "admins",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", String(300), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),  # admin | user
+    Column("subject", String(64), nullable=False),  # admin username or account number
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+    Column("last_seen_at", Float, nullable=False),
+    CheckConstraint("kind IN ('admin', 'user')", name="kind"),
+    Index("ix_web_sessions_subject", "kind", "subject"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(8), nullable=False),  # admin | user
+    Column("account", String(32), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    CheckConstraint("role IN ('admin', 'user')", name="role"),
 )
 
 # One row (id = 1): `revision` goes up by one with every configuration write.

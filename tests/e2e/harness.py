@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 SCENARIOS = HERE / "scenarios"
@@ -109,6 +110,7 @@ class Server:
     extra: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    api_token: str = ""  # an admin API token, created at the first start (see http_json)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +126,10 @@ class Server:
 
     def start(self) -> Server:
         self.log_path = self.workdir / "server.log"
+        if not self.api_token:  # the HTTP API needs a login: the tests use an admin token
+            made = self.cli_json("token", "create", "e2e-harness", "--role", "admin")
+            assert isinstance(made, dict)
+            self.api_token = str(made["token"])
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         env = dict(os.environ)
         env.pop("ONENUMBER_DB", None)
@@ -162,6 +168,15 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def http_json(self, path: str, *, timeout: float = 2.0) -> Any:
+        """GET an API path as the harness's admin (bearer token); the parsed JSON."""
+        import urllib.request
+
+        req = urllib.request.Request(f"http://{LOOPBACK}:{self.http_port}{path}",
+                                     headers={"Authorization": f"Bearer {self.api_token}"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
 
     # ---------------------------------------------------------------- administration
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

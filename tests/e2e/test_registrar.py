@@ -7,11 +7,9 @@ headers a phone cannot show us (challenges, the 200 OK's Contact list, 423). The
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -55,9 +53,7 @@ def set_setting(server: Server, key: str, value: str) -> None:
 
 def api_bindings(server: Server, number: str) -> list[dict]:
     """The live bindings from the server's HTTP API: a fast poll (the CLI takes about a second)."""
-    url = f"http://{LOOPBACK}:{server.http_port}/api/accounts/{number}/bindings"
-    with urllib.request.urlopen(url, timeout=2) as resp:
-        rows = json.load(resp)
+    rows = server.http_json(f"/api/accounts/{number}/bindings")
     assert isinstance(rows, list)
     return rows
 

@@ -8,10 +8,8 @@ plays a half-dead connection.
 
 from __future__ import annotations
 
-import json
 import socket
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +21,9 @@ from .wsua import SDP_ANSWER, WsUA, handshake_raw, raw_register, wait_http
 
 
 def http_bindings(server: Server, number: str) -> list[dict]:
-    url = f"http://{LOOPBACK}:{server.http_port}/api/accounts/{number}/bindings"
-    with urllib.request.urlopen(url, timeout=2) as resp:
-        return json.loads(resp.read())
+    rows = server.http_json(f"/api/accounts/{number}/bindings")
+    assert isinstance(rows, list)
+    return rows
 
 
 def time_until_no_binding(server: Server, number: str, start: float, limit: float) -> float:

@@ -10,7 +10,10 @@ from onenumber.store import Store
 from onenumber.store.migrate import HEAD, current_revision, head_revision, upgrade
 from onenumber.store.tables import metadata
 
-TABLES = {"accounts", "dids", "devices", "bindings", "settings", "trunks", "meta", "call_history"}
+TABLES = {
+    "accounts", "dids", "devices", "bindings", "settings", "trunks", "meta", "call_history",
+    "admins", "web_sessions", "api_tokens",
+}
 
 
 def test_head_constant_matches_alembic() -> None:
