@@ -230,16 +230,19 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         from .api.app import create_app, start_http
         from .services.logins import LoginService
         from .services.webcreds import SessionCredentials
-        from .sip.auth import LoginThrottle
         from .store.logins import live_sessions
         from .transport.websocket import sip_websocket_endpoint
 
-        settings = directory.settings
         credentials = SessionCredentials(core.gate.secret)
         core.gate.session_credentials = credentials  # web phone session passwords
-        logins = LoginService(store, throttle=LoginThrottle(
-            max_failures=settings.auth_max_failures, max_usernames=settings.auth_max_usernames,
-            block_seconds=max(1, settings.auth_block_seconds)))
+        logins = LoginService(store)
+
+        def login_limits(d: Directory) -> None:  # the SIP login limits apply to web logins too
+            s = d.settings
+            logins.configure(s.auth_max_failures, s.auth_max_usernames, max(1, s.auth_block_seconds))
+
+        login_limits(directory)
+        directory.listeners.append(login_limits)
         app = create_app(store=store, directory=directory, location=location, logins=logins,
                          credentials=credentials, realm=realm, pump=driver.pump,
                          secure_cookies=bool(config.tls_cert and config.tls_key))

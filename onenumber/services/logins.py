@@ -81,6 +81,13 @@ class LoginService:
         # credentials) is reconciled with sessions removed behind our back (the CLI's set-password)
         self.on_sweep: list[Callable[[set[str]], Awaitable[None]]] = []
 
+    def configure(self, max_failures: int, max_usernames: int, block_seconds: float) -> None:
+        """The SIP login limits apply here too (settings auth_*); a change starts a fresh count."""
+        t = self.throttle
+        if (t.max_failures, t.max_usernames, t.block_seconds) != (max_failures, max_usernames, block_seconds):
+            self.throttle = LoginThrottle(max_failures=max_failures, max_usernames=max_usernames,
+                                          block_seconds=block_seconds)
+
     # ------------------------------------------------------------------ login / logout
     async def login(self, username: str, password: str, address: str) -> LoginResult:
         now = self.clock()
