@@ -9,6 +9,7 @@ so `onenumber --help` starts fast. Talks to the store's admin layer, never to tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -48,6 +49,8 @@ app.add_typer(trunk_app, name="trunk")
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(token_app, name="token")
+voicemail_app = typer.Typer(help="Voicemail messages: list them, delete one, find its WAV.", no_args_is_help=True)
+app.add_typer(voicemail_app, name="voicemail")
 
 
 @app.callback()
@@ -975,6 +978,79 @@ def trunk_remove(
 
 
 # --- database -----------------------------------------------------------------------------------------
+
+
+# --- voicemail ------------------------------------------------------------------------------------
+
+
+@voicemail_app.command("list")
+def voicemail_list(
+    number: Annotated[str, typer.Argument(help="The account's number (its box).")],
+    json_: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The box's messages, oldest first (new = not heard yet)."""
+    from onenumber.store.voicemail import list_messages
+
+    async def load(store: Store) -> list[dict[str, Any]]:
+        account = await store.admin.get_account(number)
+        return await list_messages(store, account.number)
+
+    rows = _with_store(db, data_dir, load)
+    if json_:
+        _print_json(rows)
+        return
+    if not rows:
+        typer.echo(f"account {number} has no voicemail messages")
+        return
+    table = [
+        (
+            r["id"],
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])),
+            f'{r["caller_number"]} {r["caller_name"]}'.strip() or "-",
+            f'{r["duration"]:.1f}s' if r["complete"] else "recording",
+            "saved" if r["heard"] else "new",
+        )
+        for r in rows
+    ]
+    typer.echo(_table(("ID", "RECEIVED", "FROM", "DURATION", "STATE"), table))
+    new = sum(1 for r in rows if not r["heard"])
+    typer.echo(f"{new} new, {len(rows) - new} saved")
+
+
+@voicemail_app.command("delete")
+def voicemail_delete(
+    message_id: Annotated[str, typer.Argument(help="The message id (from 'voicemail list').")],
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Delete a message and its WAV; the running server updates message waiting."""
+    from onenumber.store.voicemail import mark_deleted
+
+    row = _with_store(db, data_dir, lambda store: mark_deleted(store, message_id, notify=True))
+    if row is None:
+        _fail(f"no voicemail message {message_id!r}; see 'onenumber voicemail list NUMBER'")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(row["path"])
+    typer.echo(f"message {message_id} of {row['account']} deleted")
+
+
+@voicemail_app.command("play-path")
+def voicemail_play_path(
+    message_id: Annotated[str, typer.Argument(help="The message id (from 'voicemail list').")],
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print the path of the message's WAV (e.g. `aplay "$(onenumber voicemail play-path ID)"`)."""
+    from onenumber.store.voicemail import get_message
+
+    row = _with_store(db, data_dir, lambda store: get_message(store, message_id))
+    if row is None:
+        _fail(f"no voicemail message {message_id!r}; see 'onenumber voicemail list NUMBER'")
+    if not os.path.exists(row["path"]):
+        _fail(f"the WAV of message {message_id} is missing: {row['path']}")
+    typer.echo(row["path"])
 
 
 @db_app.command("upgrade")

@@ -17,7 +17,8 @@ import socket
 import ssl
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import ServerConfig
@@ -28,16 +29,16 @@ from .services.directory import Directory
 from .services.history import HistoryWriter
 from .services.location import Location
 from .services.media_glue import MediaGlue
+from .services.voicemail.deposit import DepositSettings
 from .services.voicemail.service import Prompts, StandaloneVoicemail, VoicemailService
-from .services.voicemail.store import DirectoryMessageStore
+from .services.voicemail.store import DatabaseMessageStore, DirectoryMessageStore, MessageStore
+from .settings import Settings
+from .sip.bodies import MessageSummary
 from .sip.stack import Stack, Target
 from .store import Store
 from .transport.driver import Driver, listen_stream, listen_udp
 
 log = logging.getLogger("onenumber")
-
-ACCESS_NUMBER = "*98"  # dialled from one of the box's own devices: listen to the messages
-
 
 def run(config: ServerConfig) -> None:
     logging.basicConfig(
@@ -99,41 +100,90 @@ def local_hosts(config: ServerConfig, advertised: str) -> set[str]:
 class Voicemail:
     transport: asyncio.DatagramTransport
     service: VoicemailService
+    app: StandaloneVoicemail
+    messages: MessageStore
+    changed: Callable[[str], Awaitable[None]]  # tell a box's devices (and web pages) its new counts
 
 
-async def start_voicemail(config: ServerConfig, core: SipCore, driver: Driver) -> Voicemail:
+def voicemail_dir(config: ServerConfig, settings: Settings) -> Path:
+    """Where recordings go: the `voicemail_dir` setting, else <data dir>/voicemail."""
+    return Path(settings.voicemail_dir) if settings.voicemail_dir else config.data_dir / "voicemail"
+
+
+async def start_voicemail(
+    config: ServerConfig, core: SipCore, driver: Driver, store: Store | None = None,
+    on_change: Callable[[str, MessageSummary], None] | None = None,
+) -> Voicemail:
     """The voicemail box as a local user agent on its own loopback UDP port, which the proxy
-    rings like a device (a forward to `voicemail`, the access number). Message waiting goes
-    out through the core's presence service to every device of the box."""
-    app = StandaloneVoicemail(access_number=ACCESS_NUMBER)
+    rings like a device (a forward to `voicemail`, the access number). Messages are rows of
+    the `voicemail_messages` table (with `store`; JSON side-cars without), message waiting
+    goes out through the core's presence service to every device of the box, and the
+    settings (directory, maximum length, access number, PIN) apply on every reload."""
+    directory = core.proxy.directory
+    settings = directory.settings
+    app = StandaloneVoicemail(access_number=settings.voicemail_access)
     stack = Stack(app)
     vm_driver = Driver(stack)
     transport = await listen_udp(vm_driver, "127.0.0.1", 0, 1 << 20)  # an ephemeral port, never 5060
     port = transport.get_extra_info("sockname")[1]
     stack.local = {"udp": ("127.0.0.1", port)}
-    store = DirectoryMessageStore(config.data_dir / "voicemail")
-    recovered = await store.recover()
+    recordings = voicemail_dir(config, settings)
+    messages: MessageStore
+    if store is not None:
+        messages = DatabaseMessageStore(store)
+        imported = await messages.import_directory(DirectoryMessageStore(recordings))
+        if imported:
+            log.info("voicemail: %d message record(s) moved from side-car files into the database", imported)
+    else:
+        messages = DirectoryMessageStore(recordings)
+    recovered = await messages.recover()
     if recovered:
         log.info("voicemail: %d message(s) cut short by a stop were completed", len(recovered))
     # the greeting `make greeting` speaks with espeak-ng (in the data directory or the working one)
     greeting = next((p for p in (config.data_dir / DEFAULT_GREETING.name, DEFAULT_GREETING) if p.exists()), None)
     speak = greeting_speak if shutil.which("espeak-ng") else None
 
+    shown: dict[str, MessageSummary] = {}  # the counts last sent per box
+
     async def changed(box: str) -> None:
+        shown[box] = counts = await app.summary(box)
         if core.presence is not None:
-            core.presence.set_mailbox(box, await app.summary(box))
+            core.presence.set_mailbox(box, counts)
             driver.pump()
+        if on_change is not None:
+            on_change(box, counts)
+
+    async def refresh() -> None:
+        """A configuration reload (the CLI deleted a message, say): boxes whose counts moved."""
+        for box in sorted(set(await messages.boxes()) | set(shown)):
+            if await app.summary(box) != shown.get(box):
+                await changed(box)
 
     service = VoicemailService(
-        stack, store, recordings=config.data_dir / "voicemail", prompts=Prompts(greeting, speak=speak),
+        stack, messages, recordings=recordings, prompts=Prompts(greeting, speak=speak),
         pump=vm_driver.pump, contact=f"sip:voicemail@127.0.0.1:{port}", on_change=changed,
+        deposit_settings=DepositSettings(max_seconds=float(settings.voicemail_max_seconds)),
     )
     app.service = service
+
+    def configure(d: Directory) -> None:
+        s = d.settings
+        app.access_number = s.voicemail_access
+        app.menu = replace(app.menu, pin=s.voicemail_pin or None)
+        service.recordings = voicemail_dir(config, s)
+        service.deposit_settings = replace(service.deposit_settings, max_seconds=float(s.voicemail_max_seconds))
+
+    configure(directory)
+    directory.listeners.append(configure)
+
+    def reloaded(_d: Directory) -> None:
+        service.spawn(refresh())
+
+    directory.listeners.append(reloaded)
     core.proxy.voicemail = Target("udp", "127.0.0.1", port)
-    core.proxy.access_number = ACCESS_NUMBER
-    for box in await store.boxes():
+    for box in await messages.boxes():
         await changed(box)
-    return Voicemail(transport, service)
+    return Voicemail(transport, service, app, messages, changed)
 
 
 async def serve(config: ServerConfig) -> None:
@@ -185,7 +235,11 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver.on_flow_closed = core.router.on_flow_closed
     driver.events = core.events
 
-    voicemail = await start_voicemail(config, core, driver)
+    from .api.presence_voicemail import PresenceHub, PresenceVoicemail
+
+    hub = PresenceHub(directory, core.presence)  # presence and message counts to the browsers
+    voicemail = await start_voicemail(config, core, driver, store,
+                                      on_change=lambda box, s: hub.mailbox_changed(box, s.new, s.old))
 
     servers: list[asyncio.AbstractServer] = []
     await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
@@ -245,7 +299,8 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         directory.listeners.append(login_limits)
         app = create_app(store=store, directory=directory, location=location, logins=logins,
                          credentials=credentials, realm=realm, pump=driver.pump,
-                         secure_cookies=bool(config.tls_cert and config.tls_key))
+                         secure_cookies=bool(config.tls_cert and config.tls_key),
+                         presence_voicemail=PresenceVoicemail(hub, voicemail.messages, voicemail.changed))
         app.state.ctx.webphone.restore(await live_sessions(store, time.time()))
         tasks.append(loop.create_task(logins.run_sweeper()))
         ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"

@@ -52,6 +52,15 @@ class Settings:
     # the media relay for WebRTC <-> RTP calls: "auto" (start our own rtpengine when installed),
     # "off", or the "host:port" of a running rtpengine's ng control socket
     rtpengine: str = "auto"
+    # presence and voicemail (issue 10)
+    # who may watch whom (BLF, presence) and pick up whose calls: "everyone" (every local
+    # account), "nobody" (only oneself), or WATCHER:TARGET pairs ("1001:1000,*:1002")
+    presence_watch: str = "everyone"
+    mwi_unsolicited: bool = False  # message waiting NOTIFYs also to devices that never subscribe
+    voicemail_dir: str = ""  # where recordings live; "" = <data dir>/voicemail
+    voicemail_max_seconds: int = 120  # longest message recorded
+    voicemail_access: str = "*98"  # dialled to listen to one's messages (+ a number: another box, PIN)
+    voicemail_pin: str = ""  # asked of a caller not recognised by its device; "" = such callers refused
 
     @classmethod
     def from_rows(cls, rows: Mapping[str, str]) -> Settings:
@@ -170,6 +179,72 @@ def rtpengine_address(value: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def _watch_rule(text: str) -> str:
+    text = text.strip()
+    low = text.lower()
+    if low in ("", "everyone", "all"):
+        return "everyone"
+    if low in ("nobody", "none"):
+        return "nobody"
+    pairs = []
+    for item in text.split(","):
+        watcher, sep, target = (part.strip() for part in item.strip().partition(":"))
+        for who in (watcher, target):
+            if not sep or not (who == "*" or (who.isalnum() and len(who) <= 32)):
+                raise ValueError(
+                    f"presence_watch: {item.strip()!r} is not WATCHER:TARGET; use 'everyone', 'nobody' or "
+                    "pairs of numbers (or *) separated by commas, e.g. 1001:1000,*:1002"
+                )
+        if (watcher, target) not in pairs:
+            pairs.append((watcher, target))
+    return ",".join(f"{w}:{t}" for w, t in pairs)
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _bool(key: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        low = text.strip().lower()
+        if low in _TRUE:
+            return "true"
+        if low in _FALSE:
+            return "false"
+        raise ValueError(f"{key} must be true or false (got {text.strip()!r})")
+
+    return check
+
+
+def _path(text: str) -> str:
+    text = text.strip()
+    if "\0" in text:
+        raise ValueError("voicemail_dir must be a directory path")
+    if text and not text.startswith("/"):
+        raise ValueError(f"voicemail_dir must be an absolute path or empty for <data dir>/voicemail (got {text!r})")
+    return text.rstrip("/") or ("/" if text else "")
+
+
+PICKUP_PREFIX = "*8"  # as routing.pickup (settings depend on nothing of ours)
+
+
+def _access(text: str) -> str:
+    text = text.strip()
+    if not 2 <= len(text) <= 16 or text[0] not in "*#" or any(c not in "0123456789*#" for c in text):
+        raise ValueError(f"voicemail_access must be 2-16 keys of 0-9 * # starting with * or # (got {text!r}), "
+                         "e.g. *98")
+    if text.startswith(PICKUP_PREFIX):
+        raise ValueError(f"voicemail_access must not start with the pickup code {PICKUP_PREFIX} (got {text!r})")
+    return text
+
+
+def _pin(text: str) -> str:
+    text = text.strip()
+    if text and not (text.isdigit() and text.isascii() and 4 <= len(text) <= 12):
+        raise ValueError("voicemail_pin must be 4-12 digits, or empty to refuse callers not recognised by device")
+    return text
+
+
 def _int_range(key: str, low: int, high: int) -> Callable[[str], str]:
     def check(text: str) -> str:
         try:
@@ -213,6 +288,15 @@ _SPECS: dict[str, _Spec] = {
                              "seconds before a silent WebSocket (web phone) is closed and its binding dropped"),
     "rtpengine": _Spec(_rtpengine, str, str, "media relay for WebRTC calls: auto, off or host:port (ng socket)"),
     "auth_block_seconds": _Spec(_int_range("auth_block_seconds", 0, 86400), int, str, "block duration"),
+    "presence_watch": _Spec(_watch_rule, str, str,
+                            "who may watch (BLF/presence) and pick up whom: everyone, nobody or W:T pairs"),
+    "mwi_unsolicited": _Spec(_bool("mwi_unsolicited"), lambda s: s == "true", lambda v: "true" if v else "false",
+                             "send message waiting to devices that do not subscribe (true/false)"),
+    "voicemail_dir": _Spec(_path, str, str, "directory of voicemail recordings (empty: <data dir>/voicemail)"),
+    "voicemail_max_seconds": _Spec(_int_range("voicemail_max_seconds", 5, 3600), int, str,
+                                   "longest voicemail message, in seconds"),
+    "voicemail_access": _Spec(_access, str, str, "number dialled to listen to voicemail, e.g. *98"),
+    "voicemail_pin": _Spec(_pin, str, str, "voicemail PIN for callers not recognised by device (empty: refused)"),
 }
 
 SETTING_KEYS: tuple[str, ...] = tuple(_SPECS)

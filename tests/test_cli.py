@@ -334,3 +334,51 @@ def test_help_lists_the_commands(cli: Cli) -> None:
     out = cli.run("--help", db=False).stdout
     for command in ("serve", "account", "device", "bindings", "ring-plan", "settings", "trunk", "db"):
         assert command in out
+
+
+def test_voicemail_list_play_path_delete(cli: Cli, tmp_path: Path) -> None:
+    import asyncio
+
+    from onenumber.services.voicemail.store import DatabaseMessageStore, VoicemailMessage
+    from onenumber.store import Store
+
+    cli.ok("account", "add", "1000", "--name", "Alice")
+    wav = tmp_path / "m1.wav"
+    wav.write_bytes(b"RIFF")
+
+    async def seed() -> None:
+        store = await Store.open(cli.db)
+        try:
+            db = DatabaseMessageStore(store)
+            await db.add(VoicemailMessage("m1", "1000", "1002", "Carol", 1000.0, str(wav), 3.2, complete=True))
+            await db.add(VoicemailMessage("m2", "1000", "", "", 2000.0, str(tmp_path / "m2.wav"), 1.0,
+                                          heard=True, complete=True))
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    out = cli.ok("voicemail", "list", "1000")
+    assert "m1" in out and "1002 Carol" in out and "3.2s" in out and "1 new, 1 saved" in out
+    assert [r["id"] for r in cli.json("voicemail", "list", "1000")] == ["m1", "m2"]
+    assert cli.ok("voicemail", "play-path", "m1").strip() == str(wav)
+    assert "missing" in cli.fails("voicemail", "play-path", "m2")
+    assert "m1 of 1000 deleted" in cli.ok("voicemail", "delete", "m1")
+    assert not wav.exists()
+    assert "no voicemail message 'm1'" in cli.fails("voicemail", "delete", "m1")
+    assert [r["id"] for r in cli.json("voicemail", "list", "1000")] == ["m2"]
+    assert "1999" in cli.fails("voicemail", "list", "1999")
+
+
+def test_presence_and_voicemail_settings(cli: Cli) -> None:
+    cli.ok("settings", "set", "presence_watch", "all")
+    cli.ok("settings", "set", "voicemail_access", "*97")
+    cli.ok("settings", "set", "voicemail_pin", "4321")
+    cli.ok("settings", "set", "mwi_unsolicited", "yes")
+    values = cli.json("settings", "show")
+    assert values["presence_watch"] == "everyone" and values["mwi_unsolicited"] is True
+    assert values["voicemail_access"] == "*97" and values["voicemail_pin"] == "4321"
+    assert "voicemail_pin" in cli.fails("settings", "set", "voicemail_pin", "12")
+    assert "pickup" in cli.fails("settings", "set", "voicemail_access", "*81")
+    assert "presence_watch" in cli.fails("settings", "set", "presence_watch", "1001-1000")
+    assert "voicemail_dir" in cli.fails("settings", "set", "voicemail_dir", "relative/dir")
+    assert "voicemail_max_seconds" in cli.fails("settings", "set", "voicemail_max_seconds", "2")

@@ -26,7 +26,9 @@ from ..services.webcreds import SessionCredentials
 from ..store import AdminError, Store
 from ..store.logins import WebSession
 from ..store.logins import get_session as load_session
-from .auth import CSRF_COOKIE, SESSION_COOKIE, ApiError, Principal, principal
+from .auth import CSRF_COOKIE, SESSION_COOKIE, ApiError, Principal, principal, require_account
+from .presence_voicemail import PresenceVoicemail
+from .presence_voicemail import build_router as presence_voicemail_router
 from .schemas import ErrorBody, LoginRequest, LoginResponse
 from .webphone import WebphoneAccess
 
@@ -57,6 +59,7 @@ def create_app(
     realm: str = "onenumber",
     pump: Callable[[], None] | None = None,
     secure_cookies: bool = False,
+    presence_voicemail: PresenceVoicemail | None = None,
 ) -> FastAPI:
     app = FastAPI(title="OneNumber", version="0.1.0", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None)
@@ -69,7 +72,10 @@ def create_app(
     app.state.ctx = ctx
     app.state.store = store
     app.state.logins = logins
+    app.state.presence_voicemail = presence_voicemail
     install_error_handlers(app)
+    # presence stream and voicemail: for the logged-in user's own account (the one login)
+    app.include_router(presence_voicemail_router(current_account), tags=["presence", "voicemail"])
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -199,6 +205,12 @@ def add_login_routes(app: FastAPI, ctx: ApiContext) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
+
+
+async def current_account(who: Principal = Depends(require_account)) -> str:
+    """The logged-in user's account number (a session or a user API token), for presence/voicemail."""
+    assert who.account is not None  # require_account
+    return who.account
 
 
 async def session_of(ctx: ApiContext, who: Principal) -> WebSession | None:

@@ -24,7 +24,7 @@ from .proxy import CallProxy
 from .registrar import Registrar
 from .replies import Replier
 from .router import KNOWN_METHODS, LocalAddresses, Router
-from .subscriptions import SubscriptionPolicy, Subscriptions
+from .subscriptions import SubscriptionPolicy, Subscriptions, WatchSettings, may_watch, parse_watch_rule
 
 
 @dataclass
@@ -74,6 +74,24 @@ def build_core(
         watchers = PresenceService(stack, directory, location, dialogs, subscriptions, clock=clock,
                                    domain=local.domain)
         events.subscribe(watchers.on_event, DialogChanged, BindingChanged)
+    watch = [WatchSettings()]  # the rule when there is no presence service (pickup still obeys it)
+
+    def configure(d: Directory) -> None:
+        """Settings (re)loaded: who may watch whom, unsolicited message waiting."""
+        try:
+            watch[0] = parse_watch_rule(d.settings.presence_watch)
+        except ValueError:
+            watch[0] = WatchSettings()
+        if watchers is not None:
+            watchers.watch = watch[0]
+            watchers.unsolicited_mwi = d.settings.mwi_unsolicited
+
+    def pickup_allowed(watcher: str, target: str) -> bool:
+        return may_watch(watcher, target, watchers.watch if watchers is not None else watch[0])
+
+    configure(directory)
+    directory.listeners.append(configure)
+    proxy.may_watch = pickup_allowed
     router = Router(
         stack=stack, replier=replier, directory=directory, location=location, local=local, gate=gate,
         registrar=registrar, proxy=proxy, in_dialog=in_dialog, packages=EventPackages(replier, watchers),

@@ -53,6 +53,18 @@ class _Leg:
     info: DialogInfo
 
 
+_RANK = {DialogState.TRYING: 0, DialogState.PROCEEDING: 1, DialogState.EARLY: 2, DialogState.CONFIRMED: 3}
+
+
+def _rank(d: DeviceDialog) -> tuple[int, int]:
+    """Which of a call's legs speaks for the account: the most advanced, then the lowest position."""
+    return (_RANK.get(d.state, -1), -d.position)
+
+
+def _call_dialog_id(call_id: str, direction: Direction) -> str:
+    return f"{call_id}-{direction.value[0]}"
+
+
 class PresenceService:
     def __init__(
         self,
@@ -82,6 +94,7 @@ class PresenceService:
         self.unsolicited_mwi = unsolicited_mwi  # NOTIFY devices that never subscribe (many deskphones)
         self.legs: dict[str, dict[tuple[str, int | None, str], _Leg]] = {}  # account → legs
         self.ended: dict[str, list[DialogInfo]] = {}  # shown once as terminated
+        self.rendered: dict[str, set[tuple[str, str]]] = {}  # account → (Call-ID, direction) shown to watchers
         self.shown: dict[str, tuple[Presence, tuple[DialogInfo, ...]]] = {}
         self.mailboxes: dict[str, MessageSummary] = {}
         self.dirty: set[str] = set()
@@ -89,6 +102,9 @@ class PresenceService:
         self._expiry: Timer | None = None
         self._expiry_at: float | None = None
         self.stats = {"notifies": 0}
+        # told (account, state) whenever an account's state changes: the browser stream
+        # (api/presence_voicemail.py); called from the flush, so never block in one
+        self.state_listeners: list[Callable[[str, Presence], None]] = []
 
     # ---------------------------------------------------------------- call events
     def on_event(self, event: Event) -> None:
@@ -110,8 +126,15 @@ class PresenceService:
             legs.pop(key, None)
             if not legs:
                 del self.legs[ev.account]
-            if leg is not None:
-                self.ended.setdefault(ev.account, []).append(info)
+            call = (ev.call_id, direction.value)
+            rendered = self.rendered.get(ev.account)
+            if leg is not None and rendered is not None and call in rendered and not any(
+                k[0] == ev.call_id and k[2] == ev.direction for k in legs
+            ):  # the account's side of the call is over (not just one of the devices it rang)
+                rendered.discard(call)
+                if not rendered:
+                    del self.rendered[ev.account]
+                self.ended.setdefault(ev.account, []).append(replace(info, id=_call_dialog_id(ev.call_id, direction)))
         else:
             legs[key] = _Leg(DeviceDialog(ev.position if ev.position is not None else -1, state, direction,
                                           ev.call_id), info)
@@ -169,13 +192,24 @@ class PresenceService:
         presence = account_presence(acc, devices, bindings, dialogs, now)
         visible = set(visible_dialogs(acc, devices, bindings, dialogs, now))
         pickup = f"sip:{self.pickup_prefix}{account}@{self.domain()}" if self.pickup_prefix else ""
-        infos = []
+        # One phone in the eyes of others: a call is one dialog of the account, whichever and
+        # however many of its devices it rings (the most advanced leg speaks for it), and an
+        # incoming call offered to its devices is early at once, as the account is `ringing`.
+        calls: dict[tuple[str, str], _Leg] = {}
         for leg in legs:
             if leg.dialog in visible:
-                info = leg.info
-                if pickup and leg.dialog.ringing:
-                    info = replace(info, pickup_uri=pickup)
-                infos.append(info)
+                k = (leg.dialog.call_id, leg.dialog.direction.value)
+                best = calls.get(k)
+                if best is None or _rank(leg.dialog) > _rank(best.dialog):
+                    calls[k] = leg
+        infos = []
+        for (call_id, _), leg in sorted(calls.items()):
+            info = replace(leg.info, id=_call_dialog_id(call_id, leg.dialog.direction))
+            if leg.dialog.ringing:
+                info = replace(info, state=DialogState.EARLY.value, pickup_uri=pickup or info.pickup_uri)
+            infos.append(info)
+        if calls:
+            self.rendered.setdefault(account, set()).update(calls)
         return presence, tuple(infos)
 
     def render(self, sub: Subscription) -> bytes:
@@ -200,6 +234,8 @@ class PresenceService:
                 self._notify_all(Package.DIALOG, account, now)
             if previous is None or current[0] is not previous[0]:
                 self._notify_all(Package.PRESENCE, account, now)
+                for listener in self.state_listeners:
+                    listener(account, current[0])
             self.ended.pop(account, None)
             if not self.legs.get(account) and not self._watched(account):
                 del self.shown[account]  # nothing to remember for an idle, unwatched account

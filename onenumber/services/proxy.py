@@ -28,6 +28,7 @@ from ..routing.failure import (
 )
 from ..routing.identity import caller_identity
 from ..routing.model import VOICEMAIL, Account, Binding, Device, FinalAction, FinalKind, RingPlan
+from ..routing.pickup import PICKUP_PREFIX, RingingCall, decide_pickup, parse_replaces, pickup_target
 from ..routing.plan import plan_call
 from ..settings import Trunk
 from ..sip.errors import ParseError
@@ -134,7 +135,11 @@ class CallProxy:
     ) -> None:
         self.media = media or MediaSeam(events)
         self.voicemail: Target | None = None  # the voicemail service's address, when it runs
-        self.access_number = "*98"  # dialled to listen to one's own box
+        self.pickup_prefix = PICKUP_PREFIX
+        # whether account A may watch (and so pick up the calls of) account B: set by build_core
+        # to the presence watch rule
+        self.may_watch: Callable[[str, str], bool] = lambda watcher, target: True
+        self.live: dict[str, CallContext] = {}  # Call-ID → a call not decided yet (pickup looks here)
         self.stack = stack
         self.replier = replier
         self.directory = directory
@@ -144,6 +149,11 @@ class CallProxy:
         self.secret = secret
         self.realm = realm
         self.domain = domain
+
+    @property
+    def access_number(self) -> str:
+        """Dialled to listen to one's own box (the `voicemail_access` setting)."""
+        return self.directory.settings.voicemail_access
 
     def _local(self, transport: str) -> tuple[str, int]:
         return self.stack.local.get(transport) or self.stack.local["udp"]
@@ -165,13 +175,15 @@ class CallProxy:
             if caller is None:
                 self.replier.reply(txn, 403, "Forbidden (device has no account)")
                 return
+        if self._is_pickup(number, req) and self._pickup(txn, req, number, device, now):
+            return
         target = self.directory.account_for(number)
         from_tag = req.from_.tag or ""
         caller_from = req.headers.get("from") or ""
         identity_from = None
         trying = self.stack.make_response(req, 100, "Trying")  # with the From the caller sent
         if caller is not None and device is not None:
-            identity = caller_identity(caller, external=target is None and number != self.access_number)
+            identity = caller_identity(caller, external=target is None and not number.startswith(self.access_number))
             name_addr = identity.name_addr(self.domain())
             identity_from = f"{name_addr};tag={from_tag}" if from_tag else name_addr
             req.headers.set("From", identity_from)
@@ -187,6 +199,7 @@ class CallProxy:
             caller_from, identity_from, callee_account=target.number if target else None,
         )
         ctx = CallContext(self, txn, req, record, number, caller_device=device.auth_username if device else None)
+        self.live[req.call_id] = ctx
         ctx.route_params = signed_route_params(
             self.secret, req.call_id, from_tag, caller_from if identity_from is not None else None
         )
@@ -203,8 +216,17 @@ class CallProxy:
             self._finish(ctx, 404, "Not Found", now, FailCause.NOT_FOUND)
         elif number == self.access_number:
             self._to_voicemail(ctx, number, now)  # the box's own device: listen (the From names the box)
+        elif self._other_box(number):
+            self._to_voicemail(ctx, number, now)  # access number + a box: the voicemail asks for the PIN
         else:
             self._to_trunk(ctx, number, now)
+
+    def _other_box(self, number: str) -> bool:
+        """The access number followed by an account's number: listening to that box from a
+        device not its own (or from outside), which only a PIN allows."""
+        access = self.access_number
+        rest = number[len(access):] if number.startswith(access) else ""
+        return bool(rest) and self.directory.account_for(rest) is not None
 
     def _to_voicemail(self, ctx: CallContext, user: str, now: float) -> None:
         """The voicemail service, rung like a device: `user` is the box (a message is left there)
@@ -218,6 +240,67 @@ class CallProxy:
             return
         uri = f"sip:{user}@{target.host}:{target.port}"
         self._send_branch(ctx, uri, target, None, None, None, [], now)
+
+    # ------------------------------------------------------------------ pickup
+    def _is_pickup(self, number: str, req: Request) -> bool:
+        return pickup_target(number, self.pickup_prefix) is not None or (
+            "replaces" in req.headers and (parse_replaces(req.headers.get("replaces")) or _NO).call_id in self.live
+        )
+
+    def _pickup(self, txn: ServerTxn, req: Request, number: str, device: Device | None, now: float) -> bool:
+        """Directed pickup (`*8` + number, or an INVITE with Replaces naming a ringing call of
+        ours): the picking device becomes a new branch of the ringing call, asked to answer at
+        once (`Call-Info: answer-after=0`); its answer wins like any other, so every device of
+        the rung account gets CANCEL "Call completed elsewhere". Its own INVITE ends first
+        (487): the call comes to it as an incoming one. Who may pick up what: routing.pickup.
+        Returns False when the request is no pickup after all (Replaces of a call not ringing
+        here with no pickup code: routed as usual)."""
+        code = pickup_target(number, self.pickup_prefix)
+        replaces = parse_replaces(req.headers.get("replaces"))
+        if device is None:
+            if code is None:
+                return False
+            self.replier.reply(txn, 403, "Forbidden (pickup is for our own devices)")
+            return True
+        target = self.directory.account_for(code) if code is not None else None
+        calls = [
+            RingingCall(c.record.call_id, c.account.number, c.record.started, c.record.caller_tag,
+                        c.answered is not None or c.done)
+            for c in self.live.values() if c.account is not None
+        ]
+        named = target.number if target is not None else None
+        if named is None and replaces is not None and code is None:
+            found = self.live.get(replaces.call_id)
+            named = found.account.number if found is not None and found.account is not None else None
+        decision = decide_pickup(device.account, named if code is None or target is not None else None, calls,
+                                 allowed=named is not None and self.may_watch(device.account, named),
+                                 replaces=replaces)
+        ctx = self.live.get(decision.call_id) if decision.call_id is not None else None
+        if ctx is None or ctx.done or ctx.answered is not None or ctx.base is None:
+            self.replier.reply(txn, decision.status if not decision.ok else 480,
+                               decision.reason if not decision.ok else "Temporarily Unavailable")
+            return True
+        # the device is reached as for any call to it: its binding (the one it dialled from when
+        # it has several), else where its INVITE came from, at its Contact
+        src = txn.source
+        mine = [b for b in self.location.get(device.account) if b.auth_username == device.auth_username]
+        bindings = [b for b in mine if b.source == src.remote] or mine
+        contacts = req.contacts
+        uri = str(contacts[0].uri) if contacts else None
+        if uri is None and not bindings:
+            self.replier.reply(txn, 400, "Bad Request (a pickup INVITE needs a Contact)")
+            return True
+        log.info("call %s to %s picked up by %s", ctx.record.call_id, named, device.auth_username)
+        self.replier.reply(txn, 487, "Request Terminated (picked up: the call is coming to this device)")
+        extra = [("Call-Info", f"<sip:{self.domain()}>;answer-after=0")]
+        if bindings:
+            for b in bindings:
+                self._branch_to_binding(ctx, b, device.position, now, extra=extra)
+        elif uri is not None:
+            target_addr = Target(src.transport, src.remote[0], src.remote[1], src.conn)
+            self._send_branch(ctx, uri, target_addr, device.account, device.position, device.auth_username, [],
+                              now, extra=extra)
+        return True
 
     # ------------------------------------------------------------------ ringing an account
     def _ring_account(self, ctx: CallContext, account: Account, now: float) -> None:
@@ -265,7 +348,8 @@ class CallProxy:
                     self._branch_to_binding(ctx, binding, positions.get(binding.auth_username), now)
         self._check_done(ctx, now)
 
-    def _branch_to_binding(self, ctx: CallContext, b: Binding, position: int | None, now: float) -> None:
+    def _branch_to_binding(self, ctx: CallContext, b: Binding, position: int | None, now: float,
+                           extra: list[tuple[str, str]] | None = None) -> None:
         if b.flow:
             target = Target(b.transport, b.source[0], b.source[1], b.flow)
         elif b.transport == "udp":
@@ -275,7 +359,8 @@ class CallProxy:
             if uri is None:
                 return
             target = Target(b.transport, uri.host.strip("[]"), uri.default_port())
-        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, list(b.path), now)
+        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, list(b.path), now,
+                          extra=extra)
 
     def _send_branch(
         self,
@@ -287,6 +372,8 @@ class CallProxy:
         auth_username: str | None,
         routes: list[str],
         now: float,
+        *,
+        extra: list[tuple[str, str]] | None = None,
     ) -> None:
         branch = self._new_branch(ctx)
         host, port = self._local(target.transport)
@@ -299,6 +386,8 @@ class CallProxy:
         fwd = prepare_forward(
             ctx.base, uri=uri, via=via_value(target.transport, host, port, branch), record_routes=rrs, routes=routes
         )
+        for name, value in extra or ():
+            fwd.headers.add(name, value)
         br = Branch(branch, fwd, position, auth_username, attempt=ctx.attempt)
         ctx.branches[branch] = br
         ctx.targets[branch] = target
@@ -453,6 +542,8 @@ class CallProxy:
         ringing or being cancelled may answer late and must be ACKed and hung up), so calls
         waiting out their transactions' timers hold few objects."""
         ctx.base = None  # type: ignore[assignment]  # released: nothing reads it once done
+        if self.live.get(ctx.record.call_id) is ctx:
+            del self.live[ctx.record.call_id]
         for br in ctx.branches.values():
             br.response = None
             if br.state in (BranchState.ANSWERED, BranchState.FAILED):
@@ -709,6 +800,13 @@ class CallProxy:
                 self.stack.send_stateless(req, target)
             else:
                 self.stack.send_request(req, target, now)
+
+
+class _NoReplaces:
+    call_id = ""
+
+
+_NO = _NoReplaces()
 
 
 def _party_from(req: Request) -> Party:

@@ -193,6 +193,26 @@ api_tokens = Table(
     CheckConstraint("role IN ('admin', 'user')", name="role"),
 )
 
+# Voicemail messages (SPEC "Voicemail"): the row is written when recording starts
+# (complete = false) and updated when it ends; the WAV lives at `path`. Deleting a message
+# removes its WAV and keeps the row marked deleted.
+voicemail_messages = Table(
+    "voicemail_messages",
+    metadata,
+    Column("id", String(64), primary_key=True, autoincrement=False),
+    Column("account", String(32), nullable=False),
+    Column("caller_number", String(64), nullable=False, server_default=""),
+    Column("caller_name", String(200), nullable=False, server_default=""),
+    Column("started_at", Float, nullable=False),
+    Column("duration", Float, nullable=False, server_default="0"),
+    Column("path", Text, nullable=False),
+    Column("heard", Boolean, nullable=False, server_default="0"),
+    Column("urgent", Boolean, nullable=False, server_default="0"),
+    Column("complete", Boolean, nullable=False, server_default="0"),
+    Column("deleted", Boolean, nullable=False, server_default="0"),
+    Index("ix_voicemail_messages_account_started", "account", "started_at"),
+)
+
 # One row (id = 1): `revision` goes up by one with every configuration write.
 meta = Table(
     "meta",

@@ -20,8 +20,9 @@ GREETING = Path(__file__).resolve().parents[2] / "data" / "greeting-default.wav"
 
 
 def _messages(server: Server, box: str) -> list[dict]:
-    folder = server.workdir / "voicemail" / box
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    """The box's rows in the server's database (`onenumber voicemail list`)."""
+    out = server.cli("voicemail", "list", box, "--json")
+    return [{**row, "heard": bool(row["heard"]), "complete": bool(row["complete"])} for row in json.loads(out.stdout)]
 
 
 def voiced_seconds(pcm: bytes, rate: int, threshold: int = 1000) -> float:
@@ -44,6 +45,8 @@ def test_a_message_left_through_the_proxy_then_deleted_from_another_device(serve
     _desk, second, mwi_dev = made["1000"]
     bob = made["1001"][0]
     configure(server, "account", "update", "1000", "--forward-no-answer", "voicemail")
+    recordings = tmp_path / "recordings"  # the voicemail_dir setting, applied without a restart
+    configure(server, "settings", "set", "voicemail_dir", str(recordings))
     mwi = run_sipp("mwi_subscribe_auth.xml", server, service="1000", auth=(mwi_dev.auth_username, mwi_dev.secret),
                    local_port=free_port(), timeout=90, background=True, workdir=tmp_path)
     assert isinstance(mwi, subprocess.Popen)
@@ -65,6 +68,7 @@ def test_a_message_left_through_the_proxy_then_deleted_from_another_device(serve
         caller.wait_event("CALL_CLOSED", timeout=greeting + message_seconds + 15)  # its file ended: it hung up
         _wait(lambda: any(m["complete"] for m in _messages(server, "1000")), 10, "the message to be saved")
         (msg,) = _messages(server, "1000")
+        assert msg["path"].startswith(str(recordings / "1000")), msg
         rate, pcm = read_wav(msg["path"])
         recorded, spoken = voiced_seconds(pcm, rate), voiced_seconds(sentence, 8000)
         print(f"message: {len(pcm) / 2 / rate:.2f} s stored, speech {recorded:.2f} s of the {spoken:.2f} s said")
@@ -87,5 +91,7 @@ def test_a_message_left_through_the_proxy_then_deleted_from_another_device(serve
         owner.stop()
     out, _ = mwi.communicate(timeout=60)
     assert mwi.returncode == 0, out[-3000:] + server.log()[-3000:]
-    row = one_call(history(server, "1000", 1))
+    rows = history(server, "1000", 2)  # Bob's call, and the *98 call of 1000's second device
+    row = one_call([r for r in rows if r["direction"] == "in"])
     assert (row["outcome"], row["forwarded_to"]) == ("voicemail", "voicemail")
+    assert [r["other_number"] for r in rows if r["direction"] == "out"] == ["*98"]

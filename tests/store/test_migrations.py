@@ -12,7 +12,7 @@ from onenumber.store.tables import metadata
 
 TABLES = {
     "accounts", "dids", "devices", "bindings", "settings", "trunks", "meta", "call_history",
-    "admins", "web_sessions", "api_tokens",
+    "admins", "web_sessions", "api_tokens", "voicemail_messages",
 }
 
 

@@ -30,7 +30,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ...media.recorder import MAX_LENGTH, SILENCE, Recorder
@@ -477,7 +477,8 @@ class StandaloneVoicemail:
     SUBSCRIBE/NOTIFY (tests with real phones, and a model for wiring it into the proxy).
 
     INVITE to the access number → listen to the caller's own box (the From user: no
-    authentication here, the proxy's job); any other INVITE → leave a message in the box
+    authentication here, the proxy's job); to the access number followed by a box → that
+    box after its PIN (`menu.pin`; refused when none is set); any other INVITE → leave a message in the box
     named by the Request-URI user; SUBSCRIBE `message-summary` → NOTIFYs on every change
     of the box (`notify_box`, to be set as the service's `on_change`).
     """
@@ -562,8 +563,17 @@ class StandaloneVoicemail:
         user = ruri.user if isinstance(ruri, SipUri) else None
         if req.method == "INVITE" and req.to.tag is None:
             caller = getattr(req.from_.uri, "user", None)
+            other = user[len(self.access_number):] if user and user.startswith(self.access_number) else ""
             if user == self.access_number and caller:
                 svc.spawn(svc.listen(txn, req, caller, self.menu))
+            elif other:  # access number + a box: from another account's device only the PIN opens it
+                if other == caller:  # the proxy rewrote From to the calling device's account
+                    svc.spawn(svc.listen(txn, req, caller, self.menu))
+                elif not self.menu.pin:
+                    reason = "Forbidden (no voicemail PIN is set: dial the access number from the box's own device)"
+                    stack.respond(txn, stack.make_response(req, 403, reason), now)
+                else:
+                    svc.spawn(svc.listen(txn, req, other, replace(self.menu, pin_required=True)))
             elif user and user != self.access_number:
                 svc.spawn(svc.deposit(txn, req, user))
             else:

@@ -5,12 +5,13 @@ recording starts (`complete=False`, duration 0) and updated when it ends, so a c
 mid-message leaves a record pointing at a WAV that `recover` completes (the WAV writer
 keeps the file valid; `media.wav.recover_wav` extends its header to what was written).
 
-`MessageStore` is the interface the service writes through; the database table comes
-later (the lead's migration) as another implementation. Here: `MemoryMessageStore`
-(tests) and `DirectoryMessageStore` (a JSON side-car next to each WAV, one directory
-per account: usable without a database).
+`MessageStore` is the interface the service writes through: `DatabaseMessageStore` (the
+`voicemail_messages` table, what the server uses), `MemoryMessageStore` (tests) and
+`DirectoryMessageStore` (a JSON side-car next to each WAV, one directory per account:
+usable without a database).
 
-Depends on media.wav and sip.bodies; the directory store does small blocking file I/O.
+Depends on media.wav, sip.bodies and the store; the directory store does small blocking
+file I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Protocol
 
 from ...media.wav import recover_wav
 from ...sip.bodies import MessageSummary
+from ...store import Store
+from ...store import voicemail as rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,83 @@ class DirectoryMessageStore:
             self._write(m)
             done.append(m)
         return done
+
+
+def to_row(m: VoicemailMessage) -> dict[str, object]:
+    return {"id": m.id, "account": m.account, "caller_number": m.caller, "caller_name": m.caller_name,
+            "started_at": m.received_at, "duration": m.duration, "path": m.path, "heard": m.heard,
+            "urgent": m.urgent, "complete": m.complete, "deleted": False}
+
+
+def from_row(row: dict[str, object]) -> VoicemailMessage:
+    return VoicemailMessage(
+        id=str(row["id"]), account=str(row["account"]), caller=str(row["caller_number"] or ""),
+        caller_name=str(row["caller_name"] or ""), received_at=float(row["started_at"]),  # type: ignore[arg-type]
+        path=str(row["path"]), duration=float(row["duration"] or 0.0),  # type: ignore[arg-type]
+        heard=bool(row["heard"]), urgent=bool(row["urgent"]), complete=bool(row["complete"]),
+    )
+
+
+class DatabaseMessageStore:
+    """Records in the `voicemail_messages` table, WAVs wherever the service wrote them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def add(self, message: VoicemailMessage) -> None:
+        await rows.put_message(self.store, to_row(message))
+
+    async def update(self, message: VoicemailMessage) -> None:
+        await rows.put_message(self.store, to_row(message))
+
+    async def get(self, message_id: str) -> VoicemailMessage | None:
+        row = await rows.get_message(self.store, message_id)
+        return from_row(row) if row is not None else None
+
+    async def list(self, account: str) -> builtins.list[VoicemailMessage]:
+        return [from_row(r) for r in await rows.list_messages(self.store, account)]
+
+    async def boxes(self) -> builtins.list[str]:
+        return await rows.boxes(self.store)
+
+    async def set_heard(self, message_id: str, heard: bool = True) -> VoicemailMessage | None:
+        if not await rows.set_heard(self.store, message_id, heard):
+            return None
+        return await self.get(message_id)
+
+    async def delete(self, message_id: str) -> VoicemailMessage | None:
+        row = await rows.mark_deleted(self.store, message_id)
+        if row is None:
+            return None
+        _unlink(str(row["path"]))
+        return from_row(row)
+
+    async def recover(self) -> builtins.list[VoicemailMessage]:
+        """Complete the rows of messages cut short by a crash (their WAV holds what was said)."""
+        done = []
+        for row in await rows.list_messages(self.store, incomplete_only=True):
+            m = from_row(row)
+            try:
+                duration = recover_wav(m.path)
+            except (OSError, ValueError):
+                duration = 0.0
+            m = replace(m, duration=duration, complete=True)
+            await self.update(m)
+            done.append(m)
+        return done
+
+    async def import_directory(self, directory: DirectoryMessageStore) -> int:
+        """Take over the records a `DirectoryMessageStore` kept in JSON side-cars (the server
+        before the table existed); the side-cars are removed once their row is written."""
+        if not directory.root.is_dir():
+            return 0
+        count = 0
+        for m in directory._all():
+            if await rows.get_message(self.store, m.id, deleted=True) is None:
+                await self.add(m)
+                count += 1
+            _unlink(directory._meta(m))
+        return count
 
 
 def _safe(name: str) -> bool:
