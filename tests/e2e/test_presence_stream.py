@@ -1,4 +1,5 @@
 """The browser's presence stream against the real server: Bob's page (server-sent events)
+(logged in with his password)
 sees Alice go available (her SIPp device registers), ringing (Carol calls her), in-use
 (she answers) and available again (the call ends) — pushed, not polled."""
 
@@ -12,17 +13,21 @@ from pathlib import Path
 import httpx
 
 from .harness import Server, add_accounts, place_call, start_device
+from .test_web_login import set_password
 
 
 def test_presence_stream_follows_a_call(server: Server, tmp_path: Path) -> None:
     made = add_accounts(server, [("1000", "Alice", 1), ("1001", "Bob", 1), ("1002", "Carol", 1)])
-    url = f"http://127.0.0.1:{server.http_port}/api/presence/stream?account=1001"
+    set_password(server, "1001", "bob-password")
+    base = f"http://127.0.0.1:{server.http_port}"
+    bob = httpx.Client(base_url=base, timeout=httpx.Timeout(5.0, read=20.0))
+    assert bob.post("/api/login", json={"username": "1001", "password": "bob-password"}).status_code == 200
     events: list[tuple[str, dict]] = []
     opened = threading.Event()
 
     def read() -> None:
         deadline = time.monotonic() + 40
-        with httpx.stream("GET", url, timeout=httpx.Timeout(5.0, read=20.0)) as r:
+        with bob.stream("GET", "/api/presence/stream") as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             kind = None
             for line in r.iter_lines():
