@@ -81,8 +81,9 @@ async function onLogout() {
 // ------------------------------------------------------------------ the phone
 
 async function enterPhone() {
-  me = await api('GET', '/api/me');
+  // the credential first: on the first login it creates (and selects) the web phone device
   const cred = await api('GET', '/api/me/webphone');
+  me = await api('GET', '/api/me');
   ui.showMe({ name: me.name, number: me.number });
   ui.showDevices(me);
   ui.showScreen('phone');

@@ -62,7 +62,8 @@ export function buildPad(container, onKey) {
 export function deviceLabel(d) {
   if (d.kind === 'webphone') return 'Web phone (this browser)';
   const kind = d.kind ? d.kind.charAt(0).toUpperCase() + d.kind.slice(1) : 'Device';
-  return d.label ? `${d.label} (${kind.toLowerCase()})` : `${kind} ${d.position}`;
+  const name = d.label ? `${d.label} (${kind.toLowerCase()})` : `${kind} ${d.position + 1}`;
+  return d.registered === false ? `${name} — not registered` : name;
 }
 
 export function showDevices(me) {
