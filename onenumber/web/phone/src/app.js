@@ -153,6 +153,7 @@ function onCallEvent({ phase, party, cause, originator }) {
         ui.showError(`Call failed: ${cause}`);
       }
       refreshHistory();
+      setTimeout(refreshHistory, 2000); // the server writes history rows in one-second batches
       break;
     default:
       break;
