@@ -22,7 +22,7 @@ import pytest
 from onenumber.web.pages import built
 
 from .baresip import Baresip, wav_peak
-from .harness import Device, Server, add_accounts
+from .harness import Device, Server, add_accounts, place_call, start_device
 from .test_web_login import Browser as ApiClient
 from .test_web_login import set_password
 from .test_websocket import http_bindings, time_until_no_binding
@@ -41,6 +41,7 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "webphone"
 ALICE_PW = "alice-web-password"
 BOB_PW = "bob-web-password"
 SILENCE = 500  # a recording whose peak sample is below this heard nothing
+GREETING = Path(__file__).resolve().parents[2] / "data" / "greeting-default.wav"  # make greeting
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (scripts/install-peers.sh)"),
@@ -455,3 +456,67 @@ def test_microphone_refused_is_said_clearly(office: Office, browser: Browser) ->
         shot(page, "17-microphone-refused")
     finally:
         strict.close()
+
+
+def test_colleagues_presence_live_and_voicemail_played_in_the_page(office: Office, browser: Browser) -> None:
+    """Carol's SIPp device rings and answers a call from Bob: Alice's page shows it live (server-sent
+    events). Then Bob reaches Alice's voicemail through the proxy: the message appears and plays."""
+    server = office.server
+    with ThreadPoolExecutor(1) as pool:
+        carol = pool.submit(add_accounts, server, [("1002", "Carol", 1)]).result()["1002"][0]
+    page = open_page(browser, server)
+    errors = no_errors(page)
+    device = None
+    try:
+        log_in(page, "1000", ALICE_PW)
+        colleagues = page.locator("#colleagues li")
+        expect(colleagues).to_have_count(2)
+        expect(page.locator("#colleagues li[data-account='1002'] .state")).to_have_text("offline")
+        expect(page.locator("#vm-counts")).to_have_text("(0 new, 0 saved)")
+
+        device = start_device(server, carol, "dev_answer.xml", office.tmp / "carol")
+        expect(page.locator("#colleagues li[data-account='1002'] .state")).to_have_attribute(
+            "data-state", "available", timeout=10_000)
+        caller = place_call(server, office.bob, "1002", "call_answered.xml", office.tmp / "bob-sipp")
+        assert caller.returncode == 0, caller.describe()
+        device.wait(10)
+        expect(page.locator("#colleagues li[data-account='1002'] .state")).to_have_attribute(
+            "data-state", "available", timeout=10_000)
+        seen = [p["state"] for p in page.evaluate("window.OneNumberPhone.presenceLog") if p["account"] == "1002"]
+        print(f"\nCarol's presence as Alice's page saw it: {seen}")
+        assert "ringing" in seen and "in-use" in seen, seen
+        assert seen.index("ringing") < seen.index("in-use") < len(seen) - 1 and seen[-1] == "available", seen
+        shot(page, "18-colleagues")
+
+        # a message left through the proxy: Bob's baresip after the greeting, then it hangs up
+        server.cli("account", "update", "1000", "--forward-unconditional", "voicemail")
+        greeting = GREETING.stat().st_size / 16000 if GREETING.exists() else 0.0
+        bob = office.phone("bob", office.bob, tone_seconds=greeting + 4)
+        try:
+            bob.dial(f"sip:1000@{server.address}")
+            bob.wait_event("CALL_ESTABLISHED", timeout=10)
+            bob.wait_event("CALL_CLOSED", timeout=greeting + 20)
+        finally:
+            bob.stop()
+        expect(page.locator("#vm-counts")).to_have_text("(1 new, 0 saved)", timeout=15_000)
+        expect(page.locator("#voicemail li")).to_have_count(1)
+        expect(page.locator("#voicemail li").first).to_contain_text("Bob (1001)")
+        shot(page, "19-voicemail")
+        page.click("#voicemail li button")
+        try:
+            page.wait_for_function("document.getElementById('vm-player').readyState >= 1", timeout=10_000)
+        except Exception:
+            state = page.evaluate("""(() => { const a = document.getElementById('vm-player');
+              return {src: a.src, error: a.error && [a.error.code, a.error.message], network: a.networkState,
+                      text: document.getElementById('error').textContent}; })()""")
+            raise AssertionError(f"the message did not load in the page: {state}") from None
+        duration = page.evaluate("document.getElementById('vm-player').duration")
+        print(f"voicemail message played in the page: {duration:.2f} s")
+        assert duration > 1.0, duration
+        expect(page.locator("#vm-counts")).to_have_text("(0 new, 1 saved)", timeout=10_000)
+        shot(page, "20-voicemail-played")
+        assert not errors, errors
+    finally:
+        if device is not None:
+            device.stop()
+        page.close()

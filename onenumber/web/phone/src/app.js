@@ -9,6 +9,9 @@ let csrf = null;
 let phone = null;
 let stopTimer = null;
 let me = null;
+let presence = null; // the EventSource of /api/presence/stream
+const people = {}; // colleague number -> {account, name, state}
+const presenceLog = []; // every presence event seen (diagnostics and tests)
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -70,6 +73,7 @@ async function onLogin(ev) {
 
 async function onLogout() {
   if (phone) { phone.stop(); phone = null; }
+  stopPresence();
   try { await api('POST', '/api/logout'); } catch (_) { /* signed out here anyway */ }
   csrf = null;
   me = null;
@@ -90,6 +94,65 @@ async function enterPhone() {
   ui.showError('');
   startPhone(cred);
   refreshHistory();
+  startPresence();
+  refreshVoicemail();
+}
+
+// ------------------------------------------------------------------ presence and voicemail
+
+function pick(number) { $('number').value = number; $('number').focus(); }
+
+/** Colleagues' presence, pushed by the server (server-sent events; the browser reconnects by itself). */
+function startPresence() {
+  stopPresence();
+  if (typeof EventSource === 'undefined') return;
+  presence = new EventSource('/api/presence/stream');
+  const note = $('colleagues-note');
+  presence.addEventListener('snapshot', (ev) => {
+    for (const k of Object.keys(people)) delete people[k];
+    for (const p of JSON.parse(ev.data)) people[p.account] = p;
+    note.hidden = true;
+    ui.showColleagues(people, pick);
+  });
+  presence.addEventListener('presence', (ev) => {
+    const p = JSON.parse(ev.data);
+    presenceLog.push(p);
+    people[p.account] = p;
+    ui.showColleagues(people, pick);
+  });
+  presence.addEventListener('mwi', () => refreshVoicemail());
+  presence.addEventListener('error', () => {
+    note.textContent = 'Presence is not available right now; retrying…';
+    note.hidden = false;
+  });
+}
+
+function stopPresence() {
+  if (presence) { presence.close(); presence = null; }
+}
+
+async function refreshVoicemail() {
+  try {
+    ui.showVoicemail(await api('GET', '/api/me/voicemail'), playVoicemail);
+  } catch (_) {
+    ui.showVoicemail(null, () => {});
+  }
+}
+
+async function playVoicemail(m) {
+  const player = $('vm-player');
+  player.hidden = false;
+  player.src = m.audio;
+  player.load();
+  try {
+    await player.play();
+  } catch (err) {
+    if (err && err.name !== 'AbortError') ui.showError(`The message could not be played (${err.name || err}).`);
+  }
+  if (!m.heard) {
+    try { await api('POST', `/api/me/voicemail/${encodeURIComponent(m.id)}/heard`); } catch (_) { /* stays new */ }
+    refreshVoicemail();
+  }
 }
 
 /** Start the SIP user agent with a web phone credential ({auth_username, password, domain, ws_path, ...}). */
@@ -237,7 +300,8 @@ function wire() {
 
 async function boot() {
   wire();
-  window.OneNumberPhone = { startPhone, get phone() { return phone; } }; // for diagnostics and tests
+  // for diagnostics and tests
+  window.OneNumberPhone = { startPhone, presenceLog, get phone() { return phone; } };
   try {
     await enterPhone(); // a session cookie from earlier: straight to the phone
   } catch (err) {

@@ -160,3 +160,65 @@ export function showHistory(rows, onPick) {
     list.append(li);
   }
 }
+
+const PRESENCE_TEXT = { available: 'available', ringing: 'ringing', 'in-use': 'in a call', offline: 'offline' };
+
+/** Colleagues and their presence: `people` maps number -> {account, name, state}. */
+export function showColleagues(people, onPick) {
+  const list = $('colleagues');
+  list.replaceChildren();
+  const rows = Object.values(people).sort((a, b) => a.account.localeCompare(b.account));
+  if (rows.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'muted';
+    li.textContent = 'No colleagues to show.';
+    list.append(li);
+    return;
+  }
+  for (const p of rows) {
+    const li = document.createElement('li');
+    li.dataset.account = p.account;
+    const who = document.createElement('button');
+    who.type = 'button';
+    who.textContent = `${p.name || p.account} (${p.account})`;
+    who.setAttribute('aria-label', `Call ${p.name || ''} ${p.account}, ${PRESENCE_TEXT[p.state] || p.state}`.trim());
+    who.addEventListener('click', () => onPick(p.account));
+    const state = document.createElement('span');
+    state.className = 'state';
+    state.dataset.state = p.state;
+    state.textContent = PRESENCE_TEXT[p.state] || p.state;
+    li.append(who, state);
+    list.append(li);
+  }
+}
+
+export function showVoicemail(box, onPlay) {
+  const list = $('voicemail');
+  list.replaceChildren();
+  $('vm-counts').textContent = box ? `(${box.new} new, ${box.saved} saved)` : '';
+  const messages = (box && box.messages) || [];
+  if (messages.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'muted';
+    li.textContent = box ? 'No messages.' : 'Voicemail is not available.';
+    list.append(li);
+    return;
+  }
+  for (const m of messages) {
+    const li = document.createElement('li');
+    li.dataset.id = m.id;
+    if (!m.heard) li.className = 'new';
+    const play = document.createElement('button');
+    play.type = 'button';
+    const who = m.caller_name ? `${m.caller_name} (${m.caller})` : (m.caller || 'Unknown caller');
+    play.textContent = `▶ ${who}`;
+    play.setAttribute('aria-label', `Play the message from ${who}${m.heard ? '' : ', new'}`);
+    play.addEventListener('click', () => onPlay(m));
+    const info = document.createElement('span');
+    info.className = 'muted';
+    const when = m.received_at ? new Date(m.received_at * 1000).toLocaleString() : '';
+    info.textContent = `${when} · ${fmtDuration(m.duration)}${m.heard ? '' : ' · new'}`;
+    li.append(play, info);
+    list.append(li);
+  }
+}
