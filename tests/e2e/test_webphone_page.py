@@ -36,6 +36,8 @@ CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection",
+    # one browser serves every test: a page must not be treated as a background tab (media deferred)
+    "--disable-renderer-backgrounding", "--disable-background-media-suspend", "--disable-background-timer-throttling",
 ]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "webphone"
 ALICE_PW = "alice-web-password"
