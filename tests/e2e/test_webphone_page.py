@@ -80,6 +80,7 @@ class Office:
     server: Server
     desk: Device  # Alice's deskphone (position 0); her web phone is created at her first login
     bob: Device
+    carol: Device  # 1002, a colleague whose presence the page shows
     tmp: Path
 
     def phone(self, name: str, device: Device, **kw: Any) -> Baresip:
@@ -97,15 +98,16 @@ class Office:
 
 @pytest.fixture
 def office(server: Server, tmp_path: Path) -> Office:
-    """1000 Alice (a deskphone, `exclusive` mode) and 1001 Bob, both with a login password."""
+    """1000 Alice (a deskphone, `exclusive` mode) and 1001 Bob, both with a login password; 1002 Carol."""
     # Playwright's sync API keeps an event loop running in this thread: the store work goes to another
     with ThreadPoolExecutor(1) as pool:
-        made = pool.submit(add_accounts, server, [("1000", "Alice", 1), ("1001", "Bob", 1)]).result()
+        made = pool.submit(add_accounts, server, [("1000", "Alice", 1), ("1001", "Bob", 1),
+                                                  ("1002", "Carol", 1)]).result()
     server.cli("account", "update", "1000", "--ring-mode", "exclusive")
     set_password(server, "1000", ALICE_PW)
     set_password(server, "1001", BOB_PW)
     wait_http(server)
-    return Office(server, made["1000"][0], made["1001"][0], tmp_path)
+    return Office(server, made["1000"][0], made["1001"][0], made["1002"][0], tmp_path)
 
 
 def shot(page: Page, name: str) -> None:
@@ -464,8 +466,7 @@ def test_colleagues_presence_live_and_voicemail_played_in_the_page(office: Offic
     """Carol's SIPp device rings and answers a call from Bob: Alice's page shows it live (server-sent
     events). Then Bob reaches Alice's voicemail through the proxy: the message appears and plays."""
     server = office.server
-    with ThreadPoolExecutor(1) as pool:
-        carol = pool.submit(add_accounts, server, [("1002", "Carol", 1)]).result()["1002"][0]
+    carol = office.carol
     page = open_page(browser, server)
     errors = no_errors(page)
     device = None
@@ -508,9 +509,12 @@ def test_colleagues_presence_live_and_voicemail_played_in_the_page(office: Offic
         try:
             page.wait_for_function("document.getElementById('vm-player').readyState >= 1", timeout=10_000)
         except Exception:
-            state = page.evaluate("""(() => { const a = document.getElementById('vm-player');
+            state = page.evaluate("""async () => { const a = document.getElementById('vm-player');
+              const r = await fetch(a.src); const b = new Uint8Array(await r.arrayBuffer());
               return {src: a.src, error: a.error && [a.error.code, a.error.message], network: a.networkState,
-                      text: document.getElementById('error').textContent}; })()""")
+                      ready: a.readyState, paused: a.paused, status: r.status, type: r.headers.get('content-type'),
+                      bytes: b.length, head: Array.from(b.slice(0, 44)).join(','),
+                      text: document.getElementById('error').textContent}; }""")
             raise AssertionError(f"the message did not load in the page: {state}") from None
         duration = page.evaluate("document.getElementById('vm-player').duration")
         print(f"voicemail message played in the page: {duration:.2f} s")

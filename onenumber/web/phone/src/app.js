@@ -139,11 +139,25 @@ async function refreshVoicemail() {
   }
 }
 
+let playing = null; // the object URL of the message in the player
+
 async function playVoicemail(m) {
   const player = $('vm-player');
+  // fetched by the page (session cookie; a clear error when it fails), then played from memory
+  let blob;
+  try {
+    const resp = await fetch(m.audio, { credentials: 'same-origin' });
+    if (!resp.ok) throw new Error(resp.status === 404 ? 'the recording is missing' : `HTTP ${resp.status}`);
+    blob = await resp.blob();
+  } catch (err) {
+    ui.showError(`The message could not be loaded (${err.message || err}).`);
+    return;
+  }
+  if (playing) URL.revokeObjectURL(playing);
+  playing = URL.createObjectURL(blob);
   player.hidden = false;
-  player.src = m.audio;
-  player.load();
+  player.dataset.message = m.id;
+  player.src = playing;
   try {
     await player.play();
   } catch (err) {
