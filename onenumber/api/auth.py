@@ -34,6 +34,7 @@ from typing import Literal
 from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPBearer
 
 from ..services.logins import LoginService
 from ..store.logins import find_api_token
@@ -79,7 +80,16 @@ def logins(request: Request) -> LoginService:
     return service
 
 
-async def principal(request: Request) -> Principal:
+# declared for the OpenAPI schema (the docs page's "Authorize" button); the checks are below
+_bearer_scheme = HTTPBearer(auto_error=False, description="an API token: onenumber token create NAME")
+_cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="the session of POST /api/login")
+
+
+async def principal(
+    request: Request,
+    _bearer_doc: object = Depends(_bearer_scheme),
+    _cookie_doc: object = Depends(_cookie_scheme),
+) -> Principal:
     """The caller, from the session cookie or a bearer API token (see module docstring)."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):

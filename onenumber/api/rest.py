@@ -126,6 +126,8 @@ def build_router(ctx: Any) -> APIRouter:
         """Remove the account with its DIDs, devices and registrations."""
         await c.store.admin.remove_account(number)
         await c.changed()
+        for username in {b.auth_username for b in c.location.get(number)}:
+            c.location.drop_device(number, username, "account-removed")
         await c.logins.end_sessions_of("user", number)
         return Response(status_code=204)
 

@@ -38,7 +38,10 @@ async def test_accounts_crud(api: Api) -> None:
                                                "+3225550101", "Dora D")
         assert (await c.patch("/api/accounts/2000", json={"forward_busy": None})).json()["forward_busy"] is None
         assert (await c.get("/api/accounts/2000")).json()["name"] == "Dora D"
+        api.location.apply([Binding("2000", "2000", "sip:d@127.0.0.1:5090", time.time() + 60, "udp",
+                                    ("127.0.0.1", 5090))], [])
         assert (await c.delete("/api/accounts/2000")).status_code == 204
+        assert api.location.get("2000") == []  # its registrations went with it
         r = await c.get("/api/accounts/2000")
         assert r.status_code == 404 and r.json()["error"] == "not_found"
         assert "2000" not in api.directory.accounts
