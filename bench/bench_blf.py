@@ -267,7 +267,8 @@ def main() -> int:
     c0 = bed.server
     fanned = bed.fan_out(10)
     cpu = bed.server - c0
-    print(f"  NOTIFY fan-out alone: {fanned} NOTIFYs (+ their 200s) in {cpu:.2f} s CPU -> {fanned / cpu:,.0f} NOTIFYs/s")
+    print(f"  NOTIFY fan-out alone: {fanned} NOTIFYs (+ their 200s) in {cpu:.2f} s CPU -> "
+          f"{fanned / cpu:,.0f} NOTIFYs/s")
     print(f"  subscriptions still active: {bed.subscriptions}")
 
     print(f"CPU per forked call (best of {args.repeat} x {args.calls} calls):")

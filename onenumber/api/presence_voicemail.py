@@ -63,19 +63,23 @@ class PresenceHub:
         self.presence = presence
         self.streams: set[_Stream] = set()
         self.last: dict[str, str] = {}
-        if presence is not None:
-            presence.state_listeners.append(self.presence_changed)
 
     def may_see(self, watcher: str, account: str) -> bool:
         return self.presence is not None and may_watch(watcher, account, self.presence.watch)
 
     def open(self, me: str) -> _Stream:
         stream = _Stream(me)
+        if not self.streams and self.presence is not None:  # listen only while a page is open
+            self.presence.state_listeners.append(self.presence_changed)
         self.streams.add(stream)
         return stream
 
     def close(self, stream: _Stream) -> None:
         self.streams.discard(stream)
+        if not self.streams and self.presence is not None:
+            with contextlib.suppress(ValueError):
+                self.presence.state_listeners.remove(self.presence_changed)
+            self.last.clear()  # what was last seen goes stale while nobody listens
 
     def snapshot(self, me: str) -> list[dict[str, Any]]:
         """Every colleague `me` may watch, with its state now."""

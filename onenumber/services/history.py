@@ -119,6 +119,12 @@ def history_rows(call: CallSummary, names: Callable[[str], str]) -> list[History
             answered_at, end, row_duration, device, position,
             fwd[0] if fwd else None, fwd[1] if fwd else None,
         ))
+    if answered and ans is not None and ans.account and ans.account not in seen and ans.account != caller.account:
+        # picked up (`*8`): answered by a device of an account the call was not for
+        rows.append(HistoryRow(
+            ans.account, call.call_id, IN, caller.number, caller.name, call.started, "answered",
+            call.answered_at, end, duration, ans.device, ans.position,
+        ))
     return rows
 
 

@@ -45,12 +45,14 @@ from .voicemail.mwi import unsolicited_notify, unsolicited_targets
 log = logging.getLogger("onenumber.presence")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Leg:
-    """One device's side of one call, as BLF shows it."""
+    """One device's side of one call, as BLF shows it. Its identities are looked up when it is
+    first shown to a watcher (most calls are watched by nobody)."""
 
     dialog: DeviceDialog
-    info: DialogInfo
+    first: DialogChanged  # the event that made it: where its identities are looked up
+    info: DialogInfo | None = None
 
 
 _RANK = {DialogState.TRYING: 0, DialogState.PROCEEDING: 1, DialogState.EARLY: 2, DialogState.CONFIRMED: 3}
@@ -95,6 +97,7 @@ class PresenceService:
         self.legs: dict[str, dict[tuple[str, int | None, str], _Leg]] = {}  # account → legs
         self.ended: dict[str, list[DialogInfo]] = {}  # shown once as terminated
         self.rendered: dict[str, set[tuple[str, str]]] = {}  # account → (Call-ID, direction) shown to watchers
+        self._bodies: dict[str, tuple[tuple[DialogInfo, ...], bytes, bytes]] = {}  # the last dialog-info rendered
         self.shown: dict[str, tuple[Presence, tuple[DialogInfo, ...]]] = {}
         self.mailboxes: dict[str, MessageSummary] = {}
         self.dirty: set[str] = set()
@@ -119,9 +122,6 @@ class PresenceService:
         direction = Direction(ev.direction)
         state = DialogState(ev.state.value)
         leg = legs.get(key)
-        info = leg.info if leg is not None else self._info(ev, direction)
-        info = replace(info, state=state.value, local_tag=info.local_tag or self._local_tag(ev, direction),
-                       remote_tag=info.remote_tag or self._remote_tag(ev, direction))
         if state is DialogState.TERMINATED:
             legs.pop(key, None)
             if not legs:
@@ -134,11 +134,25 @@ class PresenceService:
                 rendered.discard(call)
                 if not rendered:
                     del self.rendered[ev.account]
-                self.ended.setdefault(ev.account, []).append(replace(info, id=_call_dialog_id(ev.call_id, direction)))
+                info = replace(self._leg_info(leg), state=state.value, id=_call_dialog_id(ev.call_id, direction))
+                self.ended.setdefault(ev.account, []).append(info)
         else:
-            legs[key] = _Leg(DeviceDialog(ev.position if ev.position is not None else -1, state, direction,
-                                          ev.call_id), info)
+            dialog = DeviceDialog(ev.position if ev.position is not None else -1, state, direction, ev.call_id)
+            if leg is None:
+                legs[key] = _Leg(dialog, ev)
+            else:
+                leg.dialog = dialog
         self._mark(ev.account)
+
+    def _leg_info(self, leg: _Leg) -> DialogInfo:
+        """The leg's identities and tags (looked up once; tags filled in as they become known)."""
+        ev, direction = leg.first, leg.dialog.direction
+        info = leg.info if leg.info is not None else self._info(ev, direction)
+        if not info.local_tag or not info.remote_tag:
+            info = replace(info, local_tag=info.local_tag or self._local_tag(ev, direction),
+                           remote_tag=info.remote_tag or self._remote_tag(ev, direction))
+        leg.info = info
+        return info
 
     def _info(self, ev: DialogChanged, direction: Direction) -> DialogInfo:
         """The identities of a new leg, from the call's record (gone once the call ended)."""
@@ -204,9 +218,12 @@ class PresenceService:
                     calls[k] = leg
         infos = []
         for (call_id, _), leg in sorted(calls.items()):
-            info = replace(leg.info, id=_call_dialog_id(call_id, leg.dialog.direction))
-            if leg.dialog.ringing:
-                info = replace(info, state=DialogState.EARLY.value, pickup_uri=pickup or info.pickup_uri)
+            d = leg.dialog
+            if d.ringing:
+                info = replace(self._leg_info(leg), id=_call_dialog_id(call_id, d.direction),
+                               state=DialogState.EARLY.value, pickup_uri=pickup)
+            else:
+                info = replace(self._leg_info(leg), id=_call_dialog_id(call_id, d.direction), state=d.state.value)
             infos.append(info)
         if calls:
             self.rendered.setdefault(account, set()).update(calls)
@@ -221,13 +238,36 @@ class PresenceService:
         entity = f"sip:{account}@{self.domain()}"
         if sub.package is Package.PRESENCE:
             return pidf(f"pres:{account}@{self.domain()}", presence.value, contact=entity)
-        ended = tuple(self.ended.get(account, ()))
-        return dialog_info(entity, sub.version, infos + ended)
+        dialogs = infos + tuple(self.ended.get(account, ()))
+        # every watcher of the account gets the same document but for its version: render it
+        # once per change (most of a NOTIFY's cost was this XML)
+        cached = self._bodies.get(account)
+        if cached is None or cached[0] != dialogs:
+            head, _, tail = dialog_info(entity, 0, dialogs).partition(b' version="0" ')
+            cached = self._bodies[account] = (dialogs, head, tail)
+        return b'%s version="%d" %s' % (cached[1], sub.version, cached[2])
+
+    def presence_of(self, account: str, now: float) -> Presence:
+        """The account's state alone (no dialog rendering)."""
+        acc = self.directory.account_for(account)
+        if acc is None or acc.number != account:
+            return Presence.OFFLINE
+        dialogs = [leg.dialog for leg in self.legs.get(account, {}).values()]
+        return account_presence(acc, self.directory.devices(account), self.location.get(account), dialogs, now)
 
     def _flush(self, now: float) -> None:
         self._flush_timer = None
         dirty, self.dirty = self.dirty, set()
         for account in sorted(dirty):
+            if not self._watched(account):  # nobody to NOTIFY: only the listeners (browsers), if any
+                self.shown.pop(account, None)
+                self.ended.pop(account, None)
+                self._bodies.pop(account, None)
+                if self.state_listeners:
+                    state = self.presence_of(account, now)
+                    for listener in self.state_listeners:
+                        listener(account, state)
+                continue
             previous = self.shown.get(account)
             current = self.shown[account] = self.state(account, now)
             if previous is None or current[1] != previous[1] or self.ended.get(account):
@@ -239,6 +279,7 @@ class PresenceService:
             self.ended.pop(account, None)
             if not self.legs.get(account) and not self._watched(account):
                 del self.shown[account]  # nothing to remember for an idle, unwatched account
+                self._bodies.pop(account, None)
 
     def _watched(self, account: str) -> bool:
         return any(True for p in Package for _ in self.subscriptions.for_target(p, account))

@@ -244,8 +244,11 @@ def test_a_call_answered_by_another_account_is_answered_elsewhere_not_missed() -
 
     call = CallSummary("c1", 1.0, Party("555", "Ext"), "1000", targets=["1000"], rang={"1000"}, answered_at=2.0,
                        answered_by=Party("1001", "", "1001", "1001", 0), ended_at=9.0)
-    (row,) = history_rows(call, lambda n: "")
+    row, picked = history_rows(call, lambda n: "")
     assert (row.account, row.outcome) == ("1000", "answered elsewhere")
+    # the account whose device took it (a pickup) has it as an answered incoming call
+    assert (picked.account, picked.direction, picked.outcome, picked.device) == ("1001", "in", "answered", "1001")
+    assert (picked.other_number, picked.duration) == ("555", 7.0)
 
 
 def test_an_answered_call_with_no_bye_is_forgotten_after_the_dialog_limit() -> None:
