@@ -427,6 +427,25 @@ def test_logout_and_unreachable_server(office: Office, browser: Browser) -> None
         page.close()
 
 
+def test_a_session_ended_elsewhere_signs_the_page_out_and_drops_the_binding(office: Office, browser: Browser) -> None:
+    """The password is changed with the CLI (every session of the account ends): the page's next
+    request is refused, it says so, stops its phone, and the web phone's binding goes."""
+    server = office.server
+    page = open_page(browser, server)
+    try:
+        log_in(page, "1000", ALICE_PW)
+        assert [b["transport"] for b in http_bindings(server, "1000")] == ["ws"]
+        set_password(server, "1000", "a-new-password")
+        page.select_option("#device-select", str(office.desk.position))  # any request will do
+        expect(page.locator("#login-error")).to_have_text("Your session has ended. Sign in again.")
+        expect(page.locator("#reg-state")).to_have_text("Signed out")
+        time_until_no_binding(server, "1000", time.perf_counter(), limit=5.0)
+        shot(page, "16-session-ended")
+        assert office.account()["selected_device"] != office.desk.position  # the change was refused
+    finally:
+        page.close()
+
+
 def test_connection_lost_is_shown_and_recovers(office: Office, browser: Browser) -> None:
     """The server goes away: 'connection lost — retrying'; it comes back: registered again (JsSIP
     back-off), with the same session (the server restores its web phone credential)."""
@@ -437,7 +456,7 @@ def test_connection_lost_is_shown_and_recovers(office: Office, browser: Browser)
         server.stop()
         expect(page.locator("#reg-state")).to_contain_text("Connection lost — retrying", timeout=10_000)
         expect(page.locator("#error")).to_contain_text("retrying")
-        shot(page, "16-connection-lost")
+        shot(page, "17-connection-lost")
         server.start()
         expect(page.locator("#reg-state")).to_have_text("Registered", timeout=40_000)
         expect(page.locator("#error")).to_be_hidden()
@@ -457,7 +476,7 @@ def test_microphone_refused_is_said_clearly(office: Office, browser: Browser) ->
         page.click("#call")
         expect(page.locator("#error")).to_contain_text("Microphone access was refused", timeout=10_000)
         expect(page.locator("#incall")).to_be_hidden()
-        shot(page, "17-microphone-refused")
+        shot(page, "18-microphone-refused")
     finally:
         strict.close()
 
@@ -489,7 +508,7 @@ def test_colleagues_presence_live_and_voicemail_played_in_the_page(office: Offic
         print(f"\nCarol's presence as Alice's page saw it: {seen}")
         assert "ringing" in seen and "in-use" in seen, seen
         assert seen.index("ringing") < seen.index("in-use") < len(seen) - 1 and seen[-1] == "available", seen
-        shot(page, "18-colleagues")
+        shot(page, "19-colleagues")
 
         # a message left through the proxy: Bob's baresip after the greeting, then it hangs up
         server.cli("account", "update", "1000", "--forward-unconditional", "voicemail")
@@ -504,23 +523,26 @@ def test_colleagues_presence_live_and_voicemail_played_in_the_page(office: Offic
         expect(page.locator("#vm-counts")).to_have_text("(1 new, 0 saved)", timeout=15_000)
         expect(page.locator("#voicemail li")).to_have_count(1)
         expect(page.locator("#voicemail li").first).to_contain_text("Bob (1001)")
-        shot(page, "19-voicemail")
+        shot(page, "20-voicemail")
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(f"{r.method} {r.url}") if "voicemail" in r.url else None)
+        page.on("response", lambda r: requests.append(f"{r.status} {r.url}") if "voicemail" in r.url else None)
         page.click("#voicemail li button")
-        try:
-            page.wait_for_function("document.getElementById('vm-player').readyState >= 1", timeout=10_000)
-        except Exception:
-            state = page.evaluate("""async () => { const a = document.getElementById('vm-player');
-              const r = await fetch(a.src); const b = new Uint8Array(await r.arrayBuffer());
-              return {src: a.src, error: a.error && [a.error.code, a.error.message], network: a.networkState,
-                      ready: a.readyState, paused: a.paused, status: r.status, type: r.headers.get('content-type'),
-                      bytes: b.length, head: Array.from(b.slice(0, 44)).join(','),
+        deadline = time.monotonic() + 20
+        while page.evaluate("document.getElementById('vm-player').readyState") < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if page.evaluate("document.getElementById('vm-player').readyState") < 1:
+            state = page.evaluate("""() => { const a = document.getElementById('vm-player');
+              return {url: a.dataset.url, src: a.src, error: a.error && [a.error.code, a.error.message],
+                      network: a.networkState, ready: a.readyState, paused: a.paused,
                       text: document.getElementById('error').textContent}; }""")
+            state["requests"] = requests
             raise AssertionError(f"the message did not load in the page: {state}") from None
         duration = page.evaluate("document.getElementById('vm-player').duration")
         print(f"voicemail message played in the page: {duration:.2f} s")
         assert duration > 1.0, duration
         expect(page.locator("#vm-counts")).to_have_text("(0 new, 1 saved)", timeout=10_000)
-        shot(page, "20-voicemail-played")
+        shot(page, "21-voicemail-played")
         assert not errors, errors
     finally:
         if device is not None:

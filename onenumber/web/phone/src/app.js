@@ -9,6 +9,7 @@ let csrf = null;
 let phone = null;
 let stopTimer = null;
 let me = null;
+let refresher = null; // the history refresh timer
 let presence = null; // the EventSource of /api/presence/stream
 const people = {}; // colleague number -> {account, name, state}
 const presenceLog = []; // every presence event seen (diagnostics and tests)
@@ -44,6 +45,7 @@ async function api(method, path, body) {
   if (resp.status === 204) return null;
   let data = null;
   try { data = await resp.json(); } catch (_) { data = null; }
+  if (resp.status === 401 && path !== '/api/login' && me) sessionEnded(); // expired, or ended elsewhere
   if (!resp.ok) throw new ApiError(resp.status, data);
   return data;
 }
@@ -71,12 +73,26 @@ async function onLogin(ev) {
   }
 }
 
-async function onLogout() {
+/** The server no longer knows this session (expired, password changed, logged out elsewhere). */
+function sessionEnded() {
   if (phone) { phone.stop(); phone = null; }
   stopPresence();
+  if (refresher) { clearInterval(refresher); refresher = null; }
+  me = null;
+  csrf = null;
+  endCallUi();
+  ui.showRegState('offline');
+  ui.showScreen('login');
+  ui.showLoginError('Your session has ended. Sign in again.');
+}
+
+async function onLogout() {
+  if (refresher) { clearInterval(refresher); refresher = null; }
+  if (phone) { phone.stop(); phone = null; }
+  stopPresence();
+  me = null; // signing out: a 401 here is no "session ended"
   try { await api('POST', '/api/logout'); } catch (_) { /* signed out here anyway */ }
   csrf = null;
-  me = null;
   endCallUi();
   ui.showRegState('offline');
   ui.showScreen('login');
@@ -96,6 +112,9 @@ async function enterPhone() {
   refreshHistory();
   startPresence();
   refreshVoicemail();
+  // calls taken elsewhere show up, and an ended session is noticed, without a reload
+  if (refresher) clearInterval(refresher);
+  refresher = setInterval(refreshHistory, 60000);
 }
 
 // ------------------------------------------------------------------ presence and voicemail
@@ -148,6 +167,8 @@ async function playVoicemail(m) {
   try {
     const resp = await fetch(m.audio, { credentials: 'same-origin' });
     if (!resp.ok) throw new Error(resp.status === 404 ? 'the recording is missing' : `HTTP ${resp.status}`);
+    const type = resp.headers.get('content-type') || '';
+    if (!type.startsWith('audio/')) throw new Error(`the server sent ${type || 'no type'}, not a recording`);
     blob = await resp.blob();
   } catch (err) {
     ui.showError(`The message could not be loaded (${err.message || err}).`);
@@ -157,12 +178,12 @@ async function playVoicemail(m) {
   playing = URL.createObjectURL(blob);
   player.hidden = false;
   player.dataset.message = m.id;
+  player.dataset.url = m.audio;
   player.src = playing;
-  try {
-    await player.play();
-  } catch (err) {
+  // not awaited: play() settles only when sound starts, and the message is heard once opened
+  player.play().catch((err) => {
     if (err && err.name !== 'AbortError') ui.showError(`The message could not be played (${err.name || err}).`);
-  }
+  });
   if (!m.heard) {
     try { await api('POST', `/api/me/voicemail/${encodeURIComponent(m.id)}/heard`); } catch (_) { /* stays new */ }
     refreshVoicemail();
