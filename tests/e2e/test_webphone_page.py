@@ -67,6 +67,8 @@ STATS = """async () => {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    for old in OUTPUT.glob("*.png"):  # this run's screenshots only
+        old.unlink()
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
@@ -523,6 +525,9 @@ def test_colleagues_presence_live_and_voicemail_played_in_the_page(office: Offic
         expect(page.locator("#vm-counts")).to_have_text("(1 new, 0 saved)", timeout=15_000)
         expect(page.locator("#voicemail li")).to_have_count(1)
         expect(page.locator("#voicemail li").first).to_contain_text("Bob (1001)")
+        # the merged history has the call too, with its outcome
+        expect(page.locator("#history li").first).to_contain_text("↙ Bob (1001)", timeout=15_000)
+        expect(page.locator("#history li").first).to_contain_text("voicemail")
         shot(page, "20-voicemail")
         requests: list[str] = []
         page.on("request", lambda r: requests.append(f"{r.method} {r.url}") if "voicemail" in r.url else None)

@@ -139,7 +139,7 @@ function startPresence() {
     people[p.account] = p;
     ui.showColleagues(people, pick);
   });
-  presence.addEventListener('mwi', () => refreshVoicemail());
+  presence.addEventListener('mwi', () => { refreshVoicemail(); setTimeout(refreshHistory, 1500); });
   presence.addEventListener('error', () => {
     note.textContent = 'Presence is not available right now; retrying…';
     note.hidden = false;

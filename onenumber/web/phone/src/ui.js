@@ -131,7 +131,10 @@ export function setPressed(id, on, offText, onText) {
   b.textContent = on ? onText : offText;
 }
 
-const OUTCOME_TEXT = { answered: 'answered', missed: 'missed', busy: 'busy', failed: 'failed', cancelled: 'cancelled' };
+const OUTCOME_TEXT = {
+  answered: 'answered', missed: 'missed', busy: 'busy', failed: 'failed', cancelled: 'cancelled',
+  'answered elsewhere': 'answered elsewhere', forwarded: 'forwarded', voicemail: 'voicemail',
+};
 
 export function showHistory(rows, onPick) {
   const list = $('history');
@@ -154,7 +157,9 @@ export function showHistory(rows, onPick) {
     const info = document.createElement('span');
     const when = r.started_at ? new Date(r.started_at).toLocaleString() : '';
     const outcome = OUTCOME_TEXT[r.outcome] || r.outcome || '';
-    info.textContent = `${when} · ${r.answered_at ? fmtDuration(r.duration) : outcome}`;
+    const what = r.answered_at ? fmtDuration(r.duration) : outcome;
+    const where = r.answered_at && r.device ? ` · ${r.device}` : '';
+    info.textContent = `${when} · ${what}${r.outcome === 'answered' || !r.answered_at ? '' : ` (${outcome})`}${where}`;
     info.className = r.outcome === 'missed' ? 'missed' : 'muted';
     li.append(who, info);
     list.append(li);
