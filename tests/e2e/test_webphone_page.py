@@ -225,6 +225,12 @@ def test_only_the_browser_rings_audio_both_ways_dtmf_hold_mute_and_hang_up_eithe
             raise AssertionError(firsts + "\n" + "\n".join(f for f in frames if "INFO sip" in f)) from None
         assert "5" in str(dtmf.get("param")), dtmf
         shot(page, "05-keypad")
+        # and RFC 4733 telephone-events in the media (what JsSIP sends when asked): through rtpengine
+        page.evaluate("window.OneNumberPhone.phone.session.sendDTMF('7', { transportType: 'RFC2833' })")
+        event = bob.wait_event(lambda e: str(e.get("type", "")) == "CALL_DTMF_START" and "7" in str(e.get("param")),
+                               timeout=10)
+        assert not any(f.startswith(">> INFO") and "Signal=7" in f for f in frames), "sent as INFO"
+        print(f"RFC 4733 event from the browser reached baresip: {event.get('param')}")
 
         # hold and resume: re-INVITEs through the proxy and rtpengine; audio flows again after
         page.click("#hold")
