@@ -268,6 +268,14 @@ def test_only_the_browser_rings_audio_both_ways_dtmf_hold_mute_and_hang_up_eithe
         expect(page.locator("#incall")).to_be_hidden(timeout=10_000)
         expect(page.locator("#dialer")).to_be_visible()
         assert not rang(desk), desk.events()
+
+        # a third call, declined with the keyboard (Escape)
+        bob.dial(f"sip:1000@{server.address}")
+        expect(page.locator("#incoming")).to_be_visible(timeout=10_000)
+        page.keyboard.press("Escape")
+        expect(page.locator("#incoming")).to_be_hidden(timeout=5_000)
+        bob.wait_event("CALL_CLOSED", timeout=10)
+        assert not rang(desk), desk.events()
         assert not errors, errors
     finally:
         page.close()
