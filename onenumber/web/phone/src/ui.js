@@ -8,6 +8,7 @@ const STATE_TEXT = {
   registered: 'Registered',
   lost: 'Connection lost — retrying',
   failed: 'Registration refused',
+  busy: 'Server busy — retrying',
   stopped: 'Signed out',
 };
 
@@ -16,6 +17,7 @@ export function showRegState(state, detail = {}) {
   let text = STATE_TEXT[state] || state;
   if (state === 'lost' && detail.attempts > 1) text += ` (attempt ${detail.attempts})`;
   if (state === 'failed' && detail.reason) text += ` (${detail.reason})`;
+  if (state === 'busy' && detail.retry) text += ` in ${detail.retry} s`;
   el.textContent = text;
   el.dataset.state = state;
 }
