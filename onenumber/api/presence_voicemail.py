@@ -10,8 +10,8 @@
   `DELETE /api/me/voicemail/{id}`. Heard and delete update message waiting on the phones.
 
 `build_router(current_account)` takes the dependency that says who is logged in (it
-returns the account's number); the login comes with the portal. `app.py` mounts it with
-a placeholder for this machine only. What the endpoints read is on `app.state.presence_voicemail`
+returns the account's number); `app.py` mounts it with the real login (`current_account`:
+the user's own account). What the endpoints read is on `app.state.presence_voicemail`
 (`PresenceVoicemail`, set by main.py); without it they answer 503.
 
 `PresenceHub` fans the presence service's changes out to the open streams: each stream has

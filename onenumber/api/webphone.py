@@ -48,8 +48,12 @@ class WebphoneAccess:
                     "ask an admin to remove one (or add a web phone) first"
                 )
             # a browser is used from anywhere; its credential lives only as long as the session
-            return await self.store.admin.add_device(number, DeviceKind.WEBPHONE.value, label="Web phone",
-                                                     internet=True)
+            device = await self.store.admin.add_device(number, DeviceKind.WEBPHONE.value, label="Web phone",
+                                                       internet=True)
+            account = await self.store.admin.get_account(number)
+            if account.selected_device is None:  # SPEC: the first web phone login selects it
+                await self.store.admin.update_account(number, selected_device=device.position)
+            return device
 
     async def credential(self, session: WebSession, host: str) -> dict[str, Any]:
         number = session.subject

@@ -146,7 +146,7 @@ class InDialogRelay:
             self._ended(req.call_id, checked.side, now)
         txn.context = relay
         rec = checked.record
-        if rec is not None and rec.media is not None and fwd.body:
+        if rec is not None and rec.media is not None and fwd.body and _carries_sdp(req):
             self._bridge_offer(relay, rec.media, checked.side, req, fwd, target)
             return True
         self.stack.send_request(fwd, target, now, context=relay)
@@ -235,7 +235,7 @@ class InDialogRelay:
     def on_response(self, relay: Relay, txn: ClientTxn, resp: Response, now: float) -> None:
         if resp.status == 100:
             return
-        if relay.answer_to_webrtc is not None and resp.body and resp.status < 300:
+        if relay.answer_to_webrtc is not None and resp.body and resp.status < 300 and _carries_sdp(resp):
             to_webrtc, relay.answer_to_webrtc = relay.answer_to_webrtc, None  # once: retransmissions pass
 
             def go_on(sdp: bytes | None, at: float) -> None:
@@ -276,3 +276,10 @@ def _with_tag(name_addr: str, tag: str | None) -> str:
     base = str(na.uri)
     head = f"{na.display} <{base}>" if na.display else f"<{base}>"
     return head + "".join(f";{k}={v}" if v is not None else f";{k}" for k, v in params)
+
+
+def _carries_sdp(msg: Request | Response) -> bool:
+    """An SDP body (an offer or answer for the media relay); an INFO's DTMF or a MESSAGE's text
+    in a bridged call is relayed as it is."""
+    content_type = (msg.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return content_type == "application/sdp"

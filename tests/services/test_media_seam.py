@@ -53,6 +53,16 @@ def test_a_call_to_the_browser_goes_through_the_relay_both_ways() -> None:
     out = net.send(reinvite.encode(), ("127.0.0.1", WEB), transport="ws", conn="ws-1")
     (hold,) = requests_to(out, TRUNK[1], "INVITE")
     assert hold.body.endswith(b"a=relayed:rtp\r\n")
+    # a DTMF INFO from the browser (JsSIP's default) is not SDP: relayed as it is, the relay not asked
+    before = len(asked)
+    info = "\r\n".join([
+        f"INFO sip:caller@{TRUNK[0]}:{TRUNK[1]} SIP/2.0", "Via: SIP/2.0/WS x.invalid;branch=z9hG4bKdtmf",
+        *[f"Route: {r}" for r in routes], f"From: {answer.headers.get('to')}", f"To: {answer.headers.get('from')}",
+        f"Call-ID: {answer.call_id}", "CSeq: 6 INFO", "Max-Forwards: 70", "Content-Type: application/dtmf-relay",
+        "Content-Length: 22", "", "Signal=5\r\nDuration=100"])
+    out = net.send(info.encode(), ("127.0.0.1", WEB), transport="ws", conn="ws-1")
+    (dtmf,) = requests_to(out, TRUNK[1], "INFO")
+    assert dtmf.body == b"Signal=5\r\nDuration=100" and len(asked) == before
 
 
 def test_without_a_relay_the_browser_cannot_be_reached_and_the_caller_is_told_why() -> None:

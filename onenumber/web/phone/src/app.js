@@ -9,6 +9,10 @@ let csrf = null;
 let phone = null;
 let stopTimer = null;
 let me = null;
+let refresher = null; // the history refresh timer
+let presence = null; // the EventSource of /api/presence/stream
+const people = {}; // colleague number -> {account, name, state}
+const presenceLog = []; // every presence event seen (diagnostics and tests)
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -41,6 +45,7 @@ async function api(method, path, body) {
   if (resp.status === 204) return null;
   let data = null;
   try { data = await resp.json(); } catch (_) { data = null; }
+  if (resp.status === 401 && path !== '/api/login' && me) sessionEnded(); // expired, or ended elsewhere
   if (!resp.ok) throw new ApiError(resp.status, data);
   return data;
 }
@@ -68,11 +73,26 @@ async function onLogin(ev) {
   }
 }
 
-async function onLogout() {
+/** The server no longer knows this session (expired, password changed, logged out elsewhere). */
+function sessionEnded() {
   if (phone) { phone.stop(); phone = null; }
+  stopPresence();
+  if (refresher) { clearInterval(refresher); refresher = null; }
+  me = null;
+  csrf = null;
+  endCallUi();
+  ui.showRegState('offline');
+  ui.showScreen('login');
+  ui.showLoginError('Your session has ended. Sign in again.');
+}
+
+async function onLogout() {
+  if (refresher) { clearInterval(refresher); refresher = null; }
+  if (phone) { phone.stop(); phone = null; }
+  stopPresence();
+  me = null; // signing out: a 401 here is no "session ended"
   try { await api('POST', '/api/logout'); } catch (_) { /* signed out here anyway */ }
   csrf = null;
-  me = null;
   endCallUi();
   ui.showRegState('offline');
   ui.showScreen('login');
@@ -81,14 +101,93 @@ async function onLogout() {
 // ------------------------------------------------------------------ the phone
 
 async function enterPhone() {
-  me = await api('GET', '/api/me');
+  // the credential first: on the first login it creates (and selects) the web phone device
   const cred = await api('GET', '/api/me/webphone');
+  me = await api('GET', '/api/me');
   ui.showMe({ name: me.name, number: me.number });
   ui.showDevices(me);
   ui.showScreen('phone');
   ui.showError('');
   startPhone(cred);
   refreshHistory();
+  startPresence();
+  refreshVoicemail();
+  // calls taken elsewhere show up, and an ended session is noticed, without a reload
+  if (refresher) clearInterval(refresher);
+  refresher = setInterval(refreshHistory, 60000);
+}
+
+// ------------------------------------------------------------------ presence and voicemail
+
+function pick(number) { $('number').value = number; $('number').focus(); }
+
+/** Colleagues' presence, pushed by the server (server-sent events; the browser reconnects by itself). */
+function startPresence() {
+  stopPresence();
+  if (typeof EventSource === 'undefined') return;
+  presence = new EventSource('/api/presence/stream');
+  const note = $('colleagues-note');
+  presence.addEventListener('snapshot', (ev) => {
+    for (const k of Object.keys(people)) delete people[k];
+    for (const p of JSON.parse(ev.data)) people[p.account] = p;
+    note.hidden = true;
+    ui.showColleagues(people, pick);
+  });
+  presence.addEventListener('presence', (ev) => {
+    const p = JSON.parse(ev.data);
+    presenceLog.push(p);
+    people[p.account] = p;
+    ui.showColleagues(people, pick);
+  });
+  presence.addEventListener('mwi', () => { refreshVoicemail(); setTimeout(refreshHistory, 1500); });
+  presence.addEventListener('error', () => {
+    note.textContent = 'Presence is not available right now; retrying…';
+    note.hidden = false;
+  });
+}
+
+function stopPresence() {
+  if (presence) { presence.close(); presence = null; }
+}
+
+async function refreshVoicemail() {
+  try {
+    ui.showVoicemail(await api('GET', '/api/me/voicemail'), playVoicemail);
+  } catch (_) {
+    ui.showVoicemail(null, () => {});
+  }
+}
+
+let playing = null; // the object URL of the message in the player
+
+async function playVoicemail(m) {
+  const player = $('vm-player');
+  // fetched by the page (session cookie; a clear error when it fails), then played from memory
+  let blob;
+  try {
+    const resp = await fetch(m.audio, { credentials: 'same-origin' });
+    if (!resp.ok) throw new Error(resp.status === 404 ? 'the recording is missing' : `HTTP ${resp.status}`);
+    const type = resp.headers.get('content-type') || '';
+    if (!type.startsWith('audio/')) throw new Error(`the server sent ${type || 'no type'}, not a recording`);
+    blob = await resp.blob();
+  } catch (err) {
+    ui.showError(`The message could not be loaded (${err.message || err}).`);
+    return;
+  }
+  if (playing) URL.revokeObjectURL(playing);
+  playing = URL.createObjectURL(blob);
+  player.hidden = false;
+  player.dataset.message = m.id;
+  player.dataset.url = m.audio;
+  player.src = playing;
+  // not awaited: play() settles only when sound starts, and the message is heard once opened
+  player.play().catch((err) => {
+    if (err && err.name !== 'AbortError') ui.showError(`The message could not be played (${err.name || err}).`);
+  });
+  if (!m.heard) {
+    try { await api('POST', `/api/me/voicemail/${encodeURIComponent(m.id)}/heard`); } catch (_) { /* stays new */ }
+    refreshVoicemail();
+  }
 }
 
 /** Start the SIP user agent with a web phone credential ({auth_username, password, domain, ws_path, ...}). */
@@ -152,6 +251,7 @@ function onCallEvent({ phase, party, cause, originator }) {
         ui.showError(`Call failed: ${cause}`);
       }
       refreshHistory();
+      setTimeout(refreshHistory, 2000); // the server writes history rows in one-second batches
       break;
     default:
       break;
@@ -235,7 +335,8 @@ function wire() {
 
 async function boot() {
   wire();
-  window.OneNumberPhone = { startPhone, get phone() { return phone; } }; // for diagnostics and tests
+  // for diagnostics and tests
+  window.OneNumberPhone = { startPhone, presenceLog, get phone() { return phone; } };
   try {
     await enterPhone(); // a session cookie from earlier: straight to the phone
   } catch (err) {

@@ -8,6 +8,7 @@ export const STATES = {
   registered: 'registered',
   lost: 'lost', // the socket closed: JsSIP reconnects with back-off (2 s doubling up to 30 s)
   failed: 'failed', // the server refused the registration
+  busy: 'busy', // the server answered 5xx (e.g. 503 overloaded): registering again after its Retry-After
   stopped: 'stopped',
 };
 
@@ -99,6 +100,16 @@ export class Phone extends EventTarget {
     });
     ua.on('registrationFailed', (e) => {
       const reason = (e.response && `${e.response.status_code} ${e.response.reason_phrase}`) || e.cause;
+      const status = e.response ? e.response.status_code : 0;
+      if (status >= 500 && status < 600 && this.state !== STATES.stopped) {
+        // a busy server is not a refusal: try again when it says (bounded), like a deskphone would
+        const after = Number.parseInt(e.response.getHeader('Retry-After') || '', 10);
+        const wait = Math.min(Math.max(Number.isFinite(after) ? after : 5, 1), 60);
+        this._setState(STATES.busy, { reason, retry: wait });
+        clearTimeout(this._retry);
+        this._retry = setTimeout(() => { if (this.ua && this.state === STATES.busy) this.ua.register(); }, wait * 1000);
+        return;
+      }
       this._setState(STATES.failed, { reason });
     });
     ua.on('newRTCSession', (e) => this._onSession(e));
@@ -106,6 +117,7 @@ export class Phone extends EventTarget {
   }
 
   stop() {
+    clearTimeout(this._retry);
     this._setState(STATES.stopped);
     if (this.session) {
       try { this.session.terminate(); } catch (_) { /* already over */ }

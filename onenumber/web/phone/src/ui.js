@@ -8,6 +8,7 @@ const STATE_TEXT = {
   registered: 'Registered',
   lost: 'Connection lost — retrying',
   failed: 'Registration refused',
+  busy: 'Server busy — retrying',
   stopped: 'Signed out',
 };
 
@@ -16,6 +17,7 @@ export function showRegState(state, detail = {}) {
   let text = STATE_TEXT[state] || state;
   if (state === 'lost' && detail.attempts > 1) text += ` (attempt ${detail.attempts})`;
   if (state === 'failed' && detail.reason) text += ` (${detail.reason})`;
+  if (state === 'busy' && detail.retry) text += ` in ${detail.retry} s`;
   el.textContent = text;
   el.dataset.state = state;
 }
@@ -62,7 +64,8 @@ export function buildPad(container, onKey) {
 export function deviceLabel(d) {
   if (d.kind === 'webphone') return 'Web phone (this browser)';
   const kind = d.kind ? d.kind.charAt(0).toUpperCase() + d.kind.slice(1) : 'Device';
-  return d.label ? `${d.label} (${kind.toLowerCase()})` : `${kind} ${d.position}`;
+  const name = d.label ? `${d.label} (${kind.toLowerCase()})` : `${kind} ${d.position + 1}`;
+  return d.registered === false ? `${name} — not registered` : name;
 }
 
 export function showDevices(me) {
@@ -130,7 +133,10 @@ export function setPressed(id, on, offText, onText) {
   b.textContent = on ? onText : offText;
 }
 
-const OUTCOME_TEXT = { answered: 'answered', missed: 'missed', busy: 'busy', failed: 'failed', cancelled: 'cancelled' };
+const OUTCOME_TEXT = {
+  answered: 'answered', missed: 'missed', busy: 'busy', failed: 'failed', cancelled: 'cancelled',
+  'answered elsewhere': 'answered elsewhere', forwarded: 'forwarded', voicemail: 'voicemail',
+};
 
 export function showHistory(rows, onPick) {
   const list = $('history');
@@ -153,9 +159,73 @@ export function showHistory(rows, onPick) {
     const info = document.createElement('span');
     const when = r.started_at ? new Date(r.started_at).toLocaleString() : '';
     const outcome = OUTCOME_TEXT[r.outcome] || r.outcome || '';
-    info.textContent = `${when} · ${r.answered_at ? fmtDuration(r.duration) : outcome}`;
+    const what = r.answered_at ? fmtDuration(r.duration) : outcome;
+    const where = r.answered_at && r.device ? ` · ${r.device}` : '';
+    info.textContent = `${when} · ${what}${r.outcome === 'answered' || !r.answered_at ? '' : ` (${outcome})`}${where}`;
     info.className = r.outcome === 'missed' ? 'missed' : 'muted';
     li.append(who, info);
+    list.append(li);
+  }
+}
+
+const PRESENCE_TEXT = { available: 'available', ringing: 'ringing', 'in-use': 'in a call', offline: 'offline' };
+
+/** Colleagues and their presence: `people` maps number -> {account, name, state}. */
+export function showColleagues(people, onPick) {
+  const list = $('colleagues');
+  list.replaceChildren();
+  const rows = Object.values(people).sort((a, b) => a.account.localeCompare(b.account));
+  if (rows.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'muted';
+    li.textContent = 'No colleagues to show.';
+    list.append(li);
+    return;
+  }
+  for (const p of rows) {
+    const li = document.createElement('li');
+    li.dataset.account = p.account;
+    const who = document.createElement('button');
+    who.type = 'button';
+    who.textContent = `${p.name || p.account} (${p.account})`;
+    who.setAttribute('aria-label', `Call ${p.name || ''} ${p.account}, ${PRESENCE_TEXT[p.state] || p.state}`.trim());
+    who.addEventListener('click', () => onPick(p.account));
+    const state = document.createElement('span');
+    state.className = 'state';
+    state.dataset.state = p.state;
+    state.textContent = PRESENCE_TEXT[p.state] || p.state;
+    li.append(who, state);
+    list.append(li);
+  }
+}
+
+export function showVoicemail(box, onPlay) {
+  const list = $('voicemail');
+  list.replaceChildren();
+  $('vm-counts').textContent = box ? `(${box.new} new, ${box.saved} saved)` : '';
+  const messages = (box && box.messages) || [];
+  if (messages.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'muted';
+    li.textContent = box ? 'No messages.' : 'Voicemail is not available.';
+    list.append(li);
+    return;
+  }
+  for (const m of messages) {
+    const li = document.createElement('li');
+    li.dataset.id = m.id;
+    if (!m.heard) li.className = 'new';
+    const play = document.createElement('button');
+    play.type = 'button';
+    const who = m.caller_name ? `${m.caller_name} (${m.caller})` : (m.caller || 'Unknown caller');
+    play.textContent = `▶ ${who}`;
+    play.setAttribute('aria-label', `Play the message from ${who}${m.heard ? '' : ', new'}`);
+    play.addEventListener('click', () => onPlay(m));
+    const info = document.createElement('span');
+    info.className = 'muted';
+    const when = m.received_at ? new Date(m.received_at * 1000).toLocaleString() : '';
+    info.textContent = `${when} · ${fmtDuration(m.duration)}${m.heard ? '' : ' · new'}`;
+    li.append(play, info);
     list.append(li);
   }
 }
