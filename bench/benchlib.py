@@ -311,7 +311,7 @@ def sipp_args(
         raise ValueError("benchmarks never use port 5060")
     args = [
         "taskset", "-c", SIPP_CORE, "sipp", f"{LOOPBACK}:{port}", "-sf", str(SCENARIOS / scenario),
-        "-i", LOOPBACK, "-p", str(local_port), "-m", str(calls), "-mp", str(free_port()),
+        "-i", LOOPBACK, "-p", str(local_port), "-m", str(calls), "-mp", str(free_port(span=4)),
         "-buff_size", "8388608", "-timeout", f"{max(1, int(timeout))}s", "-nostdin",
         "-max_recv_loops", "10000", "-max_sched_loops", "10000", "-recv_timeout", "5000",
         "-trace_err", "-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
@@ -388,7 +388,7 @@ def start_sipp_uas(
     run_dir.mkdir(parents=True, exist_ok=True)
     args = [
         "taskset", "-c", SIPP_CORE, "sipp", f"{LOOPBACK}:{remote_port}", "-sf", str(SCENARIOS / scenario),
-        "-i", LOOPBACK, "-p", str(local_port), "-mp", str(free_port()), "-buff_size", "8388608",
+        "-i", LOOPBACK, "-p", str(local_port), "-mp", str(free_port(span=4)), "-buff_size", "8388608",
         "-timeout", f"{int(timeout)}s", "-nostdin", "-max_recv_loops", "10000", "-m", "10000000",
         "-trace_err",
     ]

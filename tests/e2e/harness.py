@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 SCENARIOS = HERE / "scenarios"
@@ -25,16 +26,18 @@ ONENUMBER = str(BIN / "onenumber")
 LOOPBACK = "127.0.0.1"
 
 
-def free_port(*, pair: bool = False) -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (and port+1 too with pair=True); never 5060."""
+def free_port(*, pair: bool = False, span: int = 1) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (and port+1 too with pair=True, the next
+    `span` ports with span=N); never 5060."""
+    span = max(span, 2 if pair else 1)
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.bind((LOOPBACK, 0))
             port = u.getsockname()[1]
-        if port in (5060, 5061) or port > 65000:
+        if port in (5060, 5061) or port > 65000 or 5060 in range(port, port + span):
             continue
         ok = True
-        for p in (port, port + 1) if pair else (port,):
+        for p in range(port, port + span):
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 with socket.socket(socket.AF_INET, kind) as s:
                     try:
@@ -228,7 +231,8 @@ def run_sipp(
     local_port = check_port(local_port or free_port())
     args = [
         "sipp", server.address, "-sf", str(path), "-i", LOOPBACK, "-p", str(local_port),
-        "-m", str(calls), "-t", transport, "-mp", str(free_port()), "-buff_size", "4194304",
+        # SIPp binds its media port, +1 and +2 (video): all must be free
+        "-m", str(calls), "-t", transport, "-mp", str(free_port(span=4)), "-buff_size", "4194304",
         "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-max_recv_loops", "1000",
         "-trace_err",
     ]
@@ -242,7 +246,14 @@ def run_sipp(
     cwd = str(workdir or server.workdir)
     if background:
         return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout + 15)
+    for _ in range(3):
+        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout + 15)
+        # another process took a port between free_port() and SIPp's bind: the run never
+        # started, so it is safe to run it again on a fresh media port
+        if done.returncode == 0 or "Unable to bind" not in done.stderr:
+            break
+        args[args.index("-mp") + 1] = str(free_port(span=4))
+    return done
 
 
 # -------------------------------------------------------------------- a bare SIP UA (registrar tests)
@@ -566,7 +577,8 @@ def register(server: Server, device: Device, port: int, transport: str = "u1", w
         local_port=port, transport=transport, timeout=10, workdir=workdir,
     )
     assert isinstance(proc, subprocess.CompletedProcess)
-    assert proc.returncode == 0, f"REGISTER of {device.auth_username} failed:\n{proc.stdout[-2000:]}"
+    assert proc.returncode == 0, (
+        f"REGISTER of {device.auth_username} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-1500:]}")
 
 
 def sipp_trace_args(trace: Path, name: str) -> list[str]:
@@ -637,10 +649,36 @@ def place_call(
 
 
 
+_store_loop: Any = None
+
+
+def run_store_work(coro: Any, timeout: float = 60.0) -> Any:
+    """Run `coro` (database work of the test process) on one long-lived event loop in its own
+    thread, bounded in time. A fresh asyncio.run() per call once froze for good: aiosqlite's
+    worker thread of the new connection had stopped and its future never resolved. One loop
+    for all store work avoids mixing loops; on a hang, every task's stack goes to stderr."""
+    import asyncio
+    import threading
+
+    global _store_loop
+    if _store_loop is None:
+        _store_loop = asyncio.new_event_loop()
+        threading.Thread(target=_store_loop.run_forever, name="test-store-loop", daemon=True).start()
+
+    async def bounded() -> Any:
+        try:
+            return await asyncio.wait_for(coro, timeout)
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack(file=sys.stderr)
+            raise
+
+    return asyncio.run_coroutine_threadsafe(bounded(), _store_loop).result(timeout + 10)
+
+
 def add_accounts(server: Server, specs: list[tuple[str, str, int]]) -> dict[str, list[Device]]:
     """Several accounts (number, name, device count) in one database session, then wait until the
     server has them: the same as `Server.add_account` per account, without a ~1 s CLI start each."""
-    import asyncio
 
     from onenumber.store import Store
 
@@ -658,7 +696,7 @@ def add_accounts(server: Server, specs: list[tuple[str, str, int]]) -> dict[str,
         finally:
             await store.close()
 
-    result = asyncio.run(run())
+    result = run_store_work(run())
     wait_config(server)
     return result
 
@@ -666,7 +704,6 @@ def add_accounts(server: Server, specs: list[tuple[str, str, int]]) -> dict[str,
 def admin(server: Server, action: object) -> object:
     """Run `action(store.admin)` (an async function) in one database session, then wait until the
     running server has loaded the change. Faster than several CLI commands (~1 s each)."""
-    import asyncio
 
     from onenumber.store import Store
 
@@ -677,7 +714,7 @@ def admin(server: Server, action: object) -> object:
         finally:
             await store.close()
 
-    result = asyncio.run(run())
+    result = run_store_work(run())
     wait_config(server)
     return result
 

@@ -8,6 +8,7 @@ cannot go (TLS) or where a test must forge what no phone would send.
 from __future__ import annotations
 
 import queue
+import select
 import socket
 import ssl
 import threading
@@ -34,7 +35,10 @@ class SocketPeer:
         else:
             raw = socket.create_connection(self.server, timeout=5)
             self.sock = ctx.wrap_socket(raw, server_hostname=LOOPBACK) if transport == "tls" and ctx else raw
-            self.sock.settimeout(None)
+            # non-blocking, every read and write under one lock: an SSL object used by a reading
+            # and a writing thread at once loses data now and then (requests never got an answer)
+            self.sock.setblocking(False)
+        self.io = threading.Lock()
         self.port = self.sock.getsockname()[1]
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.kept: list[Message] = []
@@ -53,11 +57,13 @@ class SocketPeer:
                     data, _ = self.sock.recvfrom(65535)
                     chunks = [data] if data.strip() else []
                 else:
-                    data = self.sock.recv(65535)
+                    data = self._recv_stream()
+                    if data is None:
+                        continue
                     if not data:
                         return
                     chunks = framer.feed(data)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: select() on a socket closed meanwhile
                 return
             for chunk in chunks:
                 try:
@@ -69,7 +75,30 @@ class SocketPeer:
         if self.transport == "udp":
             self.sock.sendto(data, self.server)
         else:
-            self.sock.sendall(data)
+            view = memoryview(data)
+            deadline = time.monotonic() + 5
+            while view and time.monotonic() < deadline:
+                with self.io:
+                    try:
+                        view = view[self.sock.send(view):]
+                        continue
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                        pass
+                select.select([], [self.sock], [], 0.05)
+            if view:
+                raise TimeoutError(f"{self.transport} peer :{self.port}: could not send within 5 s")
+
+    def _recv_stream(self) -> bytes | None:
+        """Bytes from the stream, b"" at its end, None when nothing is there yet."""
+        if not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+            readable, _, _ = select.select([self.sock], [], [], 0.05)
+            if not readable:
+                return None
+        with self.io:
+            try:
+                return self.sock.recv(65535)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                return None
 
     def close(self) -> None:
         self.closed = True

@@ -159,7 +159,7 @@ def test_tcp_binding_is_removed_when_the_connection_closes(server: Server) -> No
     assert isinstance(proc, subprocess.Popen)
     try:
         wait_count(server, "1000", 1)
-        rows = server.bindings("1000")  # while SIPp holds the connection (2 s)
+        rows = api_bindings(server, "1000")  # while SIPp holds the connection (2 s): HTTP, not a ~1 s CLI start
         assert rows[0]["transport"] == "tcp", rows
         out, _ = proc.communicate(timeout=10)
     finally:
