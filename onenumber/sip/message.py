@@ -513,6 +513,9 @@ def _parse_head(lines: list[str]) -> Request | Response:
     bad: str | None = None
     last: list[str] | None = None
     name_entry = _name_entry
+    known = _NAME_CACHE.get  # the names seen before (valid tokens): one dict lookup per line
+    lists = LIST_HEADERS
+    split = False  # a list header holds a comma: split it below (most messages have none)
     for line in lines[1:]:
         if not line:
             continue  # only a bare-CR line could get here; ignore it
@@ -523,16 +526,23 @@ def _parse_head(lines: list[str]) -> Request | Response:
                 continue
             # LWS folding: the line break and leading white space become one SP (§7.3.1)
             last[2] = (last[2] + " " + line.strip(" \t")).strip(" \t")
+            if "," in line and last[0] in lists:
+                split = True
             continue
         name, colon, value = line.partition(":")
-        entry = name_entry(name) if colon else None
+        entry = known(name) if colon else None
         if entry is None:
-            entry = name_entry(name.rstrip(" \t")) if colon else None
+            entry = name_entry(name) if colon else None
             if entry is None:
-                bad = bad or f"malformed header line {line[:40]!r}"
-                last = None
-                continue
-        last = [entry[0], entry[1], value.strip(" \t")]
+                entry = name_entry(name.rstrip(" \t")) if colon else None
+                if entry is None:
+                    bad = bad or f"malformed header line {line[:40]!r}"
+                    last = None
+                    continue
+        key = entry[0]
+        if "," in value and key in lists:
+            split = True
+        last = [key, entry[1], value.strip(" \t")]
         items.append(last)
 
     headers = Headers._raw(items)
@@ -540,11 +550,11 @@ def _parse_head(lines: list[str]) -> Request | Response:
     msg: Request | Response = parse_line(first, headers)
     if bad is not None:
         raise ParseError(bad, partial=msg)
-    # split list headers into their elements (§7.3.1)
-    for i in range(len(items) - 1, -1, -1):
-        item = items[i]
-        if "," in item[2] and item[0] in LIST_HEADERS:
-            items[i : i + 1] = [[item[0], item[1], v] for v in split_commas(item[2])]
+    if split:  # split list headers into their elements (§7.3.1)
+        for i in range(len(items) - 1, -1, -1):
+            item = items[i]
+            if "," in item[2] and item[0] in lists:
+                items[i : i + 1] = [[item[0], item[1], v] for v in split_commas(item[2])]
     return msg
 
 
