@@ -228,6 +228,11 @@ class Headers:
             for k in _DERIVED.get(key, ()):
                 cache.pop(k, None)
 
+    def remember(self, key: str, value: Any) -> None:
+        """Cache a typed value the caller built itself (a request we write: no need to parse back
+        what we just wrote); `key` as in `typed`, dropped like the others when its header changes."""
+        self._cache[key] = value
+
     def typed(self, key: str, build: Callable[[Headers], Any]) -> Any:
         """`build(self)` cached under `key` until the headers it derives from change (`_DERIVED`
         must list them; ParseError is not cached)."""

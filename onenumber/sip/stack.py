@@ -158,6 +158,16 @@ class Stack:
     def new_branch(self) -> str:
         return f"{self._branch_prefix}{next(self._branch_counter):x}"
 
+    def add_via(self, req: Request, transport: str, host: str, port: int) -> str:
+        """Put our Via (a fresh branch, rport) on top of a request we originate; returns the branch.
+
+        The parsed Via is remembered as built, so sending the request does not parse it back."""
+        branch = self.new_branch()
+        via = Via(transport.upper(), host, port, (("branch", branch), ("rport", None)))
+        req.headers.prepend("Via", f"SIP/2.0/{via.transport} {host}:{port};branch={branch};rport")
+        req.headers.remember("top_via", via)
+        return branch
+
     # ------------------------------------------------------------------ input
     def receive(self, data: bytes, source: Source, now: float) -> None:
         """Feed one datagram or one framed stream message."""
