@@ -356,8 +356,8 @@ class Message:
 
     def __bytes__(self) -> bytes:
         """The message on the wire; Content-Length always tells the real body length."""
-        out = [self.start_line(), "\r\n"]
         body = self.body
+        lines = [self.start_line()]
         has_cl = False
         for key, name, value in self.headers._items:
             if key == "content-length":
@@ -365,14 +365,11 @@ class Message:
                     continue
                 has_cl = True
                 value = str(len(body))
-            out.append(name)
-            out.append(": ")
-            out.append(value)
-            out.append("\r\n")
+            lines.append(f"{name}: {value}")  # one piece per field: this runs for every message sent
         if not has_cl:
-            out.append(f"Content-Length: {len(body)}\r\n")
-        out.append("\r\n")
-        return "".join(out).encode("utf-8", "surrogateescape") + body
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -494,7 +491,7 @@ def parse(data: bytes, *, stream: bool = False) -> Request | Response:
         raise ParseError("empty message", status=None)
     try:
         msg = _parse_head(lines)
-        if b"\x00" in data[: head_end if head_end >= 0 else len(data)]:
+        if data.find(b"\x00", 0, head_end if head_end >= 0 else len(data)) >= 0:
             _check_nul(msg)
     except ParseError as exc:
         if exc.partial is not None and isinstance(exc.partial, Response):
