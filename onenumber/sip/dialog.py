@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .headers import CSeq, NameAddr
+from .headers import NameAddr
 from .message import Headers, Request, Response
 from .uri import SipUri
 
@@ -93,7 +93,6 @@ class Dialog:
             items.append(["content-length", "Content-Length", str(len(body))])
             if body and content_type:
                 items.append(["content-type", "Content-Type", content_type])
-        h.remember("cseq", CSeq(self.local_cseq, method))
         h.remember("routes", tuple(NameAddr.parse(r) for r in routes))
         return req
 

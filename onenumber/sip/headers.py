@@ -134,6 +134,14 @@ class Via:
         return via
 
     @classmethod
+    def remember(cls, value: str, via: Via) -> None:
+        """`via` is what `parse(value)` gives (a Via we wrote ourselves): cache it, so the responses
+        that echo it back are matched without parsing it again."""
+        if len(_VIA_CACHE) >= _CACHE_SIZE:
+            _VIA_CACHE.clear()
+        _VIA_CACHE[value] = via
+
+    @classmethod
     def _parse(cls, value: str) -> Via:
         m = grammar.VIA.fullmatch(value.strip(" \t"))
         if m is None or m.group("proto").upper() != "SIP":

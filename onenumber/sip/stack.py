@@ -164,8 +164,10 @@ class Stack:
         The parsed Via is remembered as built, so sending the request does not parse it back."""
         branch = self.new_branch()
         via = Via(transport.upper(), host, port, (("branch", branch), ("rport", None)))
-        req.headers.prepend("Via", f"SIP/2.0/{via.transport} {host}:{port};branch={branch};rport")
+        value = f"SIP/2.0/{via.transport} {host}:{port};branch={branch};rport"
+        req.headers.prepend("Via", value)
         req.headers.remember("top_via", via)
+        Via.remember(value, via)  # the answer echoes this Via: matched without parsing it
         return branch
 
     # ------------------------------------------------------------------ input
