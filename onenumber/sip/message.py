@@ -80,6 +80,9 @@ def _canon(name: str) -> str:
     return key
 
 
+canonical_key = _canon  # for builders in this package that write header items directly
+
+
 def _name_entry(name: str) -> tuple[str, str] | None:
     """(key, canonical name) for a header name as written, None when it is not a token."""
     entry = _NAME_CACHE.get(name)
