@@ -53,6 +53,9 @@ class _Leg:
     dialog: DeviceDialog
     first: DialogChanged  # the event that made it: where its identities are looked up
     info: DialogInfo | None = None
+    # the last DialogInfo shown for it and what it was made of: a flush re-renders every call of
+    # the account, and most of them have not changed since the previous one
+    shown: tuple[tuple[object, ...], DialogInfo] | None = None
 
 
 _RANK = {DialogState.TRYING: 0, DialogState.PROCEEDING: 1, DialogState.EARLY: 2, DialogState.CONFIRMED: 3}
@@ -149,8 +152,10 @@ class PresenceService:
         ev, direction = leg.first, leg.dialog.direction
         info = leg.info if leg.info is not None else self._info(ev, direction)
         if not info.local_tag or not info.remote_tag:
-            info = replace(info, local_tag=info.local_tag or self._local_tag(ev, direction),
-                           remote_tag=info.remote_tag or self._remote_tag(ev, direction))
+            local = info.local_tag or self._local_tag(ev, direction)
+            remote = info.remote_tag or self._remote_tag(ev, direction)
+            if local != info.local_tag or remote != info.remote_tag:  # the same object while nothing is new
+                info = replace(info, local_tag=local, remote_tag=remote)
         leg.info = info
         return info
 
@@ -219,11 +224,17 @@ class PresenceService:
         infos = []
         for (call_id, _), leg in sorted(calls.items()):
             d = leg.dialog
+            base = self._leg_info(leg)
+            made_of = (base, d.direction, d.state, d.ringing, pickup)
+            if leg.shown is not None and leg.shown[0] == made_of:
+                infos.append(leg.shown[1])
+                continue
             if d.ringing:
-                info = replace(self._leg_info(leg), id=_call_dialog_id(call_id, d.direction),
+                info = replace(base, id=_call_dialog_id(call_id, d.direction),
                                state=DialogState.EARLY.value, pickup_uri=pickup)
             else:
-                info = replace(self._leg_info(leg), id=_call_dialog_id(call_id, d.direction), state=d.state.value)
+                info = replace(base, id=_call_dialog_id(call_id, d.direction), state=d.state.value)
+            leg.shown = (made_of, info)
             infos.append(info)
         if calls:
             self.rendered.setdefault(account, set()).update(calls)
@@ -305,8 +316,7 @@ class PresenceService:
                                      call_id=f"mwi-{self.stack.new_tag()}@{domain}", from_tag=self.stack.new_tag())
             transport = b.transport if b.flow is not None else "udp"
             host, port = self.stack.local.get(transport, b.local)
-            req.headers.prepend("Via", f"SIP/2.0/{transport.upper()} {host}:{port};"
-                                       f"branch={self.stack.new_branch()};rport")
+            self.stack.add_via(req, transport, host, port)
             target = Target(transport, b.source[0], b.source[1], b.flow)
             self.stack.send_request(req, target, now, context=_Ignore())
             self.stats["notifies"] += 1
@@ -344,8 +354,7 @@ class PresenceService:
         if source is None:
             return
         host, port = self.stack.local.get(source.transport, source.local)
-        req.headers.prepend("Via", f"SIP/2.0/{source.transport.upper()} {host}:{port};"
-                                   f"branch={self.stack.new_branch()};rport")
+        self.stack.add_via(req, source.transport, host, port)
         routes = req.routes
         if source.reliable and source.conn is not None:
             target = Target(source.transport, source.remote[0], source.remote[1], source.conn)

@@ -62,7 +62,8 @@ SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(_CANONICAL.values())
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _SCHEME_RE = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
-_PARAM_RE = re.compile(rf'[\s,]*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))\s*(?:,|$)', re.S)
+# runs of plain characters in one step (possessive: a quoted value has one way to match)
+_PARAM_RE = re.compile(rf'[\s,]*+({_TOKEN})\s*+=\s*+(?:"((?:[^"\\]++|\\.)*+)"|([^\s,"]++))\s*+(?:,|$)', re.S)
 _UNESCAPE_RE = re.compile(r"\\(.)", re.S)
 _NC_RE = re.compile(r"[0-9A-Fa-f]{8}")
 _NONCE_RE = re.compile(r"[0-9a-f]{60}")  # hex of 8-byte ms timestamp + 6-byte salt + 16-byte MAC
@@ -105,22 +106,23 @@ def _parse_params(value: str) -> tuple[str, dict[str, str]]:
     scheme = m.group(1)
     params: dict[str, str] = {}
     pos = m.end()
-    n = len(value)
-    while pos < n:
-        if not value[pos:].strip(" \t\r\n,"):
+    # one scan of the value: each match must start where the previous one ended (a gap is junk,
+    # unless only separators are left); every REGISTER and INVITE pays for this
+    for pm in _PARAM_RE.finditer(value, pos):
+        if pm.start() != pos:
             break
-        pm = _PARAM_RE.match(value, pos)
-        if not pm:
-            raise AuthError(f"invalid authentication parameter near {value[pos:pos + 30]!r}")
-        name = pm.group(1).lower()
-        raw = pm.group(2)
-        val = pm.group(3) if raw is None else _UNESCAPE_RE.sub(r"\1", raw)
+        name, raw, val = pm.groups()
+        name = name.lower()
+        if raw is not None:
+            val = _UNESCAPE_RE.sub(r"\1", raw) if "\\" in raw else raw
         if name in params:
             raise AuthError(f"duplicate authentication parameter {name!r}")
         if len(val) > _MAX_VALUE:
             raise AuthError(f"authentication parameter {name!r} too long")
         params[name] = val
         pos = pm.end()
+    if pos < len(value) and value[pos:].strip(" \t\r\n,"):
+        raise AuthError(f"invalid authentication parameter near {value[pos:pos + 30]!r}")
     return scheme, params
 
 

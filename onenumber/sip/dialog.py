@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .headers import NameAddr
-from .message import Headers, Request, Response
+from .message import CANONICAL, Headers, Request, Response, canonical_key
 from .uri import SipUri
 
 
@@ -73,18 +73,29 @@ class Dialog:
             if not (isinstance(first.uri, SipUri) and first.uri.has_param("lr")):  # strict router
                 uri = str(first.uri)
                 routes = [*routes[1:], f"<{self.remote_target}>"]
-        h = Headers()
-        for r in routes:
-            h.add("Route", r)
-        h.add("Max-Forwards", "70")
-        h.add("From", f"<{self.local_uri}>;tag={self.local_tag}")
-        h.add("To", f"<{self.remote_uri}>" + (f";tag={self.remote_tag}" if self.remote_tag else ""))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", f"{self.local_cseq} {method}")
+        # items written out directly (names canonical, no per-header lookups): every NOTIFY of a
+        # subscription is built here, so this is on the BLF hot path
+        items = [["route", "Route", r] for r in routes] if routes else []
+        items += (
+            ["max-forwards", "Max-Forwards", "70"],
+            ["from", "From", f"<{self.local_uri}>;tag={self.local_tag}"],
+            ["to", "To", f"<{self.remote_uri}>" + (f";tag={self.remote_tag}" if self.remote_tag else "")],
+            ["call-id", "Call-ID", self.call_id],
+            ["cseq", "CSeq", f"{self.local_cseq} {method}"],
+        )
+        body_headers = False
         for name, value in extra or ():
-            h.add(name, value)
-        req = Request(method, uri, h)
-        req.set_body(body, content_type if body else None)
+            key = canonical_key(name)
+            body_headers = body_headers or key == "content-length" or key == "content-type"
+            items.append([key, CANONICAL.get(key, name), value])
+        req = Request(method, uri, Headers._raw(items), body)
+        if body_headers:  # the caller's own Content-Length/Type: set_body keeps them in place
+            req.set_body(body, content_type if body else None)
+        else:  # what set_body would do, without searching the headers again
+            items.append(["content-length", "Content-Length", str(len(body))])
+            if body and content_type:
+                items.append(["content-type", "Content-Type", content_type])
+        req.headers.remember("routes", tuple([NameAddr.parse(r) for r in routes]) if routes else ())
         return req
 
 

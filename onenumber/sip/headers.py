@@ -22,6 +22,7 @@ _CACHE_SIZE = 4096
 _param_match = grammar.PARAM_ITEM.match
 _simple_params = grammar.SIMPLE_PARAMS.fullmatch
 _VIA_CACHE: dict[str, Via] = {}
+_CSEQ_CACHE: dict[str, CSeq] = {}
 
 
 def is_token(text: str) -> bool:
@@ -133,6 +134,14 @@ class Via:
         return via
 
     @classmethod
+    def remember(cls, value: str, via: Via) -> None:
+        """`via` is what `parse(value)` gives (a Via we wrote ourselves): cache it, so the responses
+        that echo it back are matched without parsing it again."""
+        if len(_VIA_CACHE) >= _CACHE_SIZE:
+            _VIA_CACHE.clear()
+        _VIA_CACHE[value] = via
+
+    @classmethod
     def _parse(cls, value: str) -> Via:
         m = grammar.VIA.fullmatch(value.strip(" \t"))
         if m is None or m.group("proto").upper() != "SIP":
@@ -226,10 +235,17 @@ class CSeq:
 
     @classmethod
     def parse(cls, value: str) -> CSeq:
+        cached = _CSEQ_CACHE.get(value)
+        if cached is not None:
+            return cached
         m = grammar.CSEQ.fullmatch(value.strip(" \t"))
         if m is None or int(m.group(1)) > 0xFFFFFFFF:
             raise ParseError(f"invalid CSeq {value[:40]!r}")
-        return cls(int(m.group(1)), m.group(2))
+        cseq = cls(int(m.group(1)), m.group(2))
+        if len(_CSEQ_CACHE) >= _CACHE_SIZE:
+            _CSEQ_CACHE.clear()  # bounded; "1 INVITE", "2 BYE", "1 REGISTER"… are most of them
+        _CSEQ_CACHE[value] = cseq
+        return cseq
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"

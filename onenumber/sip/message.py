@@ -80,6 +80,9 @@ def _canon(name: str) -> str:
     return key
 
 
+canonical_key = _canon  # for builders in this package that write header items directly
+
+
 def _name_entry(name: str) -> tuple[str, str] | None:
     """(key, canonical name) for a header name as written, None when it is not a token."""
     entry = _NAME_CACHE.get(name)
@@ -228,6 +231,11 @@ class Headers:
             for k in _DERIVED.get(key, ()):
                 cache.pop(k, None)
 
+    def remember(self, key: str, value: Any) -> None:
+        """Cache a typed value the caller built itself (a request we write: no need to parse back
+        what we just wrote); `key` as in `typed`, dropped like the others when its header changes."""
+        self._cache[key] = value
+
     def typed(self, key: str, build: Callable[[Headers], Any]) -> Any:
         """`build(self)` cached under `key` until the headers it derives from change (`_DERIVED`
         must list them; ParseError is not cached)."""
@@ -351,8 +359,8 @@ class Message:
 
     def __bytes__(self) -> bytes:
         """The message on the wire; Content-Length always tells the real body length."""
-        out = [self.start_line(), "\r\n"]
         body = self.body
+        lines = [self.start_line()]
         has_cl = False
         for key, name, value in self.headers._items:
             if key == "content-length":
@@ -360,14 +368,11 @@ class Message:
                     continue
                 has_cl = True
                 value = str(len(body))
-            out.append(name)
-            out.append(": ")
-            out.append(value)
-            out.append("\r\n")
+            lines.append(f"{name}: {value}")  # one piece per field: this runs for every message sent
         if not has_cl:
-            out.append(f"Content-Length: {len(body)}\r\n")
-        out.append("\r\n")
-        return "".join(out).encode("utf-8", "surrogateescape") + body
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -489,7 +494,7 @@ def parse(data: bytes, *, stream: bool = False) -> Request | Response:
         raise ParseError("empty message", status=None)
     try:
         msg = _parse_head(lines)
-        if b"\x00" in data[: head_end if head_end >= 0 else len(data)]:
+        if data.find(b"\x00", 0, head_end if head_end >= 0 else len(data)) >= 0:
             _check_nul(msg)
     except ParseError as exc:
         if exc.partial is not None and isinstance(exc.partial, Response):
@@ -513,6 +518,9 @@ def _parse_head(lines: list[str]) -> Request | Response:
     bad: str | None = None
     last: list[str] | None = None
     name_entry = _name_entry
+    known = _NAME_CACHE.get  # the names seen before (valid tokens): one dict lookup per line
+    lists = LIST_HEADERS
+    split = False  # a list header holds a comma: split it below (most messages have none)
     for line in lines[1:]:
         if not line:
             continue  # only a bare-CR line could get here; ignore it
@@ -523,16 +531,23 @@ def _parse_head(lines: list[str]) -> Request | Response:
                 continue
             # LWS folding: the line break and leading white space become one SP (§7.3.1)
             last[2] = (last[2] + " " + line.strip(" \t")).strip(" \t")
+            if "," in line and last[0] in lists:
+                split = True
             continue
         name, colon, value = line.partition(":")
-        entry = name_entry(name) if colon else None
+        entry = known(name) if colon else None
         if entry is None:
-            entry = name_entry(name.rstrip(" \t")) if colon else None
+            entry = name_entry(name) if colon else None
             if entry is None:
-                bad = bad or f"malformed header line {line[:40]!r}"
-                last = None
-                continue
-        last = [entry[0], entry[1], value.strip(" \t")]
+                entry = name_entry(name.rstrip(" \t")) if colon else None
+                if entry is None:
+                    bad = bad or f"malformed header line {line[:40]!r}"
+                    last = None
+                    continue
+        key = entry[0]
+        if "," in value and key in lists:
+            split = True
+        last = [key, entry[1], value.strip(" \t")]
         items.append(last)
 
     headers = Headers._raw(items)
@@ -540,11 +555,11 @@ def _parse_head(lines: list[str]) -> Request | Response:
     msg: Request | Response = parse_line(first, headers)
     if bad is not None:
         raise ParseError(bad, partial=msg)
-    # split list headers into their elements (§7.3.1)
-    for i in range(len(items) - 1, -1, -1):
-        item = items[i]
-        if "," in item[2] and item[0] in LIST_HEADERS:
-            items[i : i + 1] = [[item[0], item[1], v] for v in split_commas(item[2])]
+    if split:  # split list headers into their elements (§7.3.1)
+        for i in range(len(items) - 1, -1, -1):
+            item = items[i]
+            if "," in item[2] and item[0] in lists:
+                items[i : i + 1] = [[item[0], item[1], v] for v in split_commas(item[2])]
     return msg
 
 

@@ -169,6 +169,18 @@ class Stack:
     def new_branch(self) -> str:
         return f"{self._branch_prefix}{next(self._branch_counter):x}"
 
+    def add_via(self, req: Request, transport: str, host: str, port: int) -> str:
+        """Put our Via (a fresh branch, rport) on top of a request we originate; returns the branch.
+
+        The parsed Via is remembered as built, so sending the request does not parse it back."""
+        branch = self.new_branch()
+        via = Via(transport.upper(), host, port, (("branch", branch), ("rport", None)))
+        value = f"SIP/2.0/{via.transport} {host}:{port};branch={branch};rport"
+        req.headers.prepend("Via", value)
+        req.headers.remember("top_via", via)
+        Via.remember(value, via)  # the answer echoes this Via: matched without parsing it
+        return branch
+
     # ------------------------------------------------------------------ input
     def receive(self, data: bytes, source: Source, now: float) -> None:
         """Feed one datagram or one framed stream message."""

@@ -600,3 +600,72 @@ def test_verify_any_accepts_any_listed_password_once_per_nc() -> None:
     assert auth.verify_any(creds, "REGISTER", ("new", "old"), 100.0) is Verdict.FAILED  # nc replay
     assert auth.verify_any(creds, "REGISTER", ("new",), 100.0) is Verdict.FAILED
     assert auth.verify_any(creds, "REGISTER", (), 100.0) is Verdict.FAILED
+
+
+# -- the one-scan parameter parser gives what the match-per-parameter one gave ------------------
+
+import re as _re  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_OLD_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_OLD_SCHEME_RE = _re.compile(rf"\s*({_OLD_TOKEN})(?:\s+|$)")
+_OLD_PARAM_RE = _re.compile(rf'[\s,]*({_OLD_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))\s*(?:,|$)', _re.S)
+
+
+def _old_parse_params(value: str) -> tuple[str, dict[str, str]]:
+    """The parser before it was made cheaper (reference for the property test below)."""
+    m = _OLD_SCHEME_RE.match(value)
+    if not m:
+        raise AuthError("missing authentication scheme")
+    params: dict[str, str] = {}
+    pos, n = m.end(), len(value)
+    while pos < n:
+        if not value[pos:].strip(" \t\r\n,"):
+            break
+        pm = _OLD_PARAM_RE.match(value, pos)
+        if not pm:
+            raise AuthError(f"invalid authentication parameter near {value[pos:pos + 30]!r}")
+        name = pm.group(1).lower()
+        raw = pm.group(2)
+        val = pm.group(3) if raw is None else _re.sub(r"\\(.)", r"\1", raw, flags=_re.S)
+        if name in params:
+            raise AuthError(f"duplicate authentication parameter {name!r}")
+        if len(val) > 1024:
+            raise AuthError(f"authentication parameter {name!r} too long")
+        params[name] = val
+        pos = pm.end()
+    return m.group(1), params
+
+
+def _outcome(fn, value: str) -> object:  # type: ignore[no-untyped-def]
+    try:
+        return fn(value)
+    except AuthError as exc:
+        return ("error", exc.reason)
+
+
+_pieces = st.sampled_from([
+    "Digest", " ", "\t", ",", "=", '"', "\\", "\\\"", "username", "Realm", "nonce", "a", "b1", '"x y"',
+    '"a\\"b"', "\r\n ", "qop=auth", "nc=00000001", 'uri="sip:x@y"', "!", ";", "é",
+])
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_pieces, max_size=14).map("".join))
+def test_parse_params_same_as_before(value: str) -> None:
+    assert _outcome(_parse_params, value) == _outcome(_old_parse_params, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_parse_params_same_as_before_on_any_text(value: str) -> None:
+    assert _outcome(_parse_params, "Digest " + value) == _outcome(_old_parse_params, "Digest " + value)
+
+
+def test_parse_params_escaped_quotes_and_junk() -> None:
+    assert _parse_params('Digest a="x\\"y", b=c')[1] == {"a": 'x"y', "b": "c"}
+    with pytest.raises(AuthError, match="near"):
+        _parse_params('Digest a="x", junk b=c')
+    assert _parse_params("Digest a=b, ,  ")[1] == {"a": "b"}

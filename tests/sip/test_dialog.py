@@ -69,3 +69,50 @@ def test_response_for_keeps_one_tag():
     assert response_for(tagged, 200, "OK", "new").to.tag == "old"
     again = parse(bytes(ok))
     assert again.body == b"v=0\r\n"
+
+
+def _reference_request(d: Dialog, method: str, extra: list[tuple[str, str]], body: bytes,
+                       content_type: str | None) -> bytes:
+    """The in-dialog request as it was built before (Headers.add per field, then set_body)."""
+    from onenumber.sip.headers import NameAddr
+    from onenumber.sip.message import Headers
+    from onenumber.sip.uri import SipUri
+
+    uri, routes = d.remote_target, list(d.route_set)
+    if routes:
+        first = NameAddr.parse(routes[0])
+        if not (isinstance(first.uri, SipUri) and first.uri.has_param("lr")):
+            uri, routes = str(first.uri), [*routes[1:], f"<{d.remote_target}>"]
+    h = Headers()
+    for r in routes:
+        h.add("Route", r)
+    h.add("Max-Forwards", "70")
+    h.add("From", f"<{d.local_uri}>;tag={d.local_tag}")
+    h.add("To", f"<{d.remote_uri}>" + (f";tag={d.remote_tag}" if d.remote_tag else ""))
+    h.add("Call-ID", d.call_id)
+    h.add("CSeq", f"{d.local_cseq} {method}")
+    for name, value in extra:
+        h.add(name, value)
+    req = Request(method, uri, h)
+    req.set_body(body, content_type if body else None)
+    return bytes(req)
+
+
+@pytest.mark.parametrize("text", [INVITE, INVITE.replace("<sip:p1.example.com;lr>", "<sip:p1.example.com>"),
+                                  INVITE.replace("Record-Route: <sip:p1.example.com;lr>\r\n", "").replace(
+                                      "Record-Route: <sip:p2.example.com;lr>\r\n", "")])
+@pytest.mark.parametrize(("extra", "body", "ctype"), [
+    ([("Event", "dialog"), ("Subscription-State", "active;expires=60"), ("Contact", "<sip:1000@h>")],
+     b"<xml/>", "application/dialog-info+xml"),
+    ([], b"", None),
+    ([("Content-Type", "text/plain")], b"hi", "text/plain"),  # a caller's own body headers still win
+])
+def test_request_is_byte_for_byte_the_old_one(text, extra, body, ctype) -> None:
+    d = Dialog.from_request(invite(text), "lt")
+    req = d.request("NOTIFY", extra, body, ctype)
+    assert bytes(req) == _reference_request(d, "NOTIFY", extra, body, ctype)
+    # what the request remembers is what parsing it would give
+    req.headers.prepend("Via", "SIP/2.0/UDP 127.0.0.1:25060;branch=z9hG4bKx")
+    again = parse(bytes(req))
+    assert req.cseq == again.cseq
+    assert req.routes == again.routes

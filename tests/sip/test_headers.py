@@ -112,3 +112,13 @@ def test_contacts() -> None:
     assert c is not None and [str(x.uri) for x in c] == ["sip:a@b", "sip:c@d"]
     with pytest.raises(ParseError):
         parse_contacts(["*", "<sip:a@b>"])
+
+
+def test_remembered_via_is_what_parse_gives() -> None:
+    from onenumber.sip.headers import Via
+
+    value = "SIP/2.0/UDP 127.0.0.1:25060;branch=z9hG4bKremember1;rport"
+    built = Via("UDP", "127.0.0.1", 25060, (("branch", "z9hG4bKremember1"), ("rport", None)))
+    assert Via._parse(value) == built
+    Via.remember(value, built)
+    assert Via.parse(value) is built

@@ -230,3 +230,32 @@ def test_framer_never_crashes(data: bytes, cuts: list[int]) -> None:
             pos += n
     except ParseError as exc:
         assert exc.status is None
+
+
+# list headers are split only when one holds a comma (a flag set while reading the lines): no
+# comma-joined list value may be left whole, folded continuation lines included
+_list_values = st.lists(st.sampled_from(["INVITE", "ACK", "BYE", "<sip:a@h;lr>", '"A, B" <sip:b@h>', "timer"]),
+                        min_size=1, max_size=3)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(["Allow", "Supported", "Accept", "Subject", "Record-Route", "Require"]),
+                          _list_values, st.booleans()), max_size=5))
+def test_list_headers_always_split(fields) -> None:  # type: ignore[no-untyped-def]
+    from onenumber.sip.headers import split_commas
+    from onenumber.sip.message import LIST_HEADERS
+
+    lines = ["OPTIONS sip:a@h SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK1", "From: <sip:a@h>;tag=1",
+             "To: <sip:b@h>", "Call-ID: c", "CSeq: 1 OPTIONS"]
+    for name, values, folded in fields:
+        if folded and len(values) > 1:
+            lines += [f"{name}: {values[0]},", " " + ", ".join(values[1:])]
+        else:
+            lines.append(f"{name}: {', '.join(values)}")
+    msg = parse(("\r\n".join(lines) + "\r\n\r\n").encode())
+    for key, _, value in msg.headers._items:
+        if key in LIST_HEADERS:
+            assert split_commas(value) == [value]
+    expected = [v for name, values, _ in fields if name.lower() in LIST_HEADERS for v in values]
+    got = [v for key, _, v in msg.headers._items if key in LIST_HEADERS and key != "via"]
+    assert got == expected

@@ -101,3 +101,18 @@ def test_sip_core_is_sans_io() -> None:
                     names = [node.module]
                 for name in names:
                     assert name.split(".")[0] not in {"asyncio", "socket", "time", "sqlalchemy"}, (path, name)
+
+
+def test_add_via_remembers_what_parsing_would_give() -> None:
+    stack, _ = make()
+    req = Request("NOTIFY", "sip:w@10.0.0.5:40000")
+    req.headers.add("Via", "SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKold")
+    branch = stack.add_via(req, "udp", "127.0.0.1", 25060)
+    assert req.headers.get_all("via")[1] == "SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKold"
+    remembered = req.top_via
+    from onenumber.sip.headers import Via
+
+    assert remembered == Via.parse(req.headers.get("via") or "")
+    assert remembered.branch == branch and remembered.param("rport") == ""
+    req.headers.replace_first("via", "SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKother")
+    assert req.top_via.transport == "TCP"  # a change to the Via drops what was remembered
