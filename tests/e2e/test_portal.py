@@ -310,8 +310,9 @@ def test_a_user_cannot_see_another_account(server: Server, browser: Browser) -> 
     for path in ("/api/accounts/1001", "/api/accounts/9999"):
         response = page.goto(base(server) + path)
         assert response is not None and response.status == 403
-    page.goto(base(server) + "/me")
-    expect(page.locator("main")).not_to_contain_text("Bob")
+    page.goto(base(server) + "/me")  # her own page: her devices only (Bob appears only as a colleague's presence)
+    expect(page.locator("#live")).not_to_contain_text("Bob")
+    expect(page.locator("#live")).not_to_contain_text("1001")
 
 
 def leave_message(server: Server, box: str, wav: Path) -> str:
