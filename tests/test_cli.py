@@ -382,3 +382,59 @@ def test_presence_and_voicemail_settings(cli: Cli) -> None:
     assert "presence_watch" in cli.fails("settings", "set", "presence_watch", "1001-1000")
     assert "voicemail_dir" in cli.fails("settings", "set", "voicemail_dir", "relative/dir")
     assert "voicemail_max_seconds" in cli.fails("settings", "set", "voicemail_max_seconds", "2")
+
+
+def test_logins_admins_and_tokens(cli: Cli) -> None:
+    import asyncio
+
+    from onenumber.store import Store
+    from onenumber.store.logins import check_password, find_api_token, password_hash
+
+    cli.ok("account", "add", "1000", "--name", "Alice")
+    out = cli.ok("admin", "create", "root")
+    assert "admin root created; password (shown only now): " in out
+    generated = out.strip().rsplit(" ", 1)[1]
+    piped = subprocess.run(
+        [sys.executable, "-m", "onenumber.cli", "admin", "create", "ops", "--password-stdin", "--db", cli.db],
+        input="ops-password\n", capture_output=True, text=True, env=cli.env, cwd=cli.cwd, timeout=60,
+    )
+    assert piped.returncode == 0 and "admin ops created" in piped.stdout
+    assert cli.ok("admin", "list").split() == ["ops", "root"]
+    assert "already exists" in cli.fails("admin", "create", "root")
+    assert "username" in cli.fails("admin", "create", "1234")
+
+    def set_password(number: str, password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "onenumber.cli", "account", "set-password", number, "--password-stdin",
+             "--db", cli.db], input=password + "\n", capture_output=True, text=True, env=cli.env, cwd=cli.cwd,
+            timeout=60,
+        )
+
+    short = set_password("1000", "short")
+    assert short.returncode == 1 and "too short" in short.stderr and len(short.stderr.strip().splitlines()) == 1
+    assert set_password("9999", "long-enough").returncode == 1
+    assert set_password("1000", "alice-password").returncode == 0
+
+    made = cli.json("token", "create", "billing")
+    assert made["role"] == "admin" and made["token"].startswith("on_")
+    user = cli.json("token", "create", "script", "--role", "user", "--account", "1000")
+    assert user["account"] == "1000"
+    listed = cli.json("token", "list")
+    assert [t["name"] for t in listed] == ["billing", "script"] and all("token" not in t for t in listed)
+    assert "revoked" in cli.ok("token", "revoke", str(made["id"]))
+    assert "role" in cli.fails("token", "create", "x", "--role", "root")
+    assert "no API token" in cli.fails("token", "revoke", "99")
+
+    async def check() -> tuple[bool, bool, bool]:
+        store = await Store.open(cli.db)
+        try:
+            return (
+                check_password(generated, await password_hash(store, "admin", "root")),
+                check_password("alice-password", await password_hash(store, "user", "1000")),
+                await find_api_token(store, made["token"]) is None and await find_api_token(store, user["token"])
+                is not None,
+            )
+        finally:
+            await store.close()
+
+    assert asyncio.run(check()) == (True, True, True)

@@ -68,6 +68,27 @@ def cli_json(db: str, *args: str) -> object:
     return json.loads(cli(db, *args, "--json").stdout)
 
 
+def admin_token(db: str) -> str:
+    """A new admin API token in the database (migrating it first, as the server would). In a
+    thread of its own: a test's thread may be running an event loop (Playwright's sync API)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from onenumber.store import Store
+    from onenumber.store.logins import create_api_token
+
+    async def run() -> str:
+        store = await Store.open(db)
+        try:
+            token, _ = await create_api_token(store, "e2e-harness", "admin", now=time.time())
+            return token
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run())).result(timeout=60)
+
+
 def options_ping(port: int, timeout: float = 0.5) -> bool:
     check_port(port)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -127,9 +148,7 @@ class Server:
     def start(self) -> Server:
         self.log_path = self.workdir / "server.log"
         if not self.api_token:  # the HTTP API needs a login: the tests use an admin token
-            made = self.cli_json("token", "create", "e2e-harness", "--role", "admin")
-            assert isinstance(made, dict)
-            self.api_token = str(made["token"])
+            self.api_token = admin_token(self.db)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         env = dict(os.environ)
         env.pop("ONENUMBER_DB", None)

@@ -23,7 +23,7 @@ from .harness import LOOPBACK, Server, add_accounts
 from .wsua import wait_http
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
-EXAMPLES = 25
+EXAMPLES = 20
 
 
 @pytest.fixture(scope="module")
