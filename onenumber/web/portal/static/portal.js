@@ -143,7 +143,7 @@
       const file = importForm.querySelector("input[type=file]").files[0];
       if (!file) return;
       const params = new URLSearchParams();
-      for (const name of ["dry_run", "prune"]) {
+      for (const name of ["dry_run", "prune", "links"]) {
         if (importForm.elements[name].checked) params.set(name, "true");
       }
       result.textContent = "Importing…";
@@ -165,6 +165,10 @@
             const li = el("li");
             li.append(el("a", { href: "/admin/accounts/" + encodeURIComponent(d.account) + "#device-" + d.position,
               text: d.account + " device " + d.position + " (" + d.auth_username + ")" }));
+            if (d.url) {
+              li.append(document.createTextNode(": provisioning link "),
+                el("a", { href: d.url, class: "provision-url", text: d.url }));
+            }
             list.append(li);
           }
           result.append(el("p", { text: "New devices (give each a provisioning link):" }), list);
