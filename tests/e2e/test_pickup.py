@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .harness import Server, SippPeer, add_accounts, place_call, start_device
+from .harness import Server, SippPeer, add_accounts, history, place_call, start_device
 
 
 def _wait_ringing(devices: list[SippPeer], timeout: float = 10.0) -> bool:
@@ -42,6 +42,11 @@ def test_star8_picks_up_a_call_ringing_on_both_devices(server: Server, tmp_path:
             assert cancel.header("Reason") == 'SIP;cause=200;text="Call completed elsewhere"'
         assert len(caller.received(200)) >= 2  # the INVITE's (from the picker) and the BYE's
         assert picker_socket.received("BYE")
+        # not a missed call for Alice; an answered one for Bob
+        alice_rows = [r for r in history(server, "1000", 1) if r["direction"] == "in"]
+        assert [r["outcome"] for r in alice_rows] == ["answered elsewhere"]
+        bob_rows = [r for r in history(server, "1001", 1) if r["direction"] == "in"]
+        assert [(r["outcome"], r["device"]) for r in bob_rows] == [("answered", bob.auth_username)]
     finally:
         for peer in (*devs, picker_socket, caller):
             peer.stop()
