@@ -108,7 +108,10 @@ async def read_form(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise FormError("body", "the form is too large")
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200)
+    except ValueError:  # more fields than any of our forms has
+        raise FormError("body", "the form has too many fields") from None
     return {k: v[-1] for k, v in fields.items()}
 
 
@@ -225,6 +228,11 @@ def mount_portal(app: FastAPI) -> None:
     for path, endpoint, methods in routes.table():
         add(path, endpoint, methods=methods, include_in_schema=False, response_model=None)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
+
+    async def bad_form(request: Request, exc: Exception) -> Response:  # a form no page of ours sends
+        return portal.denied(request, 400, "Bad request", str(exc))
+
+    app.add_exception_handler(FormError, bad_form)
 
 
 Handler = Callable[..., Awaitable[Response]]

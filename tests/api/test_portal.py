@@ -266,3 +266,10 @@ async def test_admin_is_sent_to_accounts_from_the_user_page(api: Api) -> None:
         assert r.status_code == 303 and r.headers["location"] == "/admin/accounts"
         assert (await c.get("/admin/csv")).status_code == 200
         assert (await c.get("/portal/static/portal.js")).status_code == 200
+        token = csrf_of((await c.get("/admin/accounts")).text)
+        huge = "csrf=" + token + "&name=" + "x" * 70_000
+        r = await c.post("/admin/accounts", content=huge, headers=FORM)
+        assert r.status_code == 400 and "too large" in r.text  # an answer, not a crash
+        many = "csrf=" + token + "".join(f"&f{i}=1" for i in range(300))
+        r = await c.post("/admin/accounts", content=many, headers=FORM)
+        assert r.status_code in (400, 403) and "Internal" not in r.text
