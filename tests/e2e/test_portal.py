@@ -172,6 +172,10 @@ def test_admin_creates_an_account_and_devices_and_provisions_a_phone_by_qr_link(
     expect(page.locator("#device-1")).not_to_contain_text("not registered")
     assert settings["secret"] not in page.content()
     shot(page, "06-admin-account-registered")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the table scrolls inside its frame
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391
+    shot(page, "06b-admin-account-phone-width")
+    page.set_viewport_size({"width": 1200, "height": 900})
 
     page.goto(base(server) + "/admin/accounts")
     expect(page.locator("table.accounts")).to_contain_text("1 of 2")
