@@ -297,3 +297,16 @@ async def test_the_pages_calls_to_the_ops_router_need_the_csrf_header(api: Api) 
         r = await c.post("/api/accounts/1000/devices/1/provisioning", json={}, headers={"x-csrf-token": token})
         assert r.status_code == 403
         assert (await c.get("/api/export")).status_code == 403
+
+
+async def test_what_people_typed_is_escaped(api: Api) -> None:
+    await api.store.admin.add_account("1003", "<script>alert(1)</script>")
+    await api.store.admin.add_device("1003", "softphone", label="<img src=x onerror=alert(1)>")
+    async with api.client() as c:
+        await portal_login(c, "root", ADMIN_PW)
+        for path in ("/admin/accounts", "/admin/accounts/1003"):
+            page = (await c.get(path)).text
+            assert "<script>alert" not in page and "<img src=x" not in page
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        r = await c.get("/admin/accounts", params={"q": "<svg onload=alert(1)>"})
+        assert "<svg onload" not in r.text
