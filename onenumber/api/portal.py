@@ -265,7 +265,6 @@ class PortalRoutes:
             ("/admin/csv", self.csv, ["GET"]),
             ("/admin/{rest:path}", self.admin_unknown, ["GET", "POST"]),
             ("/me", self.me, ["GET"]),
-            ("/me/live", self.me_live, ["GET"]),
             ("/me/routing", self.me_routing, ["POST"]),
             ("/me/devices/{position}/move", self.me_move, ["POST"]),
             ("/me/devices/{position}/enabled", self.me_enabled, ["POST"]),
@@ -560,14 +559,6 @@ class PortalRoutes:
         assert found.account is not None
         values = await self._me_values(found.account)
         return self.p.page(request, "me.html", **values, form={}, errors={}, section="", message="")
-
-    async def me_live(self, request: Request) -> Response:
-        found = await self.p.user(request)
-        if not isinstance(found, Principal):
-            return found
-        assert found.account is not None
-        values = await self._me_values(found.account)
-        return self.p.page(request, "me_live.html", **values, form={}, errors={}, section="", message="")
 
     async def _me_write(self, request: Request, action: Callable[[str, dict[str, str]], Awaitable[str]],
                         section: str) -> Response:
