@@ -166,6 +166,9 @@ def test_admin_creates_an_account_and_devices_and_provisions_a_phone_by_qr_link(
     url = link.get_attribute("href")
     assert url and url.startswith(base(server) + "/provision/")
     shot(page, "05-admin-provisioning-qr")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Give device 0 a new secret?"
+    page.locator("#device-0").get_by_role("button", name="New secret").click()
+    expect(page.locator("#rot-0")).to_contain_text("New secret issued; the old one works until")
 
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     with urllib.request.urlopen(request, timeout=5) as resp:

@@ -134,6 +134,32 @@
     }
   });
 
+  // ---------------------------------------------------------------- credential rotation (admin)
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest && event.target.closest("button[data-rotate]");
+    if (!button || (button.dataset.confirm && !window.confirm(button.dataset.confirm))) return;
+    const target = document.getElementById(button.dataset.target);
+    button.disabled = true;
+    try {
+      const response = await send(button.dataset.rotate, {
+        method: "POST", body: "{}", headers: { "Content-Type": "application/json" },
+      });
+      if (!response.ok) {
+        target.replaceChildren(el("span", { class: "field-error", role: "alert", text: await errorText(response) }));
+        return;
+      }
+      const body = await response.json();
+      const until = body.previous_secret_valid_until;
+      target.replaceChildren(el("p", { class: "hint", role: "status", text: "New secret issued"
+        + (until ? "; the old one works until " + new Date(until * 1000).toLocaleString() : "; the old one no longer works")
+        + ". Give the phone its settings with a provisioning link." }));
+    } catch (e) {
+      if (e.message !== "logged out") target.textContent = "The server did not answer.";
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   // ---------------------------------------------------------------- CSV import (admin)
   const importForm = document.querySelector("form[data-import]");
   if (importForm) {
