@@ -867,6 +867,26 @@ def _when_text(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
 
 
+def _base_url_option(base_url: str | None) -> str | None:
+    from onenumber.settings import validate_setting
+
+    if base_url is None:
+        return None
+    try:
+        return validate_setting("provisioning_base_url", base_url) or None
+    except ValueError as exc:
+        _fail(f"--base-url: {exc}", 2)
+
+
+async def _link_base(store: Store, base_url: str | None) -> str:
+    """--base-url, else the provisioning_base_url setting, else this host on the default HTTP port."""
+    from onenumber.config import DEFAULT_HTTP_PORT
+    from onenumber.demo import primary_address
+
+    base = base_url or (await store.admin.get_settings()).provisioning_base_url
+    return base or f"http://{primary_address()}:{DEFAULT_HTTP_PORT}"
+
+
 @device_app.command("provision")
 def device_provision(
     target: TargetArg,
@@ -889,23 +909,15 @@ def device_provision(
 
     Opened once (by the phone, or a person), it gives the device's SIP settings with its current
     secret, as JSON or a form; then it answers 410. A new link replaces the device's earlier one."""
-    from onenumber.config import DEFAULT_HTTP_PORT
-    from onenumber.demo import primary_address
-    from onenumber.settings import validate_setting
     from onenumber.store.provisioning import NewLink, create_link
     from onenumber.store.views import device_view
 
-    if base_url is not None:
-        try:
-            base_url = validate_setting("provisioning_base_url", base_url) or None
-        except ValueError as exc:
-            _fail(f"--base-url: {exc}", 2)
+    base_url = _base_url_option(base_url)
 
     async def make(store: Store) -> tuple[NewLink, str]:
         device = await _find(store, target, position)
-        base = base_url or (await store.admin.get_settings()).provisioning_base_url
         link = await create_link(store, device.account, device.position, hours=hours, rotate=rotate)
-        return link, base or f"http://{primary_address()}:{DEFAULT_HTTP_PORT}"
+        return link, await _link_base(store, base_url)
 
     link, base = _with_store(db, data_dir, make)
     url = link.url(base)
@@ -935,6 +947,12 @@ def import_(
     prune: Annotated[
         bool, typer.Option("--prune", help="Also remove the accounts, and devices of listed accounts, not in the file.")
     ] = False,
+    links: Annotated[
+        bool, typer.Option("--links", help="Make a one-time provisioning link for each new device and print them.")
+    ] = False,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Start of those links (as for 'device provision').")
+    ] = None,
     json_: JsonOpt = False,
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
@@ -944,19 +962,22 @@ def import_(
     Problems are listed by line and column and then nothing is changed; importing an export
     changes nothing. The columns are described in docs/admin.md."""
     from onenumber.store.csvio import CsvImportError, ImportReport, import_csv
+    from onenumber.store.provisioning import link_url
 
+    base_url = _base_url_option(base_url)
     try:
         text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         _fail(f"cannot read {file}: {exc}")
 
-    async def run(store: Store) -> ImportReport | CsvImportError:
+    async def run(store: Store) -> tuple[ImportReport | CsvImportError, str]:
         try:
-            return await import_csv(store, text, dry_run=dry_run, prune=prune)
+            report = await import_csv(store, text, dry_run=dry_run, prune=prune, links=links)
         except CsvImportError as exc:
-            return exc
+            return exc, ""
+        return report, await _link_base(store, base_url)
 
-    result = _with_store(db, data_dir, run)
+    result, base = _with_store(db, data_dir, run)
     if isinstance(result, CsvImportError):
         if json_:
             _print_json({"ok": False, "detail": str(result), "errors": [e.view() for e in result.errors]})
@@ -965,6 +986,9 @@ def import_(
             for error in result.errors:
                 typer.echo(f"  {error}", err=True)
         raise typer.Exit(1)
+    for new in result.new_devices:
+        if "token" in new:
+            new["url"] = link_url(base, new.pop("token"))
     if json_:
         _print_json({"ok": True, **result.view()})
         return
@@ -975,9 +999,14 @@ def import_(
                f"{d['unchanged']} unchanged, {d['removed']} removed")
     if not result.changed:
         typer.echo("the database already matches the file: nothing was written")
-    if result.new_devices and not dry_run:
+    if links and result.new_devices and not dry_run:
+        typer.echo(f"{len(result.new_devices)} new device(s) got generated secrets; their one-time provisioning "
+                   f"links (usable until {_when_text(result.new_devices[0]['link_expires_at'])}):")
+        for new in result.new_devices:
+            typer.echo(f"  {new['account']} {new['position']} {new['auth_username']}  {new['url']}")
+    elif result.new_devices and not dry_run:
         typer.echo(f"{len(result.new_devices)} new device(s) got generated secrets; give each phone its settings "
-                   "with a one-time link:")
+                   "with a one-time link (or import with --links):")
         for new in result.new_devices[:10]:
             typer.echo(f"  onenumber device provision {new['account']} {new['position']}")
         if len(result.new_devices) > 10:

@@ -123,7 +123,8 @@ async def seed_logins(store: Store) -> dict[str, str]:
 
 def format_logins(created: dict[str, str], http_url: str) -> str:
     """The login banner: the admin's and the demo users' web logins, shown once."""
-    lines = [f"Web logins (shown only now; web phone {http_url}/phone, API docs {http_url}/api/docs):"]
+    lines = [f"Web logins (shown only now; portal {http_url}/, web phone {http_url}/phone, "
+             f"API docs {http_url}/api/docs):"]
     for username, password in created.items():
         who = "admin" if not username.isdigit() else f"account {username} ({dict(DEMO_ACCOUNTS).get(username, '')})"
         lines.append(f"  {who}: username {username}  password {password}")

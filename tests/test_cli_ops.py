@@ -43,6 +43,11 @@ def test_import_export_round_trip_and_errors(cli: Cli, tmp_path: Path) -> None:
     assert cli.ok("export") == text
     assert "cannot read" in cli.fails("import", str(tmp_path / "missing.csv"))
 
+    extra = tmp_path / "extra.csv"
+    extra.write_text("number,name,position,kind\n1003,Dan,0,deskphone\n")
+    out = cli.ok("import", str(extra), "--links", "--base-url", "https://pbx.example.com")
+    assert "1003 0 1003  https://pbx.example.com/provision/" in out
+
 
 def test_rotate_and_provision(cli: Cli) -> None:
     cli.ok("account", "add", "1000", "--name", "Alice")

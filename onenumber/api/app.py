@@ -74,7 +74,8 @@ def create_app(
     app = FastAPI(title="OneNumber", version="0.1.0", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None)
     logins = logins or LoginService(store)
-    webphone = WebphoneAccess(store, directory, location, credentials or SessionCredentials(b"test"),
+    # without the gate's credentials (tests), a random key: nothing outside this app trusts them
+    webphone = WebphoneAccess(store, directory, location, credentials or SessionCredentials(os.urandom(32)),
                               realm=realm, pump=pump)
     logins.on_session_end.append(webphone.on_session_end)
     logins.on_sweep.append(webphone.reconcile)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from ..settings import validate_setting
 from ..store import AdminError, Store
 from ..store.csvio import CsvImportError, export_csv, export_rows, import_csv
-from ..store.provisioning import create_link
+from ..store.provisioning import create_link, link_url
 from ..store.views import device_view
 from .qr import qr_png, qr_svg
 from .schemas import ErrorBody
@@ -52,6 +52,8 @@ class NewDeviceOut(BaseModel):
     account: str
     position: int
     auth_username: str
+    url: str | None = Field(default=None, description="Its one-time provisioning link (with links=true).")
+    link_expires_at: float | None = None
 
 
 class ImportReportOut(BaseModel):
@@ -161,6 +163,8 @@ def build_ops_router(require_admin: Callable[..., Any]) -> APIRouter:
         dry_run: Annotated[bool, Query(description="Check and report, change nothing.")] = False,
         prune: Annotated[bool, Query(description="Also remove the accounts and devices the file does not list.")]
         = False,
+        links: Annotated[bool, Query(description="Make a one-time provisioning link for each new device.")]
+        = False,
     ) -> Any:
         body = await request.body()
         if len(body) > MAX_CSV_BYTES:
@@ -171,12 +175,17 @@ def build_ops_router(require_admin: Callable[..., Any]) -> APIRouter:
             detail = f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
             raise HTTPException(422, detail=detail) from None
         try:
-            report = await import_csv(store, text, dry_run=dry_run, prune=prune)
+            report = await import_csv(store, text, dry_run=dry_run, prune=prune, links=links)
+            base = (await store.admin.get_settings()).provisioning_base_url or str(request.base_url)
         except CsvImportError as exc:
             return JSONResponse({"detail": str(exc), "errors": [e.view() for e in exc.errors]}, status_code=422)
         except AdminError as exc:
             raise _http(exc) from None
-        return report.view()
+        view = report.view()
+        for device in view["new_devices"]:
+            if "token" in device:
+                device["url"] = link_url(base, device.pop("token"))
+        return view
 
     @router.post(
         "/accounts/{number}/devices/{position}/rotate",

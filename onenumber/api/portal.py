@@ -108,7 +108,10 @@ async def read_form(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise FormError("body", "the form is too large")
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200)
+    except ValueError:  # more fields than any of our forms has
+        raise FormError("body", "the form has too many fields") from None
     return {k: v[-1] for k, v in fields.items()}
 
 
@@ -226,6 +229,11 @@ def mount_portal(app: FastAPI) -> None:
         add(path, endpoint, methods=methods, include_in_schema=False, response_model=None)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
 
+    async def bad_form(request: Request, exc: Exception) -> Response:  # a form no page of ours sends
+        return portal.denied(request, 400, "Bad request", str(exc))
+
+    app.add_exception_handler(FormError, bad_form)
+
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -257,7 +265,6 @@ class PortalRoutes:
             ("/admin/csv", self.csv, ["GET"]),
             ("/admin/{rest:path}", self.admin_unknown, ["GET", "POST"]),
             ("/me", self.me, ["GET"]),
-            ("/me/live", self.me_live, ["GET"]),
             ("/me/routing", self.me_routing, ["POST"]),
             ("/me/devices/{position}/move", self.me_move, ["POST"]),
             ("/me/devices/{position}/enabled", self.me_enabled, ["POST"]),
@@ -552,14 +559,6 @@ class PortalRoutes:
         assert found.account is not None
         values = await self._me_values(found.account)
         return self.p.page(request, "me.html", **values, form={}, errors={}, section="", message="")
-
-    async def me_live(self, request: Request) -> Response:
-        found = await self.p.user(request)
-        if not isinstance(found, Principal):
-            return found
-        assert found.account is not None
-        values = await self._me_values(found.account)
-        return self.p.page(request, "me_live.html", **values, form={}, errors={}, section="", message="")
 
     async def _me_write(self, request: Request, action: Callable[[str, dict[str, str]], Awaitable[str]],
                         section: str) -> Response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -400,10 +401,18 @@ def _parse_row(parsed: _Parsed, line: int, row: dict[str, str], has_device_colum
 
 
 async def import_csv(
-    store: Store, text: str, *, dry_run: bool = False, prune: bool = False, now: float | None = None
+    store: Store,
+    text: str,
+    *,
+    dry_run: bool = False,
+    prune: bool = False,
+    links: bool = False,
+    now: float | None = None,
 ) -> ImportReport:
     """Apply a CSV file (see the module docstring). `prune` also removes the accounts, and the
-    devices of listed accounts, that the file does not list. Raises CsvImportError."""
+    devices of listed accounts, that the file does not list; `links` makes a one-time
+    provisioning link for each new device, in the same transaction (its token is in the
+    report's `new_devices`). Raises CsvImportError."""
     now = time.time() if now is None else now
     parsed = parse_csv(text)
     if parsed.errors:
@@ -423,7 +432,27 @@ async def import_csv(
                 raise CsvImportError([RowError(1, None, f"the file conflicts with the database ({exc.orig}); "
                                                "split the change in two imports")]) from None
             await conn.execute(update(t.meta).where(t.meta.c.id == 1).values(revision=t.meta.c.revision + 1))
+            if links and report.new_devices:
+                await _links(conn, report.new_devices, now)
     return report
+
+
+async def _links(conn: AsyncConnection, new_devices: list[dict[str, Any]], now: float) -> None:
+    """A provisioning link per new device, inserted in bulk; the tokens go into the report."""
+    from onenumber.store.provisioning import TOKEN_BYTES, hash_token
+    from onenumber.store.repository import load_settings
+
+    expires_at = now + (await load_settings(conn)).provisioning_link_hours * 3600
+    wanted = {(d["account"], d["position"]) for d in new_devices}
+    ids = {(a, p): i for i, a, p in await conn.execute(select(t.devices.c.id, t.devices.c.account,
+                                                              t.devices.c.position)) if (a, p) in wanted}
+    rows = []
+    for device in new_devices:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        device.update(token=token, link_expires_at=expires_at)
+        rows.append({"token_hash": hash_token(token), "device_id": ids[(device["account"], device["position"])],
+                     "created_at": now, "expires_at": expires_at})
+    await conn.execute(insert(t.provisioning_links), rows)
 
 
 @dataclass

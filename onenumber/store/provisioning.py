@@ -45,7 +45,11 @@ class NewLink:
     rotated: bool
 
     def url(self, base_url: str) -> str:
-        return f"{base_url.rstrip('/')}/provision/{self.token}"
+        return link_url(base_url, self.token)
+
+
+def link_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/provision/{token}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,15 @@ def test_export_import_round_trip_and_noop(api: Api) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["accounts"]["created"] == 1 and body["new_devices"] == [
-        {"account": "1001", "position": 0, "auth_username": "1001"}]
+        {"account": "1001", "position": 0, "auth_username": "1001", "url": None, "link_expires_at": None}]
+    # with links=true each new device gets its one-time provisioning link in the same transaction
+    more += "1002,Carol,,ordered,10,30,,,,everywhere,no,,,0,deskphone,,1,yes,no,yes,,\n"
+    r = api.client.post("/api/import", params={"links": "true"}, content=more.encode(),
+                        headers={"content-type": "text/csv"})
+    (new,) = r.json()["new_devices"]
+    assert new["auth_username"] == "1002" and new["url"].startswith("http://testserver/provision/")
+    got = api.client.get(new["url"].removeprefix("http://testserver"), params={"format": "json"})
+    assert got.status_code == 200 and got.json()["auth_username"] == "1002"
 
 
 def test_import_errors_are_422_with_line_and_column_and_change_nothing(api: Api) -> None:

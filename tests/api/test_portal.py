@@ -266,3 +266,47 @@ async def test_admin_is_sent_to_accounts_from_the_user_page(api: Api) -> None:
         assert r.status_code == 303 and r.headers["location"] == "/admin/accounts"
         assert (await c.get("/admin/csv")).status_code == 200
         assert (await c.get("/portal/static/portal.js")).status_code == 200
+        token = csrf_of((await c.get("/admin/accounts")).text)
+        huge = "csrf=" + token + "&name=" + "x" * 70_000
+        r = await c.post("/admin/accounts", content=huge, headers=FORM)
+        assert r.status_code == 400 and "too large" in r.text  # an answer, not a crash
+        many = "csrf=" + token + "".join(f"&f{i}=1" for i in range(300))
+        r = await c.post("/admin/accounts", content=many, headers=FORM)
+        assert r.status_code in (400, 403) and "Internal" not in r.text
+
+
+async def test_the_pages_calls_to_the_ops_router_need_the_csrf_header(api: Api) -> None:
+    """What portal.js does: provisioning links and CSV with the session cookie + X-CSRF-Token."""
+    async with api.client() as c:
+        await portal_login(c, "root", ADMIN_PW)
+        token = csrf_of((await c.get("/admin/accounts/1000")).text)
+        path = "/api/accounts/1000/devices/1/provisioning"
+        assert (await c.post(path, json={})).status_code == 403  # a cross-site form could not add the header
+        r = await c.post(path, json={}, headers={"x-csrf-token": token})
+        assert r.status_code == 200 and r.json()["url"].startswith("http://testserver/provision/")
+        assert r.json()["qr_png_data_uri"].startswith("data:image/png;base64,")
+        assert "secret" not in r.json()["device"]
+        export = await c.get("/api/export")
+        assert export.status_code == 200 and export.text.startswith("number,name")
+        r = await c.post("/api/import", params={"dry_run": "true"}, content=export.text.encode(),
+                         headers={"content-type": "text/csv", "x-csrf-token": token})
+        assert r.status_code == 200 and r.json()["changed"] is False
+    async with api.client() as c:  # a user: none of it
+        await portal_login(c, "1000", ALICE_PW)
+        token = csrf_of((await c.get("/me")).text)
+        r = await c.post("/api/accounts/1000/devices/1/provisioning", json={}, headers={"x-csrf-token": token})
+        assert r.status_code == 403
+        assert (await c.get("/api/export")).status_code == 403
+
+
+async def test_what_people_typed_is_escaped(api: Api) -> None:
+    await api.store.admin.add_account("1003", "<script>alert(1)</script>")
+    await api.store.admin.add_device("1003", "softphone", label="<img src=x onerror=alert(1)>")
+    async with api.client() as c:
+        await portal_login(c, "root", ADMIN_PW)
+        for path in ("/admin/accounts", "/admin/accounts/1003"):
+            page = (await c.get(path)).text
+            assert "<script>alert" not in page and "<img src=x" not in page
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        r = await c.get("/admin/accounts", params={"q": "<svg onload=alert(1)>"})
+        assert "<svg onload" not in r.text

@@ -81,3 +81,10 @@ def test_expired_unknown_and_replaced_links(api: Api) -> None:
     assert api.client.get("/provision/" + "A" * 43, params={"format": "json"}).status_code == 404
     assert api.client.get(f"/provision/{newer.token}", params={"format": "json"}).status_code == 200
 
+
+
+def test_the_link_is_public_while_the_admin_api_is_not(tmp_path: Path) -> None:
+    for api in open_api(tmp_path, host="192.0.2.7", admin=False):  # a phone on the LAN, no login
+        token = api.run(seed)
+        assert api.client.get(f"/provision/{token}", params={"format": "json"}).status_code == 200
+        assert api.client.post("/api/accounts/1000/devices/0/provisioning").status_code == 401

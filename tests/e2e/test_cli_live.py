@@ -31,13 +31,14 @@ def test_rotated_secret_applies_at_once(server: Server) -> None:
     wait_config(server)
     with RawUA(server) as ua:
         assert ua.register("1000", auth=(dev.auth_username, dev.secret)).status == 200
-        view = server.cli_json("device", "rotate-secret", "1000", "0")
+        # --at-once: no overlap window (test_provisioning.py covers the window)
+        view = server.cli_json("device", "rotate-secret", "1000", "0", "--at-once")
         assert isinstance(view, dict)
         new = str(view["secret"])
         assert new != dev.secret and view["auth_username"] == dev.auth_username
         eventually(lambda: ua.register("1000", auth=(dev.auth_username, new)), 200, "new secret")
         old = ua.register("1000", auth=(dev.auth_username, dev.secret))
-        assert old.status == 401, old.raw  # a wrong password is challenged again
+        assert old.status == 401, old.raw  # revoked at once: just a wrong password, challenged again
 
 
 def test_renamed_auth_username_applies_at_once(server: Server) -> None:

@@ -95,6 +95,16 @@ def new_page(browser: Browser, server: Server, width: int = 1200, height: int = 
     return page
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.textContent || '').trim())
+    .map(e => e.outerHTML.slice(0, 120))"""
+
+
+def assert_labelled(page: Page) -> None:
+    """Every control has a name a screen reader can say (a label, aria-label or its text)."""
+    assert page.evaluate(UNLABELLED) == []
+
+
 def base(server: Server) -> str:
     return f"http://{LOOPBACK}:{server.http_port}"
 
@@ -146,6 +156,7 @@ def test_admin_creates_an_account_and_devices_and_provisions_a_phone_by_qr_link(
     expect(page.locator("#device-1")).to_contain_text("1000_2")
     expect(page.locator("#device-1")).to_contain_text("not registered")
     shot(page, "04-admin-account-devices")
+    assert_labelled(page)
 
     # the provisioning link of the mobile, read from the page (and its QR code shown)
     page.locator("#device-1").get_by_role("button", name="Provisioning link").click()
@@ -155,6 +166,9 @@ def test_admin_creates_an_account_and_devices_and_provisions_a_phone_by_qr_link(
     url = link.get_attribute("href")
     assert url and url.startswith(base(server) + "/provision/")
     shot(page, "05-admin-provisioning-qr")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Give device 0 a new secret?"
+    page.locator("#device-0").get_by_role("button", name="New secret").click()
+    expect(page.locator("#rot-0")).to_contain_text("New secret issued; the old one works until")
 
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     with urllib.request.urlopen(request, timeout=5) as resp:
@@ -172,10 +186,15 @@ def test_admin_creates_an_account_and_devices_and_provisions_a_phone_by_qr_link(
     expect(page.locator("#device-1")).not_to_contain_text("not registered")
     assert settings["secret"] not in page.content()
     shot(page, "06-admin-account-registered")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the table scrolls inside its frame
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391
+    shot(page, "06b-admin-account-phone-width")
+    page.set_viewport_size({"width": 1200, "height": 900})
 
     page.goto(base(server) + "/admin/accounts")
     expect(page.locator("table.accounts")).to_contain_text("1 of 2")
     shot(page, "07-admin-accounts")
+    assert_labelled(page)
     page.get_by_label("Search accounts").fill("nobody")
     page.get_by_label("Search accounts").press("Enter")
     expect(page.locator("table.accounts")).to_contain_text("No accounts match")
@@ -251,6 +270,7 @@ def test_user_moves_the_mobile_above_the_deskphone_and_the_ring_plan_follows(
     expect(page.get_by_role("link", name="Open the web phone")).to_have_attribute("href", "/phone")
     assert desk.secret not in page.content() and mobile.secret not in page.content()
     shot(page, "10-user-before")
+    assert_labelled(page)
 
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     up = page.get_by_role("button", name="Move Mobile up")
@@ -310,8 +330,9 @@ def test_a_user_cannot_see_another_account(server: Server, browser: Browser) -> 
     for path in ("/api/accounts/1001", "/api/accounts/9999"):
         response = page.goto(base(server) + path)
         assert response is not None and response.status == 403
-    page.goto(base(server) + "/me")
-    expect(page.locator("main")).not_to_contain_text("Bob")
+    page.goto(base(server) + "/me")  # her own page: her devices only (Bob appears only as a colleague's presence)
+    expect(page.locator("#live")).not_to_contain_text("Bob")
+    expect(page.locator("#live")).not_to_contain_text("1001")
 
 
 def leave_message(server: Server, box: str, wav: Path) -> str:

@@ -134,6 +134,32 @@
     }
   });
 
+  // ---------------------------------------------------------------- credential rotation (admin)
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest && event.target.closest("button[data-rotate]");
+    if (!button || (button.dataset.confirm && !window.confirm(button.dataset.confirm))) return;
+    const target = document.getElementById(button.dataset.target);
+    button.disabled = true;
+    try {
+      const response = await send(button.dataset.rotate, {
+        method: "POST", body: "{}", headers: { "Content-Type": "application/json" },
+      });
+      if (!response.ok) {
+        target.replaceChildren(el("span", { class: "field-error", role: "alert", text: await errorText(response) }));
+        return;
+      }
+      const body = await response.json();
+      const until = body.previous_secret_valid_until;
+      target.replaceChildren(el("p", { class: "hint", role: "status", text: "New secret issued"
+        + (until ? "; the old one works until " + new Date(until * 1000).toLocaleString() : "; the old one no longer works")
+        + ". Give the phone its settings with a provisioning link." }));
+    } catch (e) {
+      if (e.message !== "logged out") target.textContent = "The server did not answer.";
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   // ---------------------------------------------------------------- CSV import (admin)
   const importForm = document.querySelector("form[data-import]");
   if (importForm) {
@@ -143,7 +169,7 @@
       const file = importForm.querySelector("input[type=file]").files[0];
       if (!file) return;
       const params = new URLSearchParams();
-      for (const name of ["dry_run", "prune"]) {
+      for (const name of ["dry_run", "prune", "links"]) {
         if (importForm.elements[name].checked) params.set(name, "true");
       }
       result.textContent = "Importing…";
@@ -165,6 +191,10 @@
             const li = el("li");
             li.append(el("a", { href: "/admin/accounts/" + encodeURIComponent(d.account) + "#device-" + d.position,
               text: d.account + " device " + d.position + " (" + d.auth_username + ")" }));
+            if (d.url) {
+              li.append(document.createTextNode(": provisioning link "),
+                el("a", { href: d.url, class: "provision-url", text: d.url }));
+            }
             list.append(li);
           }
           result.append(el("p", { text: "New devices (give each a provisioning link):" }), list);
