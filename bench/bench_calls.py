@@ -9,7 +9,9 @@ tm parallel forking, no auth) as a reference. Depends on benchlib and bench_regi
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -19,8 +21,11 @@ from typing import Any
 
 from bench_register import SATURATED_PCT, Step, best_rate, finish_profile, row_text, run_step, start_profile
 from benchlib import (
+    LOOPBACK,
     SERVER_CORE,
+    Dev,
     OneNumberServer,
+    _sipp_safe,
     auth_keyword,
     free_port,
     options_ping,
@@ -32,6 +37,7 @@ from benchlib import (
 )
 
 KAMAILIO_MODULES = ("tm", "sl", "rr", "maxfwd", "usrloc", "registrar", "textops", "siputils", "pv")
+KAMAILIO_AUTH_MODULES = ("db_text", "auth", "auth_db")
 
 
 def run_calls(
@@ -47,13 +53,20 @@ def run_calls(
         out["kamailio_skipped"] = "kamailio is not installed"
     else:
         out["runs"]["Kamailio"] = _run_kamailio(workdir / "kamailio", accounts, rates, seconds)
-        one, kam = out["runs"]["OneNumber"].get("best"), out["runs"]["Kamailio"].get("best")
-        if one and kam:
-            out["ratio"] = (
-                f"highest clean rate {kam['attempted_per_s']:.0f}/s vs {one['attempted_per_s']:.0f}/s "
-                f"(×{kam['attempted_per_s'] / one['attempted_per_s']:.1f}); CPU per call "
-                f"{kam['server_cpu_us_per_call']} µs vs {one['server_cpu_us_per_call']} µs at their best steps"
-            )
+        # the same work as OneNumber: REGISTER and INVITE authenticated with digest (auth_db over db_text)
+        out["runs"]["Kamailio+auth"] = _run_kamailio(workdir / "kamailio-auth", accounts, rates, seconds,
+                                                     auth=True)
+        one = out["runs"]["OneNumber"].get("best")
+        for name, key in (("Kamailio", "ratio"), ("Kamailio+auth", "ratio_auth")):
+            kam = out["runs"][name].get("best")
+            if one and kam:
+                out[key] = (
+                    f"{name}: highest clean rate {kam['attempted_per_s']:.0f}/s vs {one['attempted_per_s']:.0f}/s "
+                    f"(×{kam['attempted_per_s'] / one['attempted_per_s']:.1f}); CPU per call "
+                    f"{kam['server_cpu_us_per_call']} µs vs {one['server_cpu_us_per_call']} µs at their best steps"
+                    + (f" (OneNumber ×{one['server_cpu_us_per_call'] / kam['server_cpu_us_per_call']:.1f})"
+                       if kam.get("server_cpu_us_per_call") and one.get("server_cpu_us_per_call") else "")
+                )
     return out
 
 
@@ -134,7 +147,7 @@ def _run_onenumber(
 # ------------------------------------------------------------------------------------- Kamailio
 
 KAMAILIO_CFG = """#!KAMAILIO
-# Minimal reference: registrar + usrloc in memory + tm parallel forking; no auth; UDP only.
+# Minimal reference: registrar + usrloc in memory + tm parallel forking; UDP only; with {auth_note}.
 debug=0
 log_stderror=yes
 memdbg=5
@@ -149,6 +162,7 @@ mpath="{mpath}"
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "max_contacts", 10)
 modparam("tm", "fr_inv_timer", 120000)
+{auth_params}
 
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
@@ -160,8 +174,8 @@ request_route {{
     }}
     if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
     t_check_trans();
-    if (is_method("REGISTER")) {{ save("location"); exit; }}
-    if (is_method("INVITE")) {{ record_route(); }}
+    if (is_method("REGISTER")) {{ {register_auth}save("location"); exit; }}
+    if (is_method("INVITE")) {{ {invite_auth}record_route(); }}
     if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
     t_relay();
 }}
@@ -171,11 +185,12 @@ request_route {{
 class Kamailio:
     """A Kamailio pinned to core 0; its CPU is the sum over its processes."""
 
-    def __init__(self, workdir: Path, children: int = 2) -> None:
+    def __init__(self, workdir: Path, children: int = 2, subscribers: list[tuple[str, str]] | None = None) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
         self.children = children
+        self.subscribers = subscribers  # (auth username, password): digest auth on REGISTER and INVITE
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -201,10 +216,25 @@ class Kamailio:
     def start(self) -> Kamailio:
         mpath = next((p for p in ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules",
                                   "/usr/lib64/kamailio/modules") if Path(p).is_dir()), "")
-        loads = "\n".join(f'loadmodule "{m}.so"' for m in KAMAILIO_MODULES)
+        modules = KAMAILIO_MODULES + (KAMAILIO_AUTH_MODULES if self.subscribers is not None else ())
+        loads = "\n".join(f'loadmodule "{m}.so"' for m in modules)
+        auth = {"auth_note": "no auth", "auth_params": "", "register_auth": "", "invite_auth": ""}
+        if self.subscribers is not None:
+            db = self._write_dbtext(self.subscribers)
+            auth = {
+                "auth_note": "digest auth on REGISTER and INVITE (auth_db over db_text, cached in memory)",
+                "auth_params": f'modparam("auth_db", "db_url", "text://{db}")\n'
+                               'modparam("auth_db", "calculate_ha1", no)\n'
+                               'modparam("auth_db", "password_column", "ha1")\n'
+                               'modparam("auth_db", "load_credentials", "")',
+                "register_auth": 'if (!www_authenticate("$td", "subscriber")) {{ www_challenge("$td", "0"); exit; }} ',
+                "invite_auth": 'if (!proxy_authenticate("$fd", "subscriber")) {{ proxy_challenge("$fd", "0"); exit; }} '
+                               'consume_credentials(); ',
+            }
+            auth = {k: v.replace("{{", "{").replace("}}", "}") for k, v in auth.items()}
         cfg = self.workdir / "kamailio.cfg"
         cfg.write_text(KAMAILIO_CFG.format(port=self.sip_port, mpath=mpath + "/", loads=loads,
-                                           children=self.children))
+                                           children=self.children, **auth))
         run = self.workdir / "run"
         run.mkdir(exist_ok=True)
         log = open(self.workdir / "kamailio.log", "wb")  # noqa: SIM115 - the child keeps it
@@ -223,26 +253,51 @@ class Kamailio:
         self.stop()
         raise RuntimeError("kamailio did not answer OPTIONS")
 
+    def _write_dbtext(self, subscribers: list[tuple[str, str]]) -> Path:
+        """A db_text database with the `subscriber` table (passwords and their HA1, as kamctl writes them)."""
+        db = self.workdir / "dbtext"
+        db.mkdir(exist_ok=True)
+        (db / "version").write_text("id(int,auto) table_name(string) table_version(int) \n0:version:1\n"
+                                    "0:subscriber:7\n")
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        # realm = the From/To domain ($fd/$td): the loopback address the scenarios put there
+        rows = [f"{i}:{user}:{LOOPBACK}:{password}:{md5(f'{user}:{LOOPBACK}:{password}')}:"
+                f"{md5(f'{user}@{LOOPBACK}:{LOOPBACK}:{password}')}"
+                for i, (user, password) in enumerate(subscribers, 1)]
+        (db / "subscriber").write_text("id(int,auto) username(string) domain(string) password(string) "
+                                       "ha1(string) ha1b(string) \n" + "\n".join(rows) + "\n")
+        return db
+
     def stop(self) -> None:
         if self.proc is not None:
             stop_pid(self.proc, 10)
         self.proc = None
 
 
-def _run_kamailio(workdir: Path, accounts: int, rates: list[float], seconds: float) -> dict:
-    out: dict = {"note": "no auth, registrar + usrloc in memory + tm parallel forking, "
-                         "2 UDP workers, all processes on core 0", "steps": []}
-    kam = Kamailio(workdir)
+def _run_kamailio(workdir: Path, accounts: int, rates: list[float], seconds: float, *, auth: bool = False) -> dict:
+    out: dict = {"note": ("digest auth on REGISTER and INVITE (auth_db over db_text)" if auth else "no auth")
+                 + ", registrar + usrloc in memory + tm parallel forking, 2 UDP workers, all processes on core 0",
+                 "steps": []}
     numbers = [str(200000 + i) for i in range(accounts)]
+    devs = [Dev(n, pos, n if pos == 0 else f"{n}_{pos + 1}", _sipp_safe(lambda: secrets.token_urlsafe(12)))
+            for n in numbers for pos in (0, 1)]
+    kam = Kamailio(workdir, subscribers=[(d.auth_username, d.secret) for d in devs] if auth else None)
     uas: list[subprocess.Popen] = []
     try:
         kam.start()
         port_a, port_b = free_port(), free_port()
         for pos, port in ((0, port_a), (1, port_b)):
-            rows = [(n, n if pos == 0 else f"{n}_2") for n in numbers]
+            mine = [d for d in devs if d.position == pos]
+            rows = [(d.account, d.auth_username, auth_keyword(d)) if auth else (d.account, d.auth_username)
+                    for d in mine]
             inf = write_csv(workdir / f"devices-{pos}.csv", rows)
-            res = run_sipp("register_noauth.xml", kam.sip_port, workdir=workdir, calls=len(rows), rate=500,
-                           inf=inf, timeout=len(rows) / 500 + 15, local_port=port)
+            for _ in range(2):  # once more when a loaded machine lost a few (registering again is harmless)
+                res = run_sipp("register.xml" if auth else "register_noauth.xml", kam.sip_port, workdir=workdir,
+                               calls=len(rows), rate=500, inf=inf, timeout=len(rows) / 500 + 15, local_port=port)
+                if res.successful == len(rows):
+                    break
             if res.successful != len(rows):
                 out["error"] = f"device registrations: {res.successful}/{len(rows)} ok; {res.errors[:400]}"
                 return out
@@ -251,9 +306,10 @@ def _run_kamailio(workdir: Path, accounts: int, rates: list[float], seconds: flo
                start_sipp_uas("uas_cancelled.xml", port_b, workdir=workdir, timeout=total,
                               remote_port=kam.sip_port)]
         time.sleep(0.5)
-        inf = write_csv(workdir / "calls.csv", _caller_rows(numbers, None))
-        steps, out["steps"] = _steps(kam.pids, "call_uac.xml", inf, rates, seconds, workdir, kam,
-                                     "Kamailio")
+        keyword = {d.account: auth_keyword(d) for d in devs if d.position == 0} if auth else None
+        inf = write_csv(workdir / "calls.csv", _caller_rows(numbers, keyword))
+        steps, out["steps"] = _steps(kam.pids, "call_uac_auth.xml" if auth else "call_uac.xml", inf, rates,
+                                     seconds, workdir, kam, "Kamailio+auth" if auth else "Kamailio")
         best = best_rate(steps)
         out["best"] = best.row() if best else None
         if not any(s.result.successful for s in steps) and steps:
@@ -266,3 +322,36 @@ def _run_kamailio(workdir: Path, accounts: int, rates: list[float], seconds: flo
         kam.stop()
     return out
 
+
+
+def run_register_kamailio(workdir: Path, *, accounts: int, devices: int, rates: list[float], seconds: float) -> dict:
+    """The REGISTER benchmark against Kamailio+auth: the same devices (account × devices, digest
+    with `register.xml`), warm-up and rate steps as OneNumber's in `bench_register.run_register`."""
+    out: dict = {"note": "digest auth (auth_db over db_text), usrloc in memory, 2 UDP workers, core 0",
+                 "accounts": accounts, "devices": accounts * devices, "step_seconds": seconds, "steps": []}
+    numbers = [str(200000 + i) for i in range(accounts)]
+    devs = [Dev(n, pos, n if pos == 0 else f"{n}_{pos + 1}", _sipp_safe(lambda: secrets.token_urlsafe(12)))
+            for n in numbers for pos in range(devices)]
+    kam = Kamailio(workdir, subscribers=[(d.auth_username, d.secret) for d in devs])
+    inf = write_csv(workdir / "users.csv", [(d.account, d.auth_username, auth_keyword(d)) for d in devs])
+    port = free_port()
+    try:
+        kam.start()
+        warm = run_sipp("register.xml", kam.sip_port, workdir=workdir, calls=len(devs), rate=min(500.0, len(devs)),
+                        inf=inf, timeout=len(devs) / 500 + 15, local_port=port)
+        out["warmup"] = {"ok": warm.successful, "of": len(devs)}
+        steps: list[Step] = []
+        for rate in rates:
+            step = run_step(kam, "register.xml", inf, rate, seconds, workdir, port, pids=kam.pids())
+            steps.append(step)
+            out["steps"].append(step.row())
+            print(f"  Kamailio+auth REGISTER {rate:>6.0f}/s: " + row_text(step.row()), flush=True)
+            if step.result.failure_pct > SATURATED_PCT:
+                break
+        best = best_rate(steps)
+        out["best"] = best.row() if best else None
+    except RuntimeError as exc:
+        out["error"] = str(exc)
+    finally:
+        kam.stop()
+    return out

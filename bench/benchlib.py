@@ -128,6 +128,19 @@ def stop_pid(proc: subprocess.Popen, grace: float = 10.0) -> None:
         proc.wait()
 
 
+def _no_keepalive() -> list[str]:
+    """SIPp UAS stand for thousands of phones and do not answer OPTIONS: keepalive off, as before
+    issue 11 (an older checkout run through PYTHONPATH has no such option)."""
+    global _KEEPALIVE_OPT
+    if _KEEPALIVE_OPT is None:
+        out = subprocess.run([ONENUMBER, "serve", "--help"], capture_output=True, text=True).stdout
+        _KEEPALIVE_OPT = ["--no-keepalive"] if "--no-keepalive" in out else []
+    return _KEEPALIVE_OPT
+
+
+_KEEPALIVE_OPT: list[str] | None = None
+
+
 @dataclass
 class OneNumberServer:
     """`onenumber serve` pinned to core 0, with its own SQLite database and free ports."""
@@ -155,6 +168,7 @@ class OneNumberServer:
             "taskset", "-c", SERVER_CORE, *wrapper, ONENUMBER, "serve", "--bind", LOOPBACK,
             "--sip-port", str(self.sip_port), "--http-port", str(free_port()),
             "--data-dir", str(self.workdir), "--db", self.db, "--log-level", "warning",
+            *_no_keepalive(),
             *os.environ.get("ONENUMBER_BENCH_SERVE_ARGS", "").split(),  # e.g. --no-history (bench/compare.py)
         ]
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)

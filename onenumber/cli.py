@@ -168,6 +168,14 @@ def serve(
     presence: Annotated[
         bool, typer.Option("--presence/--no-presence", help="Serve presence, BLF and message waiting (on by default).")
     ] = True,
+    keepalive: Annotated[
+        bool, typer.Option("--keepalive/--no-keepalive",
+                           help="Ping UDP phones with OPTIONS and drop those that stop answering (on by default; "
+                                "settings keepalive_interval, keepalive_max_misses).")
+    ] = True,
+    log_format: Annotated[
+        str, typer.Option(help="text, or json: one JSON object per line (with the Call-ID when there is one).")
+    ] = "text",
 ) -> None:
     """Run the SIP server (and its HTTP side) in the foreground; Ctrl-C stops it."""
     from onenumber.settings import validate_setting
@@ -180,6 +188,8 @@ def serve(
             _fail(f"{name} {port} is not a port; use 1 to 65535", 2)
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         _fail(f"--log-level {log_level!r} is not known; use debug, info, warning or error", 2)
+    if log_format.lower() not in ("text", "json"):
+        _fail(f"--log-format {log_format!r} is not known; use text or json", 2)
     if domain is not None:
         try:
             domain = validate_setting("domain", domain) or None
@@ -206,6 +216,8 @@ def serve(
         demo=demo,
         history=history,
         presence=presence,
+        keepalive=keepalive,
+        log_format=log_format.lower(),
     )
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -29,6 +29,8 @@ class ServerConfig:
     demo: bool = False  # seed demo accounts when the database is new
     history: bool = True  # write the call history (the history subscriber of the call events)
     presence: bool = True  # serve presence, BLF and message waiting (the presence subscriber)
+    keepalive: bool = True  # OPTIONS keepalive of UDP bindings (settings keepalive_*)
+    log_format: str = "text"  # text | json (one JSON object per line)
     udp_buffer: int = 8 * 1024 * 1024  # socket buffers: bursts of REGISTERs must not be dropped
     max_stream_message: int = 65535
     flush_interval: float = 0.05  # seconds between write-behind flushes of bindings

@@ -44,6 +44,11 @@ def run(config: ServerConfig) -> None:
         level=getattr(logging, config.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if config.log_format == "json":  # one JSON object per line (services/eventlog.py)
+        from .services.eventlog import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         import uvloop
@@ -176,15 +181,26 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         presence=config.presence,
     )
     stack = core.stack
+    from .services.callstats import CallStats
+    from .services.eventlog import EventLog
+
+    calls = CallStats(core.events)  # for /metrics
+    EventLog(core.events)  # one log line per call event, with its Call-ID (at log level info)
     history = HistoryWriter(store, core.events, directory) if config.history else None
     driver = Driver(stack, max_message=config.max_stream_message)
     driver.on_flow_closed = core.router.on_flow_closed
     driver.events = core.events
 
     voicemail = await start_voicemail(config, core, driver)
+    from .services.keepalive import Keepalive
+
+    keepalive = None
+    if config.keepalive:  # dead UDP phones are dropped (settings keepalive_*)
+        keepalive = Keepalive(stack, location, directory, core.events, clock=time.time)
+        keepalive.start(time.time())
 
     servers: list[asyncio.AbstractServer] = []
-    await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
+    udp = await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
     servers.append(await listen_stream(driver, config.bind, config.sip_port))
     stack.local = {"udp": (host, config.sip_port), "tcp": (host, config.sip_port)}
     tls_port = config.effective_tls_port
@@ -219,6 +235,12 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         loop.create_task(directory.watch(store, config.reload_interval)),
         loop.create_task(sweep()),
     ]
+    from .transport.loadwatch import LoadWatch, udp_queue_bytes
+
+    load_watch = None
+    if core.overload is not None:  # overload control: the edge samples loop lag and the UDP queue
+        load_watch = LoadWatch(core.overload, lambda: udp_queue_bytes(udp), handled=lambda: stack.stats["received"])
+        tasks.append(loop.create_task(load_watch.run()))
     if history is not None:
         tasks.append(loop.create_task(history.run()))
     http = None
@@ -227,6 +249,13 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         from .transport.websocket import sip_websocket_endpoint
 
         app = create_app(store=store, directory=directory, location=location)
+        from .api.metrics import MetricsSource, metrics_router
+
+        app.include_router(metrics_router(
+            MetricsSource(stack, location, calls, core.gate, core.overload,
+                          load_watch.take_max_lag if load_watch is not None else None, keepalive),
+            token=os.environ.get("ONENUMBER_METRICS_TOKEN") or None,
+        ))
         ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
         app.router.add_websocket_route("/sip", sip_websocket_endpoint(driver, ws_transport))
         from .web.pages import built, mount_phone

@@ -52,6 +52,17 @@ class Settings:
     # the media relay for WebRTC <-> RTP calls: "auto" (start our own rtpengine when installed),
     # "off", or the "host:port" of a running rtpengine's ng control socket
     rtpengine: str = "auto"
+    # overload control (issue 11): past any bound new INVITEs and REGISTERs get 503 + Retry-After
+    # (0 switches a bound off); calls and transactions already accepted are still served
+    overload_max_lag_ms: int = 100  # how late the event loop may run its callbacks
+    overload_max_transactions: int = 10000  # requests accepted and not answered yet (ringing calls count)
+    overload_max_queue_ms: int = 200  # the UDP receive queue, in milliseconds of work at the current rate
+    overload_max_queue_kb: int = 4096  # KiB waiting in the UDP receive queue (~1,800 datagrams)
+    overload_retry_after: int = 5  # Retry-After is drawn from [this, 2 × this] seconds
+    # OPTIONS keepalive of UDP bindings: a phone that misses this many pings in a row is dropped
+    # (30 s × 2 misses: a dead phone is gone within 90 s); 0 switches the pings off
+    keepalive_interval: int = 30
+    keepalive_max_misses: int = 2
 
     @classmethod
     def from_rows(cls, rows: Mapping[str, str]) -> Settings:
@@ -212,6 +223,21 @@ _SPECS: dict[str, _Spec] = {
     "ws_ping_seconds": _Spec(_int_range("ws_ping_seconds", 2, 3600), int, str,
                              "seconds before a silent WebSocket (web phone) is closed and its binding dropped"),
     "rtpengine": _Spec(_rtpengine, str, str, "media relay for WebRTC calls: auto, off or host:port (ng socket)"),
+    "overload_max_lag_ms": _Spec(_int_range("overload_max_lag_ms", 0, 60000), int, str,
+                                 "event loop lag (ms) past which new calls/registrations get 503 (0: off)"),
+    "overload_max_transactions": _Spec(_int_range("overload_max_transactions", 0, 10_000_000), int, str,
+                                       "requests in progress past which new calls/registrations get 503 (0: off)"),
+    "overload_max_queue_ms": _Spec(_int_range("overload_max_queue_ms", 0, 60000), int, str,
+                                   "UDP receive queue (ms of work at the current rate) past which new "
+                                   "calls/registrations get 503 (0: off)"),
+    "overload_max_queue_kb": _Spec(_int_range("overload_max_queue_kb", 0, 1_000_000), int, str,
+                                   "UDP receive queue (KiB) past which new calls/registrations get 503 (0: off)"),
+    "overload_retry_after": _Spec(_int_range("overload_retry_after", 1, 3600), int, str,
+                                  "Retry-After of an overload 503: between this and twice this (seconds)"),
+    "keepalive_interval": _Spec(_int_range("keepalive_interval", 0, 3600), int, str,
+                                "seconds between OPTIONS pings to each UDP binding (0: off)"),
+    "keepalive_max_misses": _Spec(_int_range("keepalive_max_misses", 1, 100), int, str,
+                                  "unanswered pings in a row before a UDP binding is dropped"),
     "auth_block_seconds": _Spec(_int_range("auth_block_seconds", 0, 86400), int, str, "block duration"),
 }
 

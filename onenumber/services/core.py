@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..settings import Settings
+from ..sip.overload import Overload, OverloadPolicy
 from ..sip.stack import Stack
 from .dialogs import Dialogs
 from .directory import Directory
@@ -39,6 +41,16 @@ class SipCore:
     local: LocalAddresses
     media: MediaSeam
     presence: PresenceService | None = None
+    overload: Overload | None = None
+
+
+def overload_policy(settings: Settings) -> OverloadPolicy:
+    """The overload bounds the settings ask for (`overload_*`)."""
+    return OverloadPolicy(
+        max_lag=settings.overload_max_lag_ms / 1000.0, max_transactions=settings.overload_max_transactions,
+        max_queue=settings.overload_max_queue_kb * 1024, max_queue_delay=settings.overload_max_queue_ms / 1000.0,
+        retry_after=settings.overload_retry_after,
+    )
 
 
 def build_core(
@@ -79,5 +91,7 @@ def build_core(
         registrar=registrar, proxy=proxy, in_dialog=in_dialog, packages=EventPackages(replier, watchers),
     )
     stack.tu = router
+    overload = stack.overload = Overload(overload_policy(directory.settings))
+    directory.listeners.append(lambda d: setattr(overload, "policy", overload_policy(d.settings)))
     location.events = events
-    return SipCore(stack, router, gate, proxy, in_dialog, dialogs, events, local, media, watchers)
+    return SipCore(stack, router, gate, proxy, in_dialog, dialogs, events, local, media, watchers, overload)

@@ -143,7 +143,7 @@ class BindingChanged:
     contact: str
     transport: str
     change: str  # added | removed
-    reason: str  # register | unregister | expired | connection-closed | replaced
+    reason: str  # register | unregister | expired | connection-closed | replaced | keepalive
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ class Gate:
         self.trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         self.md5_only_agents: tuple[str, ...] = ()
         self._configured = False
+        # for /metrics: wrong credentials, requests refused while blocked, blocks started
+        self.stats = {"auth_failures": 0, "auth_blocked": 0, "auth_blocks": 0}
         self.configure(directory)
         directory.listeners.append(self.configure)
 
@@ -85,6 +87,7 @@ class Gate:
         address = txn.source.remote[0]
         throttle = self.throttle
         if throttle.is_blocked(address, creds.username, now):
+            self.stats["auth_blocked"] += 1
             self.replier.reply(txn, 403, BLOCKED)
             return None
         device = self.directory.devices_by_auth.get(creds.username)
@@ -95,7 +98,9 @@ class Gate:
         if verdict is Verdict.STALE:
             self.challenge(txn, proxy, now, stale=True)
             return None
+        self.stats["auth_failures"] += 1
         if throttle.record_failure(address, creds.username, now):
+            self.stats["auth_blocks"] += 1
             log.warning("authentication failures from %s for %r: blocked", address, creds.username)
             self.replier.reply(txn, 403, BLOCKED)
             return None

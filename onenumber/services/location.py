@@ -53,6 +53,10 @@ class Location:
         for bindings in self._by_account.values():
             yield from bindings.values()
 
+    def lookup(self, account: str, key: str) -> Binding | None:
+        found = self._by_account.get(account)
+        return found.get(key) if found else None
+
     def find_contact(self, contact: str) -> Binding | None:
         return self._by_contact.get(contact)
 
@@ -80,6 +84,13 @@ class Location:
                 self._changed(b, "added", "register")
         if changed:
             self._notify(changed)
+
+    def remove(self, account: str, key: str, reason: str) -> bool:
+        """Drop one binding the server found dead (e.g. it stopped answering keepalives)."""
+        if not self._remove(account, key, reason):
+            return False
+        self._notify({account})
+        return True
 
     def drop_flow(self, flow: str) -> int:
         """A connection closed: its bindings are dead at once."""

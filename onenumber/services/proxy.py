@@ -75,7 +75,7 @@ TIMER_C = 180.0  # §16.6 step 11: a ringing call is given up after this, whatev
 MAX_RETARGETS = 5
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)  # weakref: tests check a finished call is freed
 class CallContext:
     """One incoming INVITE being routed: its branches across attempts (each forward retargets
     the call and starts a new attempt; branches of older attempts are being cancelled)."""

@@ -22,6 +22,7 @@ from typing import NamedTuple, Protocol
 from .errors import ParseError
 from .headers import Via, format_params
 from .message import Headers, Request, Response, parse
+from .overload import STARTS_WORK, Overload
 from .transaction import (
     ClientTransaction,
     PassUp,
@@ -36,6 +37,7 @@ log = logging.getLogger("onenumber.sip")
 
 MAGIC = "z9hG4bK"
 RELIABLE = frozenset({"tcp", "tls", "ws", "wss"})
+COMPACT_MIN = 1024  # cancelled timers tolerated in the heap before it may be compacted
 
 
 class Source(NamedTuple):
@@ -142,14 +144,23 @@ class Stack:
         self.outbox: list[Send] = []
         self.server_txns: dict[tuple, ServerTxn] = {}
         self.client_txns: dict[tuple, ClientTxn] = {}
-        self._heap: list[tuple[float, int, object]] = []
+        self._heap: list[tuple[float, int, object]] = []  # transaction deadlines
+        # application Timers in a heap of their own: compacting it touches only them, never the
+        # (much larger) population of transaction deadlines
+        self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
+        self._cancelled = 0  # cancelled Timers still in their heap (compacted when they dominate)
         self._tag_prefix = os.urandom(4).hex()
         self._tag_counter = itertools.count(1)
         self._branch_prefix = MAGIC + os.urandom(4).hex()
         self._branch_counter = itertools.count(1)
         self.local: dict[str, tuple[str, int]] = {}  # transport → our advertised address
         self.stats = {"received": 0, "parse_errors": 0, "dropped": 0}
+        self.overload: Overload | None = None  # set: new INVITEs/REGISTERs may be refused with 503
+        self.pending = 0  # server transactions waiting for their final response
+        # counted for /metrics: plain dicts on the hot path, read at scrape time
+        self.requests_in: dict[str, int] = {}  # by method (retransmissions and ACKs included)
+        self.responses_out: dict[tuple[str, int], int] = {}  # by (method, status), ours and relayed
 
     # ------------------------------------------------------------------ identifiers
     def new_tag(self) -> str:
@@ -162,6 +173,9 @@ class Stack:
     def receive(self, data: bytes, source: Source, now: float) -> None:
         """Feed one datagram or one framed stream message."""
         self.stats["received"] += 1
+        ov = self.overload
+        if ov is not None and ov.overloaded(now, self.pending) and self._shed_early(ov, data, source, now):
+            return
         try:
             msg = parse(data, stream=source.reliable)
         except ParseError as exc:
@@ -231,6 +245,8 @@ class Stack:
             self.stats["dropped"] += 1
             return
         method = req.method
+        counts = self.requests_in
+        counts[method] = counts.get(method, 0) + 1
         branch = via.branch or ""
         base: tuple[object, ...]
         if branch.startswith(MAGIC) and len(branch) > len(MAGIC):
@@ -252,15 +268,94 @@ class Stack:
         if txn is not None:
             self._run_server(txn, txn.machine.receive_request(now))
             return
+        ov = self.overload
+        if ov is not None and method in STARTS_WORK and ov.overloaded(now, self.pending) and not ov.admit(
+            method, method == "INVITE" and bool(req.to.tag), self.pending, now,
+            "proxy-authorization" in req.headers or "authorization" in req.headers,
+        ):
+            self._shed(ov, req, source)
+            return
         machine = ServerTransaction(
             invite=method == "INVITE", reliable=source.reliable, now=now, timers=self.timers
         )
         txn = ServerTxn(key, req, source, machine)
         self.server_txns[key] = txn
+        self.pending += 1
         if method == "CANCEL":
             self._receive_cancel(txn, base, now)
             return
         self.tu.on_request(txn, req, now)
+
+    def _shed_early(self, ov: Overload, data: bytes, source: Source, now: float) -> bool:
+        """While shedding, refuse a new INVITE or REGISTER from its raw bytes, without parsing
+        the message: a server with a share of a core spent most of it parsing what it refused.
+        Anything unusual (folded lines, quotes in a Via, an RFC 2543 branch, a To tag, a
+        retransmission of a transaction we hold) returns False and takes the normal path."""
+        if data.startswith(b"INVITE "):
+            method = "INVITE"
+        elif data.startswith(b"REGISTER "):
+            method = "REGISTER"
+        else:
+            return False
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        vias: list[bytes] = []
+        keep: dict[bytes, bytes] = {}
+        credentials = False
+        for line in data[:end].split(b"\r\n")[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or line[:1] in (b" ", b"\t"):
+                return False
+            key = _EARLY_NAMES.get(name.strip().lower())
+            if key is None:
+                continue
+            if key == b"via":
+                vias.append(value.strip())
+            elif key == b"auth":
+                credentials = True
+            elif key in keep:
+                return False
+            else:
+                keep[key] = value.strip()
+        if not vias or len(keep) != 4 or b";tag=" in keep[b"to"].replace(b" ", b"").lower():
+            return False
+        top = vias[0]
+        if b'"' in top:
+            return False
+        try:
+            via = Via.parse(top.split(b",", 1)[0].decode())
+        except (ParseError, UnicodeDecodeError):
+            return False
+        branch = via.branch or ""
+        if not branch.startswith(MAGIC) or len(branch) <= len(MAGIC):
+            return False
+        if (branch, via.sent_by, method) in self.server_txns:
+            return False  # a retransmission: its transaction answers it
+        if ov.admit(method, False, self.pending, now, credentials):
+            return False
+        counts = self.requests_in
+        counts[method] = counts.get(method, 0) + 1
+        out = self.responses_out
+        out[(method, 503)] = out.get((method, 503), 0) + 1
+        resp = b"".join((
+            b"SIP/2.0 503 Service Unavailable (overloaded)\r\n",
+            *(b"Via: " + v + b"\r\n" for v in vias),
+            b"From: ", keep[b"from"], b"\r\nTo: ", keep[b"to"], b";tag=", self.new_tag().encode(),
+            b"\r\nCall-ID: ", keep[b"call-id"], b"\r\nCSeq: ", keep[b"cseq"],
+            b"\r\nRetry-After: ", str(ov.retry_after()).encode(), b"\r\nServer: ", self.server_header.encode(),
+            b"\r\nContent-Length: 0\r\n\r\n",
+        ))
+        # to where it came from: what rport asks for, and the only address a NAT lets through
+        self.outbox.append(Send(resp, source.transport, source.remote, source.conn))
+        return True
+
+    def _shed(self, ov: Overload, req: Request, source: Source) -> None:
+        """Refuse new work statelessly: no transaction, no timer, nothing kept (a retransmission
+        gets another 503; the ACK of the 503 matches nothing and is dropped by the TU)."""
+        resp = self.make_response(req, 503, "Service Unavailable (overloaded)",
+                                  [("Retry-After", str(ov.retry_after()))])
+        self.send_response_stateless(resp, source)
 
     def _receive_cancel(self, txn: ServerTxn, base: tuple, now: float) -> None:
         invite = self.server_txns.get((*base, "INVITE"))
@@ -298,12 +393,16 @@ class Stack:
         if "server" not in resp.headers:
             resp.headers.add("Server", self.server_header)
         data = bytes(resp)
+        key = (txn.key[-1], resp.status)
+        self.responses_out[key] = self.responses_out.get(key, 0) + 1
         try:
             actions = txn.machine.send_response(resp.status, data, now)
         except Exception:
             log.exception("response %s refused by transaction %s", resp.status, txn.key)
             return
         if resp.status >= 200:
+            if txn.request is not None:
+                self.pending -= 1
             txn.request = None  # type: ignore[assignment]  # released once final: see ServerTxn/ClientTxn
             txn.context = None
         self._run_server(txn, actions)
@@ -311,11 +410,20 @@ class Stack:
     def send_response_stateless(self, resp: Response, source: Source) -> None:
         if "server" not in resp.headers:
             resp.headers.add("Server", self.server_header)
+        self._count_response(resp)
         self._queue_response(bytes(resp), resp.headers.get("via") or "", source)
 
     def forward_response(self, resp: Response, source: Source | None) -> None:
         """Send a response upstream along its (already popped) top Via, statelessly."""
+        self._count_response(resp)
         self._queue_response(bytes(resp), resp.headers.get("via") or "", source)
+
+    def _count_response(self, resp: Response) -> None:
+        try:
+            key = (resp.cseq.method, resp.status)
+        except ParseError:
+            key = ("?", resp.status)
+        self.responses_out[key] = self.responses_out.get(key, 0) + 1
 
     def _queue_response(self, data: bytes, top_via: str, source: Source | None) -> None:
         """§18.2.2: reliable → the connection it came on; UDP → received/rport or sent-by."""
@@ -395,28 +503,74 @@ class Stack:
         self._arm(txn.machine.deadline, txn)
 
     # ------------------------------------------------------------------ timers
-    def _arm(self, deadline: float | None, obj: object) -> None:
+    def _arm(self, deadline: float | None, obj: ServerTxn | ClientTxn) -> None:
         if deadline is not None:
             heapq.heappush(self._heap, (deadline, next(self._seq), obj))
 
     def call_at(self, deadline: float, callback: Callable[[float], None]) -> Timer:
         """Schedule an application timer (stage start, timer C, no-answer…)."""
-        timer = Timer(deadline, callback)
-        heapq.heappush(self._heap, (deadline, next(self._seq), timer))
+        timer = Timer(deadline, callback, self)
+        heapq.heappush(self._timers, (deadline, next(self._seq), timer))
         return timer
 
+    def _timer_cancelled(self) -> None:
+        """A Timer was cancelled: its callback is already gone (so whatever its closure held, a
+        call's context for Timer C, is freed now); its heap entry is a few bytes until it comes
+        up, unless cancelled entries are most of the timer heap, which is then rebuilt without
+        them (amortised O(1) per cancel, and proportional to the live timers only)."""
+        self._cancelled += 1
+        if self._cancelled > COMPACT_MIN and self._cancelled * 2 > len(self._timers):
+            self.compact_timers()
+
+    def compact_timers(self) -> None:
+        """Drop the cancelled Timers from their heap."""
+        self._timers = [e for e in self._timers if e[2].callback is not None]
+        heapq.heapify(self._timers)
+        self._cancelled = 0
+
+    def compact_transactions(self) -> None:
+        """Drop transaction deadlines that can no longer fire: the transaction moved on or ended
+        (the same test `handle_timer` applies). For tests and tools, not the hot path."""
+        self._heap = [e for e in self._heap if self._live_entry(e)]
+        heapq.heapify(self._heap)
+
+    def _live_entry(self, entry: tuple[float, int, object]) -> bool:
+        deadline, _, obj = entry
+        if isinstance(obj, ServerTxn):
+            return obj.machine.deadline == deadline and self.server_txns.get(obj.key) is obj
+        if isinstance(obj, ClientTxn):
+            return obj.machine.deadline == deadline and self.client_txns.get(obj.key) is obj
+        return True
+
+    @property
+    def timer_entries(self) -> int:
+        """Entries in the timer heaps, live or not (for tests and metrics)."""
+        return len(self._heap) + len(self._timers)
+
     def next_timer(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
+        a = self._heap[0][0] if self._heap else None
+        b = self._timers[0][0] if self._timers else None
+        if a is None:
+            return b
+        return a if b is None or a <= b else b
 
     def handle_timer(self, now: float) -> None:
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        while True:
+            timers = self._timers  # a callback may have compacted it (a new list)
+            if timers and timers[0][0] <= now and (not heap or timers[0][0] <= heap[0][0]):
+                _, _, timer = heapq.heappop(timers)
+                callback = timer.callback
+                if callback is None:
+                    self._cancelled -= 1
+                else:
+                    timer.callback = None  # fired: a later cancel() is a no-op
+                    callback(now)
+                continue
+            if not heap or heap[0][0] > now:
+                return
             deadline, _, obj = heapq.heappop(heap)
-            if isinstance(obj, Timer):
-                if not obj.cancelled:
-                    obj.cancelled = True
-                    obj.callback(now)
-            elif isinstance(obj, ServerTxn):
+            if isinstance(obj, ServerTxn):
                 if obj.machine.deadline == deadline and self.server_txns.get(obj.key) is obj:
                     self._run_server(obj, obj.machine.on_timer(now))
             elif isinstance(obj, ClientTxn) and (
@@ -462,16 +616,36 @@ class Stack:
         return Request("ACK", invite.uri, h)
 
 
-class Timer:
-    __slots__ = ("callback", "cancelled", "deadline")
+_EARLY_NAMES = {
+    b"via": b"via", b"v": b"via", b"from": b"from", b"f": b"from", b"to": b"to", b"t": b"to",
+    b"call-id": b"call-id", b"i": b"call-id", b"cseq": b"cseq",
+    b"authorization": b"auth", b"proxy-authorization": b"auth",
+}
 
-    def __init__(self, deadline: float, callback: Callable[[float], None]) -> None:
+
+class Timer:
+    """An application timer. Cancelling (or firing) drops the callback at once, so nothing its
+    closure holds outlives the cancel; the heap entry left behind is skipped when it comes up."""
+
+    __slots__ = ("_stack", "callback", "deadline")
+
+    def __init__(self, deadline: float, callback: Callable[[float], None], stack: Stack | None = None) -> None:
         self.deadline = deadline
-        self.callback = callback
-        self.cancelled = False
+        self.callback: Callable[[float], None] | None = callback
+        self._stack = stack
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancelled or fired."""
+        return self.callback is None
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if self.callback is None:
+            return
+        self.callback = None
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack._timer_cancelled()
 
 
 def _quote(text: str) -> str:

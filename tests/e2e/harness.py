@@ -107,6 +107,7 @@ class Server:
     sip_port: int = 0
     http_port: int = 0
     extra: list[str] = field(default_factory=list)
+    keepalive: bool = False  # OPTIONS keepalive of UDP bindings: off unless a test asks (SIPp UAS ignore OPTIONS)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -131,7 +132,7 @@ class Server:
             [
                 ONENUMBER, "serve", "--bind", LOOPBACK, "--sip-port", str(self.sip_port),
                 "--http-port", str(self.http_port), "--data-dir", str(self.workdir), "--db", self.db,
-                *self.extra,
+                *([] if self.keepalive else ["--no-keepalive"]), *self.extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
