@@ -40,9 +40,10 @@ ACCESS_NUMBER = "*98"  # dialled from one of the box's own devices: listen to th
 
 
 def run(config: ServerConfig) -> None:
+    worker = f" w{config.worker}" if config.workers > 1 else ""  # which worker process said it
     logging.basicConfig(
         level=getattr(logging, config.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s",
     )
     if config.log_format == "json":  # one JSON object per line (services/eventlog.py)
         from .services.eventlog import JsonFormatter
@@ -151,7 +152,7 @@ async def serve(config: ServerConfig) -> None:
 
 async def _serve(config: ServerConfig, store: Store) -> None:
     loop = asyncio.get_running_loop()
-    if config.demo:
+    if config.demo and config.worker == 0:
         from .demo import format_demo, seed_demo
 
         created = await seed_demo(store)
@@ -181,6 +182,8 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         presence=config.presence,
     )
     stack = core.stack
+    if config.workers > 1:
+        stack.set_worker(config.worker)  # our branches name this worker (transport/workers.py)
     from .services.callstats import CallStats
     from .services.eventlog import EventLog
 
@@ -190,6 +193,16 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver = Driver(stack, max_message=config.max_stream_message)
     driver.on_flow_closed = core.router.on_flow_closed
     driver.events = core.events
+    cluster = None
+    if config.redis_url:  # worker processes: bindings, failed logins, configuration pushes
+        from .services.replication import flow_prefix
+        from .transport.cluster import Cluster
+
+        driver.id_prefix = flow_prefix(config.worker)
+        cluster = Cluster(config.redis_url, index=config.worker, location=location, gate=core.gate,
+                          directory=directory, store=store, pump=driver.pump)
+        shared = await cluster.start(watch_config=config.worker == 0, now=time.time())
+        log.info("redis %s: %d shared binding(s) loaded", config.redis_url, shared)
 
     voicemail = await start_voicemail(config, core, driver)
     from .services.keepalive import Keepalive
@@ -200,14 +213,25 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         keepalive.start(time.time())
 
     servers: list[asyncio.AbstractServer] = []
-    udp = await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
-    servers.append(await listen_stream(driver, config.bind, config.sip_port))
+    many = config.workers > 1  # the workers share the ports (SO_REUSEPORT)
+    udp = await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer, reuse_port=many)
+    servers.append(await listen_stream(driver, config.bind, config.sip_port, reuse_port=many))
+    extra_udp = None
+    if config.worker_port_base:  # tests: reach this very worker
+        extra_port = config.worker_port_base + config.worker
+        extra_udp = await listen_udp(driver, config.bind, extra_port, config.udp_buffer)
+        servers.append(await listen_stream(driver, config.bind, extra_port))
+    link = None
+    if many:
+        from .transport.workers import WorkerLink
+
+        link = WorkerLink(driver, bind=config.bind, port=config.sip_port, index=config.worker, count=config.workers)
     stack.local = {"udp": (host, config.sip_port), "tcp": (host, config.sip_port)}
     tls_port = config.effective_tls_port
     if tls_port and config.tls_cert and config.tls_key:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-        servers.append(await listen_stream(driver, config.bind, tls_port, ctx))
+        servers.append(await listen_stream(driver, config.bind, tls_port, ctx, reuse_port=many))
         stack.local["tls"] = (host, tls_port)
 
     stop = asyncio.Event()
@@ -226,15 +250,21 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     from .media.relay import MediaRelay
 
     # the WebRTC <-> RTP relay; `media.bridge` is what the call engine drives (offer/answer/delete)
-    media = MediaRelay.start(directory.settings.rtpengine, host if host != "0.0.0.0" else "127.0.0.1",
+    from .settings import rtpengine_address
+
+    relay_setting = directory.settings.rtpengine
+    if config.worker > 0 and rtpengine_address(relay_setting) is None:
+        relay_setting = "off"  # one own rtpengine, in worker 0 (which serves the WebSocket phones)
+    media = MediaRelay.start(relay_setting, host if host != "0.0.0.0" else "127.0.0.1",
                              config.data_dir / "rtpengine.log")
     log.info("%s", media.status)
     MediaGlue(media.bridge, core.media, core.events, driver.pump)
     tasks = [
         loop.create_task(location.run_flusher()),
-        loop.create_task(directory.watch(store, config.reload_interval)),
         loop.create_task(sweep()),
     ]
+    if cluster is None or config.worker == 0:  # the other workers are told by worker 0 (Redis)
+        tasks.append(loop.create_task(directory.watch(store, config.reload_interval)))
     from .transport.loadwatch import LoadWatch, udp_queue_bytes
 
     load_watch = None
@@ -244,7 +274,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     if history is not None:
         tasks.append(loop.create_task(history.run()))
     http = None
-    if config.http_port:
+    if config.http_port and config.worker == 0:  # one HTTP server, in worker 0 (docs/scaling.md)
         from .api.app import create_app, start_http
         from .transport.websocket import sip_websocket_endpoint
 
@@ -278,6 +308,10 @@ async def _serve(config: ServerConfig, store: Store) -> None:
           "Ctrl-C stops it.", flush=True)
     await stop.wait()
     log.info("stopping")
+    if link is not None:
+        link.close()
+    if extra_udp is not None:
+        extra_udp.close()
     for s in servers:
         s.close()
     driver.close()
@@ -289,6 +323,91 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await location.flush()
+    if cluster is not None:
+        await cluster.stop()
     if history is not None:
         await history.flush()
     log.info("stopped; bindings and history saved")
+
+
+# ---------------------------------------------------------------------------- worker processes
+
+
+async def _prepare(config: ServerConfig) -> None:
+    """Before the workers start: migrate the database once, seed the demo accounts."""
+    store = await Store.open(config.db_url)
+    try:
+        if config.demo:
+            from .demo import format_demo, seed_demo
+
+            created = await seed_demo(store)
+            if created:
+                print(format_demo(created, config), flush=True)
+    finally:
+        await store.close()
+
+
+def _worker_main(config: ServerConfig) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handlers are not ours
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    run(config)
+
+
+def run_workers(config: ServerConfig) -> None:
+    """`serve --workers N`: a supervisor starting N worker processes (forked, one event loop
+    each), restarting one that dies and stopping them all, by PID, on SIGTERM/SIGINT."""
+    import dataclasses
+    import multiprocessing
+
+    logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s supervisor: %(message)s")
+    asyncio.run(_prepare(config))
+    ctx = multiprocessing.get_context("fork")
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+
+    def start(i: int) -> multiprocessing.process.BaseProcess:
+        p = ctx.Process(target=_worker_main, args=(dataclasses.replace(config, worker=i, demo=False),),
+                        name=f"onenumber-w{i}")
+        p.start()
+        log.info("worker %d started (pid %s)", i, p.pid)
+        return p
+
+    procs = {i: start(i) for i in range(config.workers)}
+    started = {i: time.monotonic() for i in procs}
+    restarts: dict[int, list[float]] = {i: [] for i in procs}
+    failed = False
+    while not stopping:
+        time.sleep(0.2)
+        now = time.monotonic()
+        for i, p in list(procs.items()):
+            if p.is_alive() or stopping:
+                continue
+            if not restarts[i] and now - started[i] < 3.0:  # never came up (a port in use, a bad URL)
+                log.error("worker %d exited at start (code %s): stopping", i, p.exitcode)
+                failed = True
+                stopping.append(0)
+                break
+            recent = [t for t in restarts[i] if now - t < 60.0]
+            if len(recent) >= 5 and now - recent[-1] < 10.0:  # crashing in a loop: wait, do not spin
+                continue
+            log.warning("worker %d (pid %s) died (exit code %s): restarting", i, p.pid, p.exitcode)
+            restarts[i] = [*recent, now]
+            procs[i] = start(i)
+            started[i] = now
+    log.info("stopping %d worker(s)", len(procs))
+    for p in procs.values():
+        if p.is_alive() and p.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15.0
+    for p in procs.values():
+        p.join(max(0.1, deadline - time.monotonic()))
+        if p.is_alive() and p.pid is not None:
+            log.warning("worker pid %s did not stop: killing it", p.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGKILL)
+            p.join(2.0)
+    if failed:
+        raise SystemExit(1)

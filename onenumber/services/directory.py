@@ -56,6 +56,13 @@ class Directory:
                 best = t
         return best
 
+    async def reload(self, store: Store) -> None:
+        """Take the stored configuration now (also when another worker said it changed)."""
+        self._install(await store.snapshot())
+        log.info("configuration reloaded (revision %d)", self.revision)
+        for listener in self.listeners:
+            listener(self)
+
     async def watch(self, store: Store, interval: float) -> None:
         """Poll the store's revision; reload when it moved."""
         while True:
@@ -63,9 +70,6 @@ class Directory:
             try:
                 rev = await store.revision()
                 if rev != self.revision:
-                    self._install(await store.snapshot())
-                    log.info("configuration reloaded (revision %d)", rev)
-                    for listener in self.listeners:
-                        listener(self)
+                    await self.reload(store)
             except Exception:
                 log.exception("could not reload the configuration")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 
 from ..routing.model import Device
 from ..sip.auth import Credentials, DigestAuthenticator, LoginThrottle, Verdict
@@ -36,6 +37,8 @@ class Gate:
         self._configured = False
         # for /metrics: wrong credentials, requests refused while blocked, blocks started
         self.stats = {"auth_failures": 0, "auth_blocked": 0, "auth_blocks": 0}
+        # worker processes: told (failed, address, username, now) so every worker counts it
+        self.on_login: Callable[[bool, str, str, float], None] | None = None
         self.configure(directory)
         directory.listeners.append(self.configure)
 
@@ -94,11 +97,15 @@ class Gate:
         verdict = self.auth.verify(creds, req.method, device.secret if device is not None else None, now)
         if verdict is Verdict.OK and device is not None:
             throttle.record_success(address, creds.username, now)
+            if self.on_login is not None:
+                self.on_login(False, address, creds.username, now)
             return device
         if verdict is Verdict.STALE:
             self.challenge(txn, proxy, now, stale=True)
             return None
         self.stats["auth_failures"] += 1
+        if self.on_login is not None:
+            self.on_login(True, address, creds.username, now)
         if throttle.record_failure(address, creds.username, now):
             self.stats["auth_blocks"] += 1
             log.warning("authentication failures from %s for %r: blocked", address, creds.username)
