@@ -44,6 +44,7 @@ def run(config: ServerConfig) -> None:
     logging.basicConfig(
         level=getattr(logging, config.log_level.upper(), logging.INFO),
         format=f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s",
+        force=config.workers > 1,  # a forked worker: not the supervisor's handlers
     )
     if config.log_format == "json":  # one JSON object per line (services/eventlog.py)
         from .services.eventlog import JsonFormatter
@@ -303,9 +304,10 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         "OneNumber listening: SIP %s:%d (%s), HTTP %s:%d, realm %s, %d binding(s) restored",
         config.bind, config.sip_port, transports, config.bind, config.http_port, realm, location.count(),
     )
-    print(f"OneNumber is running: SIP on {config.bind}:{config.sip_port} ({transports}), "
-          f"HTTP on http://{'localhost' if config.bind == '0.0.0.0' else config.bind}:{config.http_port}. "
-          "Ctrl-C stops it.", flush=True)
+    if config.worker == 0:
+        print(f"OneNumber is running: SIP on {config.bind}:{config.sip_port} ({transports}), "
+              f"HTTP on http://{'localhost' if config.bind == '0.0.0.0' else config.bind}:{config.http_port}"
+              f"{f', {config.workers} workers' if config.workers > 1 else ''}. Ctrl-C stops it.", flush=True)
     await stop.wait()
     log.info("stopping")
     if link is not None:
@@ -361,6 +363,7 @@ def run_workers(config: ServerConfig) -> None:
 
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s supervisor: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     asyncio.run(_prepare(config))
     ctx = multiprocessing.get_context("fork")
     stopping: list[int] = []
