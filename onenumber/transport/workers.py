@@ -66,6 +66,8 @@ class WorkerLink:
         driver.forward_send = self.forward_send
 
     def close(self) -> None:
+        log.info("worker link: %(handed_out)d message(s) handed to other workers, %(handed_in)d taken, "
+                 "%(lost)d lost", self.stats)
         self.driver.loop.remove_reader(self._in.fileno())
         self._in.close()
         self._out.close()
