@@ -202,7 +202,11 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         driver.id_prefix = flow_prefix(config.worker)
         cluster = Cluster(config.redis_url, index=config.worker, location=location, gate=core.gate,
                           directory=directory, store=store, pump=driver.pump)
-        shared = await cluster.start(watch_config=config.worker == 0, now=time.time())
+        try:
+            shared = await cluster.start(watch_config=config.worker == 0, now=time.time())
+        except Exception as exc:  # redis-py's errors are not OSErrors
+            print(f"onenumber: cannot use Redis at {config.redis_url}: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
         log.info("redis %s: %d shared binding(s) loaded", config.redis_url, shared)
 
     voicemail = await start_voicemail(config, core, driver)
@@ -387,7 +391,8 @@ def run_workers(config: ServerConfig) -> None:
         for i, p in list(procs.items()):
             if p.is_alive() or stopping:
                 continue
-            if not restarts[i] and now - started[i] < 3.0:  # never came up (a port in use, a bad URL)
+            # a first start that failed by itself (a port in use, Redis unreachable): no use retrying
+            if not restarts[i] and (p.exitcode or 0) > 0 and now - started[i] < 5.0:
                 log.error("worker %d exited at start (code %s): stopping", i, p.exitcode)
                 failed = True
                 stopping.append(0)

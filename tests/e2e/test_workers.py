@@ -162,3 +162,62 @@ def test_brute_force_spread_over_workers_is_blocked_after_the_configured_tries(w
         for ua in uas:  # even the right password, on either worker
             reply = ua.register(alice.account, auth=(alice.auth_username, alice.secret))
             assert reply.status == 403 and "too many failed attempts" in reply.reason, (reply.status, reply.reason)
+
+
+def test_tcp_device_held_by_one_worker_rung_through_the_other(workers_calls: Workers, tmp_path: Path) -> None:
+    """The INVITE must leave over the connection worker 0 holds: worker 1 hands it over, and the
+    phone's answers, which arrive on that connection at worker 0, are handed back."""
+    from .baresip import Baresip
+
+    w = workers_calls
+    made = add_accounts(w.server, [("1000", "Alice", 1), ("1001", "Bob", 1)])
+    w.wait_config()
+    alice, bob = made["1000"][0], made["1001"][0]
+    phone = Baresip(tmp_path / "baresip-tcp", w.pin(0), "1000", alice.auth_username, alice.secret, transport="tcp")
+    phone.start()
+    caller = None
+    try:
+        phone.wait_registered()
+        [binding] = w.server.wait_bindings("1000", 1)
+        assert binding["transport"] == "tcp", binding
+        time.sleep(0.3)
+        caller = place_call(w.pin(1), bob, "1000", "call_answered.xml", tmp_path / "peers",  # type: ignore[arg-type]
+                            from_user="1001", name="bob", background=True)
+        phone.wait_event("CALL_INCOMING", timeout=10)
+        phone.accept()
+        phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        assert caller.wait(15) == 0, f"{caller.describe()}\n{w.server.log()[-3000:]}"
+        phone.wait_event("CALL_CLOSED", timeout=10)  # the caller's BYE reached it over TCP, through worker 0
+    finally:
+        if caller is not None:
+            caller.stop()
+        phone.stop()
+
+
+def test_a_dead_worker_is_restarted_and_all_stop_on_sigterm(workers_calls: Workers) -> None:
+    import os
+    import signal
+
+    w = workers_calls
+    pids = {int(i): int(p) for i, p in re.findall(r"worker (\d) started \(pid (\d+)\)", w.server.log())}
+    assert set(pids) == {0, 1}, w.server.log()
+    os.kill(pids[1], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while not re.search(rf"worker 1 started \(pid (?!{pids[1]}\))\d+\)", w.server.log()):
+        assert time.monotonic() < deadline, w.server.log()[-3000:]
+        time.sleep(0.1)
+    assert f"worker 1 (pid {pids[1]}) died" in w.server.log()
+    while not options_ping(w.base + 1, 0.2):  # the new worker 1 serves
+        assert time.monotonic() < deadline, w.server.log()[-3000:]
+        time.sleep(0.1)
+    new = int(re.findall(r"worker 1 started \(pid (\d+)\)", w.server.log())[-1])
+    w.server.stop()  # SIGTERM to the supervisor: it stops both workers by PID
+    for pid in (pids[0], new):
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"worker pid {pid} still running")
