@@ -119,7 +119,9 @@ async def start_voicemail(config: ServerConfig, core: SipCore, driver: Driver) -
     port = transport.get_extra_info("sockname")[1]
     stack.local = {"udp": ("127.0.0.1", port)}
     store = DirectoryMessageStore(config.data_dir / "voicemail")
-    recovered = await store.recover()
+    # with several workers the supervisor recovers before any starts: a restarted worker must not
+    # "complete" a message another worker is recording
+    recovered = await store.recover() if config.workers == 1 else []
     if recovered:
         log.info("voicemail: %d message(s) cut short by a stop were completed", len(recovered))
     # the greeting `make greeting` speaks with espeak-ng (in the data directory or the working one)
@@ -340,7 +342,11 @@ async def _serve(config: ServerConfig, store: Store) -> None:
 
 
 async def _prepare(config: ServerConfig) -> None:
-    """Before the workers start: migrate the database once, seed the demo accounts."""
+    """Before the workers start: migrate the database once, seed the demo accounts, complete
+    voicemail messages cut short by the last stop."""
+    recovered = await DirectoryMessageStore(config.data_dir / "voicemail").recover()
+    if recovered:
+        log.info("voicemail: %d message(s) cut short by a stop were completed", len(recovered))
     store = await Store.open(config.db_url)
     try:
         if config.demo:
