@@ -96,9 +96,10 @@ class Gate:
         device = self.directory.devices_by_auth.get(creds.username)
         verdict = self.auth.verify(creds, req.method, device.secret if device is not None else None, now)
         if verdict is Verdict.OK and device is not None:
-            throttle.record_success(address, creds.username, now)
-            if self.on_login is not None:
+            # shared only when it clears failures: not one Redis message per authenticated request
+            if self.on_login is not None and throttle.pairs.failures((address, creds.username), now):
                 self.on_login(False, address, creds.username, now)
+            throttle.record_success(address, creds.username, now)
             return device
         if verdict is Verdict.STALE:
             self.challenge(txn, proxy, now, stale=True)
