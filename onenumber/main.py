@@ -342,8 +342,9 @@ async def _serve(config: ServerConfig, store: Store) -> None:
 
 
 async def _prepare(config: ServerConfig) -> None:
-    """Before the workers start: migrate the database once, seed the demo accounts, complete
-    voicemail messages cut short by the last stop."""
+    """Before the workers start: the nonce secret, the database migrated once, the demo accounts,
+    voicemail messages cut short by the last stop completed."""
+    load_secret(config.secret_file or config.data_dir / "nonce.secret")  # made once: workers racing would read it empty
     recovered = await DirectoryMessageStore(config.data_dir / "voicemail").recover()
     if recovered:
         log.info("voicemail: %d message(s) cut short by a stop were completed", len(recovered))
