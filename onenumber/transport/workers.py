@@ -18,12 +18,15 @@ import json
 import logging
 import re
 import socket
+from collections import deque
 
 from ..services.replication import flow_worker
 from ..sip.stack import Send, Source
 from .driver import Driver
 
 log = logging.getLogger("onenumber.workers")
+
+MAX_QUEUED = 10_000  # messages waiting for a busy worker; beyond, dropped (SIP retransmits)
 
 _TOP_VIA = re.compile(rb"\n(?:via|v)[ \t]*:([^\r\n]*)", re.IGNORECASE)
 _BRANCH = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*z9hG4bK(?:on[^.;,\s]*\.)?([0-9a-f]{8})", re.IGNORECASE)
@@ -59,8 +62,10 @@ class WorkerLink:
         self._in.bind(link_name(bind, port, index))
         self._in.setblocking(False)
         self._in.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._out.setblocking(False)
+        # one connected socket per other worker: its writability follows that worker's receive
+        # queue (net.unix.max_dgram_qlen datagrams: 10 here), so a burst waits in `_queued` instead of being lost
+        self._out: dict[int, socket.socket] = {}
+        self._queued: dict[int, deque[bytes]] = {}
         driver.loop.add_reader(self._in.fileno(), self._readable)
         driver.handoff = self.handoff
         driver.forward_send = self.forward_send
@@ -70,17 +75,72 @@ class WorkerLink:
                  "%(lost)d lost", self.stats)
         self.driver.loop.remove_reader(self._in.fileno())
         self._in.close()
-        self._out.close()
+        for index, sock in self._out.items():
+            if index in self._queued:
+                self.driver.loop.remove_writer(sock.fileno())
+            sock.close()
+
+    def _socket(self, index: int) -> socket.socket | None:
+        sock = self._out.get(index)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            try:
+                sock.connect(link_name(self.bind, self.port, index))
+            except OSError as exc:  # that worker is (re)starting
+                sock.close()
+                log.debug("worker %d is not there: %s", index, exc)
+                return None
+            self._out[index] = sock
+        return sock
 
     def _post(self, index: int, head: list[object], data: bytes) -> bool:
+        packet = json.dumps(head).encode() + b"\n" + data
+        queued = self._queued.get(index)
+        if queued is not None:  # keep the order: behind what already waits
+            if len(queued) >= MAX_QUEUED:
+                self.stats["lost"] += 1
+                return True  # dropped like a datagram on a full socket: the peer retransmits
+            queued.append(packet)
+            self.stats["handed_out"] += 1
+            return True
+        sock = self._socket(index)
+        if sock is None:
+            self.stats["lost"] += 1
+            return False
         try:
-            self._out.sendto(json.dumps(head).encode() + b"\n" + data, link_name(self.bind, self.port, index))
-        except OSError as exc:  # that worker is (re)starting: the peer retransmits
+            sock.send(packet)
+        except BlockingIOError:
+            self._queued[index] = deque([packet])
+            self.driver.loop.add_writer(sock.fileno(), self._writable, index)
+        except OSError as exc:  # that worker went away: reconnect next time
             self.stats["lost"] += 1
             log.debug("cannot hand over to worker %d: %s", index, exc)
+            self._out.pop(index, None)
+            sock.close()
             return False
         self.stats["handed_out"] += 1
         return True
+
+    def _writable(self, index: int) -> None:
+        sock = self._out[index]
+        queued = self._queued[index]
+        try:
+            while queued:
+                sock.send(queued[0])
+                queued.popleft()
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.stats["lost"] += len(queued)
+            log.debug("worker %d went away: %s", index, exc)
+            self._out.pop(index, None)
+            self.driver.loop.remove_writer(sock.fileno())
+            del self._queued[index]
+            sock.close()
+            return
+        self.driver.loop.remove_writer(sock.fileno())
+        del self._queued[index]
 
     def handoff(self, data: bytes, source: Source) -> bool:
         """A response for another worker's transaction: pass it on (True) or keep it."""

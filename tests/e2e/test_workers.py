@@ -192,6 +192,11 @@ def test_tcp_device_held_by_one_worker_rung_through_the_other(workers_calls: Wor
         if caller is not None:
             caller.stop()
         phone.stop()
+    w.server.stop()  # the workers say at stop what they handed over
+    log = w.server.log()
+    sends = re.search(r"workers w1: worker link: (\d+) message\(s\) handed", log)  # INVITE, ACK, BYE
+    answers = re.search(r"workers w0: worker link: (\d+) message\(s\) handed", log)  # 180, 200s
+    assert sends and int(sends.group(1)) >= 3 and answers and int(answers.group(1)) >= 2, log[-3000:]
 
 
 def test_a_dead_worker_is_restarted_and_all_stop_on_sigterm(workers_calls: Workers) -> None:

@@ -71,3 +71,29 @@ async def test_a_response_for_another_worker_is_handed_over_and_flow_sends_too()
     finally:
         for link in links:
             link.close()
+
+
+async def test_a_burst_larger_than_the_socket_queue_waits_instead_of_being_lost() -> None:
+    port = 20000 + os.getpid() % 20000
+    got: list[bytes] = []
+    links = []
+    for i in (0, 1):
+        driver = Driver(Stack(_TU()))  # type: ignore[arg-type]
+        driver.receive_local = lambda data, source: got.append(data)  # type: ignore[method-assign]
+        links.append(WorkerLink(driver, bind="127.0.0.1", port=port, index=i, count=2))
+    try:
+        stack1 = Stack(_TU())  # type: ignore[arg-type]
+        stack1.set_worker(1)
+        src = Source("udp", ("127.0.0.1", 5070), ("127.0.0.1", 5060))
+        burst = [response(stack1.new_branch()) for _ in range(3000)]  # net.unix.max_dgram_qlen is 10 to 512
+        for data in burst:  # all before worker 1's loop reads anything
+            assert links[0].handoff(data, src)
+        for _ in range(500):
+            if len(got) == len(burst):
+                break
+            await asyncio.sleep(0.01)
+        assert got == burst  # all of them, in order
+        assert links[0].stats["lost"] == 0
+    finally:
+        for link in links:
+            link.close()
