@@ -201,7 +201,9 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         from .services.replication import flow_prefix
         from .transport.cluster import Cluster
 
-        driver.id_prefix = flow_prefix(config.worker)
+        # the worker's number, and this life's PID: a restarted worker's connections never take
+        # the ids of its previous life's
+        driver.id_prefix = f"{flow_prefix(config.worker)}{os.getpid():x}."
         cluster = Cluster(config.redis_url, index=config.worker, location=location, gate=core.gate,
                           directory=directory, store=store, pump=driver.pump)
         try:

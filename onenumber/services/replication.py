@@ -80,7 +80,7 @@ def flow_prefix(worker: int) -> str:
 
 
 def flow_worker(flow: str | None) -> int | None:
-    """The worker holding a connection, from its id (`w1.tcp-7` → 1); None for one process."""
+    """The worker holding a connection, from its id (`w1.3f2a.tcp-7` → 1); None for one process."""
     if not flow or not flow.startswith("w"):
         return None
     head, dot, _ = flow.partition(".")

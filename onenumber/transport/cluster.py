@@ -90,9 +90,14 @@ class Cluster:
         loc.apply_remote(loaded, [])
         loc.replicate = True
         loc.on_outgoing = self._wake.set
-        for b in own_dead:  # removed as this worker's own change: other workers forget them too
-            loc.apply_remote([b], [])
+        loc.apply_remote(own_dead, [])
+        # removed as this worker's own change, so the other workers forget them too; also those
+        # the database gave back (written before the crash, never removed)
+        own_dead = [b for b in loc.all() if b.flow and b.flow.startswith(mine)]
+        for b in own_dead:
             loc.remove(b.account, b.key, "connection-closed")
+        if own_dead:
+            log.info("%d binding(s) on connections of this worker's previous life removed", len(own_dead))
         self.gate.on_login = self._login
         if watch_config:
             self.directory.listeners.append(self._config_changed)

@@ -8,6 +8,7 @@ port. Redis databases 7 and 8 on 127.0.0.1:6379 are this file's, flushed at each
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -226,3 +227,39 @@ def test_a_dead_worker_is_restarted_and_all_stop_on_sigterm(workers_calls: Worke
             time.sleep(0.05)
         else:
             raise AssertionError(f"worker pid {pid} still running")
+
+
+def test_kill_9_of_the_worker_holding_a_tcp_phone_removes_its_binding_from_redis(
+    workers_calls: Workers, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from .baresip import Baresip
+
+    w = workers_calls
+    made = add_accounts(w.server, [("1000", "Alice", 1)])
+    w.wait_config()
+    alice = made["1000"][0]
+    client = redis.Redis(host=LOOPBACK, port=6379, db=w.db)
+    phone = Baresip(tmp_path / "baresip-tcp", w.pin(0), "1000", alice.auth_username, alice.secret, transport="tcp")
+    phone.start()
+    try:
+        phone.wait_registered()
+        deadline = time.monotonic() + 5
+        while not client.hgetall("onenumber:7:bindings"):
+            assert time.monotonic() < deadline, "the TCP binding never reached Redis"
+            time.sleep(0.05)
+        [(_, value)] = client.hgetall("onenumber:7:bindings").items()
+        old_flow = json.loads(value)["f"]
+        assert old_flow.startswith("w0."), value
+        pids = {int(i): int(p) for i, p in re.findall(r"worker (\d) started \(pid (\d+)\)", w.server.log())}
+        killed = time.monotonic()
+        os.kill(pids[0], signal.SIGKILL)
+        # gone within 5 s: the supervisor restarts worker 0, which removes what its previous life held
+        while any(json.loads(v)["f"] == old_flow for v in client.hgetall("onenumber:7:bindings").values()):
+            assert time.monotonic() - killed < 5.0, w.server.log()[-3000:]
+            time.sleep(0.05)
+    finally:
+        phone.stop()
+        client.close()
