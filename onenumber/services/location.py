@@ -51,6 +51,8 @@ class Location:
         self.outgoing_up: dict[tuple[str, str], Binding] = {}
         self.outgoing_del: set[tuple[str, str]] = set()
         self.on_outgoing: Callable[[], None] | None = None  # woken when something was queued
+        self._remote: set[tuple[str, str]] = set()  # bindings another worker made (it expires them)
+        self.janitor = True  # expires the others' too (worker 0: in case their worker died)
 
     # ------------------------------------------------------------------ reads
     def get(self, account: str) -> list[Binding]:
@@ -88,6 +90,7 @@ class Location:
             self._pending_up[(b.account, b.key)] = b
             self._pending_del.discard((b.account, b.key))
             if self.replicate:
+                self._remote.discard((b.account, b.key))
                 self.outgoing_up[(b.account, b.key)] = b
                 self.outgoing_del.discard((b.account, b.key))
             if old is None or not _same_route(old, b):
@@ -108,6 +111,7 @@ class Location:
         for b in upserts:
             old = self._by_account.get(b.account, {}).get(b.key)
             self._put(b)
+            self._remote.add((b.account, b.key))
             if old is None or not _same_route(old, b):
                 changed.add(b.account)
         if changed:
@@ -144,7 +148,7 @@ class Location:
                 continue
             if b.expires_at > now:  # refreshed since: one heap entry per binding, moved on
                 heapq.heappush(heap, (b.expires_at, account, key))
-            elif self._remove(account, key, "expired"):
+            elif self._remove(account, key, "expired", local=self.janitor or (account, key) not in self._remote):
                 removed += 1
                 changed.add(account)
         if changed:
@@ -173,6 +177,7 @@ class Location:
         if not slot or key not in slot:
             return False
         b = slot.pop(key)
+        self._remote.discard((account, key))
         if local:
             self._changed(b, "removed", reason)
         if self._by_contact.get(b.contact) is b:

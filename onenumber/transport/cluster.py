@@ -89,6 +89,7 @@ class Cluster:
         loc = self.location
         loc.apply_remote(loaded, [])
         loc.replicate = True
+        loc.janitor = self.index == 0  # the others expire only their own bindings (one delete, not N)
         loc.on_outgoing = self._wake.set
         loc.apply_remote(own_dead, [])
         # removed as this worker's own change, so the other workers forget them too; also those

@@ -78,3 +78,19 @@ def test_a_binding_on_another_workers_connection_survives_a_local_close_of_the_s
     loc.apply_remote([remote], [])
     assert loc.drop_flow("w0.tcp-1") == 0
     assert loc.get("1000") == [remote]
+
+
+def test_expiry_of_another_workers_binding_is_left_to_it_unless_janitor() -> None:
+    for janitor in (False, True):
+        loc = Location(None)
+        loc.replicate = True
+        loc.janitor = janitor
+        mine, theirs = binding(contact="sip:mine@h", expires_at=10.0), binding(contact="sip:theirs@h", expires_at=10.0)
+        loc.apply([mine], [])
+        loc.apply_remote([theirs], [])
+        loc.outgoing_up.clear()
+        assert loc.expire(20.0) == 2  # both gone from the local copy
+        assert loc.get("1000") == []
+        expected = {("1000", mine.key), ("1000", theirs.key)} if janitor else {("1000", mine.key)}
+        assert loc.outgoing_del == expected  # shared (and written to the database) by its owner only
+        assert set(loc._pending_del) == expected
