@@ -365,6 +365,10 @@ async def _prepare(config: ServerConfig) -> None:
 def _worker_main(config: ServerConfig) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handlers are not ours
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    with contextlib.suppress(Exception):  # Linux: a supervisor killed with -9 takes its workers along
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     run(config)
 
 
@@ -418,7 +422,7 @@ def run_workers(config: ServerConfig) -> None:
         if p.is_alive() and p.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15.0
+    deadline = time.monotonic() + 8.0  # within what a service manager waits before its own SIGKILL
     for p in procs.values():
         p.join(max(0.1, deadline - time.monotonic()))
         if p.is_alive() and p.pid is not None:

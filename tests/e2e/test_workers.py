@@ -242,7 +242,7 @@ def test_kill_9_of_the_worker_holding_a_tcp_phone_removes_its_binding_from_redis
     w.wait_config()
     alice = made["1000"][0]
     client = redis.Redis(host=LOOPBACK, port=6379, db=w.db)
-    phone = Baresip(tmp_path / "baresip-tcp", w.pin(0), "1000", alice.auth_username, alice.secret, transport="tcp")
+    phone = Baresip(tmp_path / "baresip-tcp", w.pin(1), "1000", alice.auth_username, alice.secret, transport="tcp")
     phone.start()
     try:
         phone.wait_registered()
@@ -252,11 +252,12 @@ def test_kill_9_of_the_worker_holding_a_tcp_phone_removes_its_binding_from_redis
             time.sleep(0.05)
         [(_, value)] = client.hgetall("onenumber:7:bindings").items()
         old_flow = json.loads(value)["f"]
-        assert old_flow.startswith("w0."), value
+        assert old_flow.startswith("w1."), value
         pids = {int(i): int(p) for i, p in re.findall(r"worker (\d) started \(pid (\d+)\)", w.server.log())}
         killed = time.monotonic()
-        os.kill(pids[0], signal.SIGKILL)
-        # gone within 5 s: the supervisor restarts worker 0, which removes what its previous life held
+        # worker 1, not 0: worker 0 runs the own rtpengine, which a kill -9 would leave behind
+        os.kill(pids[1], signal.SIGKILL)
+        # gone within 5 s: the supervisor restarts worker 1, which removes what its previous life held
         while any(json.loads(v)["f"] == old_flow for v in client.hgetall("onenumber:7:bindings").values()):
             assert time.monotonic() - killed < 5.0, w.server.log()[-3000:]
             time.sleep(0.05)
