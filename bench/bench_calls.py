@@ -27,9 +27,11 @@ from benchlib import (
     OneNumberServer,
     _sipp_safe,
     auth_keyword,
+    children,
     free_port,
     options_ping,
     provision,
+    redis_pid,
     run_sipp,
     start_sipp_uas,
     stop_pid,
@@ -40,13 +42,26 @@ KAMAILIO_MODULES = ("tm", "sl", "rr", "maxfwd", "usrloc", "registrar", "textops"
 KAMAILIO_AUTH_MODULES = ("db_text", "auth", "auth_db")
 
 
+WORKERS_REDIS_DB = 9  # the benchmark's own Redis database, flushed before the run
+
+
 def run_calls(
     workdir: Path, *, accounts: int, rates: list[float], seconds: float, kamailio: bool,
-    profile_rate: float | None = None,
+    profile_rate: float | None = None, workers: int = 0,
 ) -> dict:
     accounts = max(accounts, 2)
     out: dict = {"runs": {}}
     out["runs"]["OneNumber"] = _run_onenumber(workdir / "onenumber", accounts, rates, seconds, profile_rate)
+    if workers > 1:  # the same run with N worker processes sharing Redis (its CPU counted too)
+        name = f"OneNumber {workers} workers+Redis"
+        out["runs"][name] = _run_onenumber(workdir / "onenumber-workers", accounts, rates, seconds, None,
+                                           workers=workers)
+        one, many = out["runs"]["OneNumber"].get("best"), out["runs"][name].get("best")
+        if one and many and one.get("server_cpu_us_per_call") and many.get("server_cpu_us_per_call"):
+            out["ratio_workers"] = (
+                f"{name}: CPU per call {many['server_cpu_us_per_call']} µs (workers + supervisor + Redis) vs "
+                f"{one['server_cpu_us_per_call']} µs with 1 worker in memory "
+                f"(×{many['server_cpu_us_per_call'] / one['server_cpu_us_per_call']:.2f}) at their best steps")
     if not kamailio:
         out["kamailio_skipped"] = "--no-kamailio"
     elif shutil.which("kamailio") is None:
@@ -106,20 +121,42 @@ def _steps(
 
 def _run_onenumber(
     workdir: Path, accounts: int, rates: list[float], seconds: float, profile_rate: float | None,
+    workers: int = 1,
 ) -> dict:
-    server = OneNumberServer(workdir / "server")
+    extra: tuple[str, ...] = ()
+    watch: Callable[[OneNumberServer], list[int]] = lambda s: [s.pid]  # noqa: E731
+    if workers > 1:
+        import redis
+
+        redis.Redis(host=LOOPBACK, port=6379, db=WORKERS_REDIS_DB).flushdb()
+        extra = ("--workers", str(workers), "--redis", f"redis://{LOOPBACK}:6379/{WORKERS_REDIS_DB}")
+        rpid = redis_pid()
+
+        def watch(s: OneNumberServer) -> list[int]:
+            return [s.pid, *children(s.pid), *([rpid] if rpid else [])]
+    server = OneNumberServer(workdir / "server", extra=extra)
     devs = provision(server.db, accounts, 2)
     numbers = sorted({d.account for d in devs})
     server.start()
+    deadline = time.monotonic() + 30
+    while workers > 1 and len(children(server.pid)) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if workers > 1:
+        time.sleep(3.0)  # every worker listening, not only the first to answer OPTIONS
     port_a, port_b = free_port(), free_port()
     uas: list[subprocess.Popen] = []
-    out: dict = {"note": "caller authenticated with digest (407), UDP", "steps": []}
+    out: dict = {"note": "caller authenticated with digest (407), UDP"
+                 + (f"; {workers} workers on the server's core, CPU of workers, supervisor and Redis"
+                    if workers > 1 else ""), "steps": []}
     try:
         for pos, port in ((0, port_a), (1, port_b)):
             rows = [(d.account, d.auth_username, auth_keyword(d)) for d in devs if d.position == pos]
             inf = write_csv(workdir / f"devices-{pos}.csv", rows)
-            res = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(rows), rate=500, inf=inf,
-                           timeout=len(rows) / 500 + 15, local_port=port)
+            for _ in range(2):  # a worker still starting drops the first burst: once more
+                res = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(rows), rate=500, inf=inf,
+                               timeout=len(rows) / 500 + 15, local_port=port)
+                if res.successful == len(rows):
+                    break
             if res.successful != len(rows):
                 out["error"] = f"device registrations: {res.successful}/{len(rows)} ok; {res.errors[:400]}"
                 return out
@@ -131,8 +168,9 @@ def _run_onenumber(
         keyword = {d.account: auth_keyword(d) for d in devs if d.position == 0}
         inf = write_csv(workdir / "calls.csv", _caller_rows(numbers, keyword))
         profile = None if profile_rate is None else (profile_rate, out.setdefault("profile", {}))
-        steps, out["steps"] = _steps(lambda: [server.pid], "call_uac_auth.xml", inf, rates,
-                                     seconds, workdir, server, "OneNumber", profile)
+        steps, out["steps"] = _steps(lambda: watch(server), "call_uac_auth.xml", inf, rates,
+                                     seconds, workdir, server, "OneNumber" if workers == 1 else f"{workers} workers",
+                                     profile)
         best = best_rate(steps)
         out["best"] = best.row() if best else None
         if not any(s.result.successful for s in steps) and steps:

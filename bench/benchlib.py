@@ -90,6 +90,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def children(pid: int) -> list[int]:
+    """Direct children of a process (the worker processes of `serve --workers N`)."""
+    found = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def redis_pid() -> int | None:
+    """The local Redis server's PID (a system service here: read, never stopped)."""
+    try:
+        out = subprocess.run(["redis-cli", "info", "server"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        if line.startswith("process_id:"):
+            return int(line.split(":", 1)[1])
+    return None
+
+
 def tree_cpu_seconds(pids: Sequence[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -149,6 +173,7 @@ class OneNumberServer:
     sip_port: int = 0
     proc: subprocess.Popen | None = None
     db: str = ""
+    extra: tuple[str, ...] = ()  # more serve options (e.g. --workers 2 --redis URL)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +195,7 @@ class OneNumberServer:
             "--data-dir", str(self.workdir), "--db", self.db, "--log-level", "warning",
             *_no_keepalive(),
             *os.environ.get("ONENUMBER_BENCH_SERVE_ARGS", "").split(),  # e.g. --no-history (bench/compare.py)
+            *self.extra,
         ]
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30

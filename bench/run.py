@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kamailio", action="store_true", help="skip the Kamailio reference run")
     ap.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     ap.add_argument("--call-profile-rate", type=float, help="calls/s of the step py-spy records")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="forked calls also with N worker processes sharing Redis (db 9 on 127.0.0.1:6379, "
+                         "flushed), Redis's CPU included")
     ap.add_argument("--out", type=Path, default=RESULTS, help="report directory (default bench/results)")
     args = ap.parse_args(argv)
 
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Forked calls: {cfg['accounts']} accounts × 2 devices", flush=True)
             report["calls"] = run_calls(
                 work / "calls", accounts=cfg["accounts"], rates=cfg["call_rates"], seconds=cfg["seconds"],
-                kamailio=not args.no_kamailio, profile_rate=cfg["call_profile_rate"],
+                kamailio=not args.no_kamailio, profile_rate=cfg["call_profile_rate"], workers=args.workers,
             )
     text = render(report)
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
@@ -208,6 +211,8 @@ def render(report: dict) -> str:
         for key in ("ratio", "ratio_auth"):
             if calls.get(key):
                 out.append(f"Kamailio / OneNumber: {calls[key]}")
+        if calls.get("ratio_workers"):
+            out.append(f"Workers: {calls['ratio_workers']}")
         if calls.get("kamailio_skipped"):
             out.append(f"Kamailio reference: skipped ({calls['kamailio_skipped']})")
     return "\n".join(out) + "\n"

@@ -183,6 +183,18 @@ def serve(
     log_format: Annotated[
         str, typer.Option(help="text, or json: one JSON object per line (with the Call-ID when there is one).")
     ] = "text",
+    workers: Annotated[
+        int, typer.Option(help="Worker processes sharing the SIP ports, one event loop each (0: one per core). "
+                               "More than 1 needs --redis; HTTP, WebSocket and /metrics are served by worker 0. "
+                               "See docs/scaling.md.")
+    ] = 1,
+    redis: Annotated[
+        str | None, typer.Option(help="Redis URL (redis://host:6379/0) where workers share bindings, failed "
+                                      "logins and configuration changes.")
+    ] = None,
+    worker_port_base: Annotated[
+        int | None, typer.Option(hidden=True, help="Tests: worker N also listens on this port + N.")
+    ] = None,
 ) -> None:
     """Run the SIP server (and its HTTP side) in the foreground; Ctrl-C stops it."""
     from onenumber.settings import validate_setting
@@ -197,6 +209,14 @@ def serve(
         _fail(f"--log-level {log_level!r} is not known; use debug, info, warning or error", 2)
     if log_format.lower() not in ("text", "json"):
         _fail(f"--log-format {log_format!r} is not known; use text or json", 2)
+    if workers == 0:
+        workers = os.cpu_count() or 1
+    if not 1 <= workers <= 64:
+        _fail(f"--workers {workers} is out of range; use 1 to 64 (0: one per core)", 2)
+    if workers > 1 and not redis:
+        _fail(f"--workers {workers} needs --redis URL: the workers share their bindings there", 2)
+    if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
+        _fail(f"--redis {redis!r} is not a Redis URL; use redis://host:port/db", 2)
     if domain is not None:
         try:
             domain = validate_setting("domain", domain) or None
@@ -225,11 +245,19 @@ def serve(
         presence=presence,
         keepalive=keepalive,
         log_format=log_format.lower(),
+        workers=workers,
+        redis_url=redis,
+        worker_port_base=worker_port_base,
     )
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        run(config)
+        if workers > 1:
+            from onenumber.main import run_workers
+
+            run_workers(config)
+        else:
+            run(config)
     except SQLAlchemyError as exc:
         _fail(_db_error(url, exc))
 

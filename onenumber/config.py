@@ -36,6 +36,10 @@ class ServerConfig:
     flush_interval: float = 0.05  # seconds between write-behind flushes of bindings
     reload_interval: float = 0.25  # seconds between checks for configuration changes
     secret_file: Path | None = None  # nonce secret; default <data_dir>/nonce.secret
+    workers: int = 1  # worker processes sharing the SIP ports (SO_REUSEPORT); more than 1 needs redis_url
+    worker: int = 0  # this process's index among them (set by the supervisor)
+    redis_url: str | None = None  # shared bindings, login throttling and configuration pushes
+    worker_port_base: int | None = None  # tests: worker N also listens on UDP/TCP port base + N
 
     @property
     def effective_tls_port(self) -> int | None:

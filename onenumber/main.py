@@ -42,9 +42,11 @@ from .transport.driver import Driver, listen_stream, listen_udp
 log = logging.getLogger("onenumber")
 
 def run(config: ServerConfig) -> None:
+    worker = f" w{config.worker}" if config.workers > 1 else ""  # which worker process said it
     logging.basicConfig(
         level=getattr(logging, config.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s",
+        force=config.workers > 1,  # a forked worker: not the supervisor's handlers
     )
     if config.log_format == "json":  # one JSON object per line (services/eventlog.py)
         from .services.eventlog import JsonFormatter
@@ -137,12 +139,16 @@ async def start_voicemail(
     messages: MessageStore
     if store is not None:
         messages = DatabaseMessageStore(store)
-        imported = await messages.import_directory(DirectoryMessageStore(recordings))
+        imported = 0
+        if config.workers == 1:  # several workers: the supervisor did it
+            imported = await messages.import_directory(DirectoryMessageStore(recordings))
         if imported:
             log.info("voicemail: %d message record(s) moved from side-car files into the database", imported)
     else:
         messages = DirectoryMessageStore(recordings)
-    recovered = await messages.recover()
+    # with several workers the supervisor recovers before any starts: a restarted worker must not
+    # "complete" a message another worker is recording
+    recovered = await messages.recover() if config.workers == 1 else []
     if recovered:
         log.info("voicemail: %d message(s) cut short by a stop were completed", len(recovered))
     # the greeting `make greeting` speaks with espeak-ng (in the data directory or the working one)
@@ -202,7 +208,7 @@ async def serve(config: ServerConfig) -> None:
 
 async def _serve(config: ServerConfig, store: Store) -> None:
     loop = asyncio.get_running_loop()
-    if config.demo:
+    if config.demo and config.worker == 0:
         from .demo import format_demo, format_logins, seed_demo, seed_logins
 
         created = await seed_demo(store)
@@ -236,6 +242,8 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         presence=config.presence,
     )
     stack = core.stack
+    if config.workers > 1:
+        stack.set_worker(config.worker)  # our branches name this worker (transport/workers.py)
     from .services.callstats import CallStats
     from .services.eventlog import EventLog
 
@@ -245,6 +253,22 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver = Driver(stack, max_message=config.max_stream_message)
     driver.on_flow_closed = core.router.on_flow_closed
     driver.events = core.events
+    cluster = None
+    if config.redis_url:  # worker processes: bindings, failed logins, configuration pushes
+        from .services.replication import flow_prefix
+        from .transport.cluster import Cluster
+
+        # the worker's number, and this life's PID: a restarted worker's connections never take
+        # the ids of its previous life's
+        driver.id_prefix = f"{flow_prefix(config.worker)}{os.getpid():x}."
+        cluster = Cluster(config.redis_url, index=config.worker, location=location, gate=core.gate,
+                          directory=directory, store=store, pump=driver.pump)
+        try:
+            shared = await cluster.start(watch_config=config.worker == 0, now=time.time())
+        except Exception as exc:  # redis-py's errors are not OSErrors
+            print(f"onenumber: cannot use Redis at {config.redis_url}: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        log.info("redis %s: %d shared binding(s) loaded", config.redis_url, shared)
 
     from .api.presence_voicemail import PresenceHub, PresenceVoicemail
 
@@ -259,14 +283,25 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         keepalive.start(time.time())
 
     servers: list[asyncio.AbstractServer] = []
-    udp = await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer)
-    servers.append(await listen_stream(driver, config.bind, config.sip_port))
+    many = config.workers > 1  # the workers share the ports (SO_REUSEPORT)
+    udp = await listen_udp(driver, config.bind, config.sip_port, config.udp_buffer, reuse_port=many)
+    servers.append(await listen_stream(driver, config.bind, config.sip_port, reuse_port=many))
+    extra_udp = None
+    if config.worker_port_base:  # tests: reach this very worker
+        extra_port = config.worker_port_base + config.worker
+        extra_udp = await listen_udp(driver, config.bind, extra_port, config.udp_buffer)
+        servers.append(await listen_stream(driver, config.bind, extra_port))
+    link = None
+    if many:
+        from .transport.workers import WorkerLink
+
+        link = WorkerLink(driver, bind=config.bind, port=config.sip_port, index=config.worker, count=config.workers)
     stack.local = {"udp": (host, config.sip_port), "tcp": (host, config.sip_port)}
     tls_port = config.effective_tls_port
     if tls_port and config.tls_cert and config.tls_key:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-        servers.append(await listen_stream(driver, config.bind, tls_port, ctx))
+        servers.append(await listen_stream(driver, config.bind, tls_port, ctx, reuse_port=many))
         stack.local["tls"] = (host, tls_port)
 
     stop = asyncio.Event()
@@ -285,15 +320,21 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     from .media.relay import MediaRelay
 
     # the WebRTC <-> RTP relay; `media.bridge` is what the call engine drives (offer/answer/delete)
-    media = MediaRelay.start(directory.settings.rtpengine, host if host != "0.0.0.0" else "127.0.0.1",
+    from .settings import rtpengine_address
+
+    relay_setting = directory.settings.rtpengine
+    if config.worker > 0 and rtpengine_address(relay_setting) is None:
+        relay_setting = "off"  # one own rtpengine, in worker 0 (which serves the WebSocket phones)
+    media = MediaRelay.start(relay_setting, host if host != "0.0.0.0" else "127.0.0.1",
                              config.data_dir / "rtpengine.log")
     log.info("%s", media.status)
     MediaGlue(media.bridge, core.media, core.events, driver.pump)
     tasks = [
         loop.create_task(location.run_flusher()),
-        loop.create_task(directory.watch(store, config.reload_interval)),
         loop.create_task(sweep()),
     ]
+    if cluster is None or config.worker == 0:  # the other workers are told by worker 0 (Redis)
+        tasks.append(loop.create_task(directory.watch(store, config.reload_interval)))
     from .transport.loadwatch import LoadWatch, udp_queue_bytes
 
     load_watch = None
@@ -304,7 +345,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         tasks.append(loop.create_task(history.run()))
     tasks.append(loop.create_task(rotation_loop(store)))  # credential_max_age_days
     http = None
-    if config.http_port:
+    if config.http_port and config.worker == 0:  # one HTTP server, in worker 0 (docs/scaling.md)
         from .api.app import create_app, start_http
         from .api.provision import SipEndpoint
         from .services.logins import LoginService
@@ -356,11 +397,16 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         "OneNumber listening: SIP %s:%d (%s), HTTP %s:%d, realm %s, %d binding(s) restored",
         config.bind, config.sip_port, transports, config.bind, config.http_port, realm, location.count(),
     )
-    print(f"OneNumber is running: SIP on {config.bind}:{config.sip_port} ({transports}), "
-          f"HTTP on http://{'localhost' if config.bind == '0.0.0.0' else config.bind}:{config.http_port}. "
-          "Ctrl-C stops it.", flush=True)
+    if config.worker == 0:
+        print(f"OneNumber is running: SIP on {config.bind}:{config.sip_port} ({transports}), "
+              f"HTTP on http://{'localhost' if config.bind == '0.0.0.0' else config.bind}:{config.http_port}"
+              f"{f', {config.workers} workers' if config.workers > 1 else ''}. Ctrl-C stops it.", flush=True)
     await stop.wait()
     log.info("stopping")
+    if link is not None:
+        link.close()
+    if extra_udp is not None:
+        extra_udp.close()
     for s in servers:
         s.close()
     driver.close()
@@ -372,6 +418,107 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await location.flush()
+    if cluster is not None:
+        await cluster.stop()
     if history is not None:
         await history.flush()
     log.info("stopped; bindings and history saved")
+
+
+# ---------------------------------------------------------------------------- worker processes
+
+
+async def _prepare(config: ServerConfig) -> None:
+    """Before the workers start: the nonce secret, the database migrated once, the demo accounts,
+    voicemail messages cut short by the last stop completed."""
+    load_secret(config.secret_file or config.data_dir / "nonce.secret")  # made once: workers racing would read it empty
+    store = await Store.open(config.db_url)
+    try:
+        # what start_voicemail does in a single process: side-car records into the database,
+        # messages cut short completed (here, before any worker records)
+        messages = DatabaseMessageStore(store)
+        settings = Directory(await store.snapshot()).settings
+        await messages.import_directory(DirectoryMessageStore(voicemail_dir(config, settings)))
+        recovered = await messages.recover()
+        if recovered:
+            log.info("voicemail: %d message(s) cut short by a stop were completed", len(recovered))
+        if config.demo:
+            from .demo import format_demo, seed_demo
+
+            created = await seed_demo(store)
+            if created:
+                print(format_demo(created, config), flush=True)
+    finally:
+        await store.close()
+
+
+def _worker_main(config: ServerConfig) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handlers are not ours
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with contextlib.suppress(Exception):  # Linux: a supervisor killed with -9 takes its workers along
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    run(config)
+
+
+def run_workers(config: ServerConfig) -> None:
+    """`serve --workers N`: a supervisor starting N worker processes (forked, one event loop
+    each), restarting one that dies and stopping them all, by PID, on SIGTERM/SIGINT."""
+    import dataclasses
+    import multiprocessing
+
+    logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s supervisor: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    asyncio.run(_prepare(config))
+    ctx = multiprocessing.get_context("fork")
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+
+    def start(i: int) -> multiprocessing.process.BaseProcess:
+        p = ctx.Process(target=_worker_main, args=(dataclasses.replace(config, worker=i, demo=False),),
+                        name=f"onenumber-w{i}")
+        p.start()
+        log.info("worker %d started (pid %s)", i, p.pid)
+        return p
+
+    procs = {i: start(i) for i in range(config.workers)}
+    started = {i: time.monotonic() for i in procs}
+    restarts: dict[int, list[float]] = {i: [] for i in procs}
+    failed = False
+    while not stopping:
+        time.sleep(0.2)
+        now = time.monotonic()
+        for i, p in list(procs.items()):
+            if p.is_alive() or stopping:
+                continue
+            # a first start that failed by itself (a port in use, Redis unreachable): no use retrying
+            if not restarts[i] and (p.exitcode or 0) > 0 and now - started[i] < 5.0:
+                log.error("worker %d exited at start (code %s): stopping", i, p.exitcode)
+                failed = True
+                stopping.append(0)
+                break
+            recent = [t for t in restarts[i] if now - t < 60.0]
+            if len(recent) >= 5 and now - recent[-1] < 10.0:  # crashing in a loop: wait, do not spin
+                continue
+            log.warning("worker %d (pid %s) died (exit code %s): restarting", i, p.pid, p.exitcode)
+            restarts[i] = [*recent, now]
+            procs[i] = start(i)
+            started[i] = now
+    log.info("stopping %d worker(s)", len(procs))
+    for p in procs.values():
+        if p.is_alive() and p.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 8.0  # within what a service manager waits before its own SIGKILL
+    for p in procs.values():
+        p.join(max(0.1, deadline - time.monotonic()))
+        if p.is_alive() and p.pid is not None:
+            log.warning("worker pid %s did not stop: killing it", p.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGKILL)
+            p.join(2.0)
+    if failed:
+        raise SystemExit(1)

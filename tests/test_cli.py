@@ -329,6 +329,9 @@ def test_serve_usage_errors(cli: Cli, tmp_path: Path) -> None:
     assert "is not a port" in cli.fails("serve", "--sip-port", "70000", code=2)
     assert "not a host name" in cli.fails("serve", "--domain", "bad domain!", code=2)
     assert "use text or json" in cli.fails("serve", "--log-format", "xml", code=2)
+    assert "needs --redis URL" in cli.fails("serve", "--workers", "2", code=2)
+    assert "out of range" in cli.fails("serve", "--workers", "-1", code=2)
+    assert "is not a Redis URL" in cli.fails("serve", "--redis", "localhost:6379", code=2)
 
 
 def test_help_lists_the_commands(cli: Cli) -> None:

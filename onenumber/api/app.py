@@ -10,6 +10,7 @@ account (`/api/me...`, api/me.py), the admin REST API (api/rest.py) and the port
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 
 from ..routing.model import Device
 from ..sip.auth import Credentials, DigestAuthenticator, LoginThrottle, Verdict
@@ -40,6 +41,8 @@ class Gate:
         self.session_credentials: SessionCredentials | None = None
         # for /metrics: wrong credentials, requests refused while blocked, blocks started
         self.stats = {"auth_failures": 0, "auth_blocked": 0, "auth_blocks": 0}
+        # worker processes: told (failed, address, username, now) so every worker counts it
+        self.on_login: Callable[[bool, str, str, float], None] | None = None
         self.configure(directory)
         directory.listeners.append(self.configure)
 
@@ -102,6 +105,9 @@ class Gate:
             if passwords:
                 verdict = self.auth.verify_any(creds, req.method, passwords, now)
         if verdict is Verdict.OK and device is not None:
+            # shared only when it clears failures: not one Redis message per authenticated request
+            if self.on_login is not None and throttle.pairs.failures((address, creds.username), now):
+                self.on_login(False, address, creds.username, now)
             throttle.record_success(address, creds.username, now)
             return device
         if verdict is Verdict.STALE:
@@ -114,6 +120,8 @@ class Gate:
             self.replier.reply(txn, 403, ROTATED)
             return None
         self.stats["auth_failures"] += 1
+        if self.on_login is not None:
+            self.on_login(True, address, creds.username, now)
         if throttle.record_failure(address, creds.username, now):
             self.stats["auth_blocks"] += 1
             log.warning("authentication failures from %s for %r: blocked", address, creds.username)

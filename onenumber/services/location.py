@@ -6,8 +6,10 @@ database. Changes are queued and flushed by `run_flusher` every `flush_interval`
 restart finds the bindings again. Bindings on a closed TCP/TLS/WS connection and
 expired bindings are removed here.
 
-The interface (`get`, `apply`, `drop_flow`, `expire`) is what a Redis-backed store
-would implement for several workers.
+The interface (`get`, `apply`, `drop_flow`, `expire`) stays the same with several worker
+processes: each keeps this in-memory copy as its cache, queues its own changes in
+`outgoing_*` for the shared store (services/replication.py) and takes the other workers'
+changes through `apply_remote`, so the call path never waits on Redis.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ class Location:
         self._wake = asyncio.Event()
         self.listeners: list[Listener] = []  # told the account number whenever its bindings change
         self.events: EventBus | None = None  # BindingChanged for subscribers (presence, push…)
+        # worker processes (services/replication.py): this worker's own changes are queued for
+        # the shared store; changes other workers made arrive through `apply_remote`
+        self.replicate = False
+        self.outgoing_up: dict[tuple[str, str], Binding] = {}
+        self.outgoing_del: set[tuple[str, str]] = set()
+        self.on_outgoing: Callable[[], None] | None = None  # woken when something was queued
+        self._remote: set[tuple[str, str]] = set()  # bindings another worker made (it expires them)
+        self.janitor = True  # expires the others' too (worker 0: in case their worker died)
 
     # ------------------------------------------------------------------ reads
     def get(self, account: str) -> list[Binding]:
@@ -79,11 +89,33 @@ class Location:
             self._put(b)
             self._pending_up[(b.account, b.key)] = b
             self._pending_del.discard((b.account, b.key))
+            if self.replicate:
+                self._remote.discard((b.account, b.key))
+                self.outgoing_up[(b.account, b.key)] = b
+                self.outgoing_del.discard((b.account, b.key))
             if old is None or not _same_route(old, b):
                 changed.add(b.account)
                 self._changed(b, "added", "register")
         if changed:
             self._notify(changed)
+        if self.replicate and self.on_outgoing is not None:
+            self.on_outgoing()
+
+    def apply_remote(self, upserts: Iterable[Binding], removes: Iterable[tuple[str, str]]) -> None:
+        """Changes another worker made: kept in the local cache only (that worker wrote them to
+        the database and the shared store, and it emits their events)."""
+        changed: set[str] = set()
+        for account, key in removes:
+            if self._remove(account, key, "remote", local=False):
+                changed.add(account)
+        for b in upserts:
+            old = self._by_account.get(b.account, {}).get(b.key)
+            self._put(b)
+            self._remote.add((b.account, b.key))
+            if old is None or not _same_route(old, b):
+                changed.add(b.account)
+        if changed:
+            self._notify(changed, wake=False)
 
     def remove(self, account: str, key: str, reason: str) -> bool:
         """Drop one binding the server found dead (e.g. it stopped answering keepalives)."""
@@ -127,7 +159,7 @@ class Location:
                 continue
             if b.expires_at > now:  # refreshed since: one heap entry per binding, moved on
                 heapq.heappush(heap, (b.expires_at, account, key))
-            elif self._remove(account, key, "expired"):
+            elif self._remove(account, key, "expired", local=self.janitor or (account, key) not in self._remote):
                 removed += 1
                 changed.add(account)
         if changed:
@@ -151,19 +183,28 @@ class Location:
         if events is not None and BindingChanged in events.wanted:
             events.emit(BindingChanged(b.account, b.auth_username, b.contact, b.transport, change, reason))
 
-    def _remove(self, account: str, key: str, reason: str) -> bool:
+    def _remove(self, account: str, key: str, reason: str, *, local: bool = True) -> bool:
         slot = self._by_account.get(account)
         if not slot or key not in slot:
             return False
         b = slot.pop(key)
-        self._changed(b, "removed", reason)
+        self._remote.discard((account, key))
+        if local:
+            self._changed(b, "removed", reason)
         if self._by_contact.get(b.contact) is b:
             del self._by_contact[b.contact]
         if not slot:
             del self._by_account[account]
         self._unindex_flow(b)
+        if not local:
+            return True
         self._pending_up.pop((account, key), None)
         self._pending_del.add((account, key))
+        if self.replicate:
+            self.outgoing_up.pop((account, key), None)
+            self.outgoing_del.add((account, key))
+            if self.on_outgoing is not None:
+                self.on_outgoing()
         return True
 
     def _unindex_flow(self, b: Binding) -> None:
@@ -174,8 +215,9 @@ class Location:
                 if not keys:
                     del self._by_flow[b.flow]
 
-    def _notify(self, accounts: set[str]) -> None:
-        self._wake.set()
+    def _notify(self, accounts: set[str], *, wake: bool = True) -> None:
+        if wake:
+            self._wake.set()
         for listener in self.listeners:
             for account in accounts:
                 try:

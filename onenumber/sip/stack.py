@@ -181,6 +181,11 @@ class Stack:
         Via.remember(value, via)  # the answer echoes this Via: matched without parsing it
         return branch
 
+    def set_worker(self, index: int) -> None:
+        """Worker processes: the 8 hex digits after the magic cookie end in the worker's index,
+        so the worker a response reaches can hand it to the one holding its transaction."""
+        self._branch_prefix = MAGIC + os.urandom(3).hex() + f"{index & 0xFF:02x}"
+
     # ------------------------------------------------------------------ input
     def receive(self, data: bytes, source: Source, now: float) -> None:
         """Feed one datagram or one framed stream message."""

@@ -55,9 +55,19 @@ class Driver:
         self._timer_at: float | None = None
         self.on_flow_closed: Callable[[str, float], None] | None = None
         self.events: EventBus | None = None  # call events, handed to subscribers after the bytes left
+        # worker processes (transport/workers.py): connection ids name the worker; a response
+        # for another worker's transaction and a send on another worker's connection are handed over
+        self.id_prefix = ""
+        self.handoff: Callable[[bytes, Source], bool] | None = None
+        self.forward_send: Callable[[Send], bool] | None = None
 
     # ------------------------------------------------------------------ input
     def receive(self, data: bytes, source: Source) -> None:
+        if self.handoff is not None and data[:4] == b"SIP/" and self.handoff(data, source):
+            return
+        self.receive_local(data, source)
+
+    def receive_local(self, data: bytes, source: Source) -> None:
         now = self.clock()
         try:
             self.stack.receive(data, source, now)
@@ -118,6 +128,8 @@ class Driver:
             conn.write(item.data)
             return
         if item.conn is not None:
+            if self.forward_send is not None and self.forward_send(item):
+                return  # another worker holds that connection
             # the connection a binding or transaction relies on is gone
             self.loop.call_soon(self._fail_conn, item.conn)
             return
@@ -165,7 +177,7 @@ class Driver:
 
     # ------------------------------------------------------------------ connections
     def new_conn_id(self, transport: str) -> str:
-        return f"{transport}-{next(self._ids)}"
+        return f"{self.id_prefix}{transport}-{next(self._ids)}"
 
     def connection_made(self, conn: Connection) -> None:
         self.connections[conn.conn_id] = conn
@@ -271,17 +283,22 @@ class StreamConnection(asyncio.Protocol):
         self.driver.connection_lost(self)
 
 
-async def listen_udp(driver: Driver, host: str, port: int, buffer: int) -> asyncio.DatagramTransport:
+async def listen_udp(
+    driver: Driver, host: str, port: int, buffer: int, *, reuse_port: bool = False
+) -> asyncio.DatagramTransport:
+    """`reuse_port`: worker processes share the port (SO_REUSEPORT; the kernel spreads peers by
+    address hash). Off for one process, so a second server on the port fails to start."""
     transport, _ = await driver.loop.create_datagram_endpoint(
-        lambda: UdpProtocol(driver, buffer), local_addr=(host, port)
+        lambda: UdpProtocol(driver, buffer), local_addr=(host, port), reuse_port=reuse_port or None
     )
     return transport
 
 
 async def listen_stream(
-    driver: Driver, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    driver: Driver, host: str, port: int, ssl_context: ssl.SSLContext | None = None, *, reuse_port: bool = False
 ) -> asyncio.AbstractServer:
     name = "tls" if ssl_context else "tcp"
     return await driver.loop.create_server(
-        lambda: StreamConnection(driver, name), host, port, ssl=ssl_context, reuse_address=True
+        lambda: StreamConnection(driver, name), host, port, ssl=ssl_context, reuse_address=True,
+        reuse_port=reuse_port or None,
     )

@@ -210,3 +210,28 @@ def test_failures_across_many_usernames_block_the_address() -> None:
     assert do_register(net, "1001", "1001", devs[2].secret, call_id="after-scan").status == 403
     elsewhere = ("127.0.0.5", 33020)
     assert do_register(net, "1001", "1001", devs[2].secret, src=elsewhere, call_id="other-address").status == 200
+
+
+def test_failed_logins_shared_between_workers_block_at_the_same_try_and_success_is_quiet() -> None:
+    """Two workers (two cores over one directory) told of each other's logins, as
+    transport/cluster.py does through Redis: tries alternating between them still get 403 on
+    the 3rd, and a clean login shares nothing."""
+    alice, devs = make_account("1000", "Alice", 1)
+    workers = [Net([alice], devs, settings=Settings(auth_max_failures=3)) for _ in range(2)]
+    shared: list[tuple[int, bool]] = []
+    for i, net in enumerate(workers):
+        other = workers[1 - i]
+
+        def tell(failed: bool, address: str, username: str, now: float, i: int = i, other: Net = other) -> None:
+            shared.append((i, failed))
+            throttle = other.core.gate.throttle
+            (throttle.record_failure if failed else throttle.record_success)(address, username, now)
+
+        net.core.gate.on_login = tell
+    assert do_register(workers[1], "1000", "1000", devs[0].secret).status == 200
+    assert shared == []  # no failures to clear: nothing to tell
+    statuses = [do_register(workers[n % 2], "1000", "1000", "wrong", call_id=f"w{n}").status for n in range(3)]
+    assert statuses == [401, 401, 403]
+    assert shared == [(0, True), (1, True), (0, True)]
+    for net in workers:
+        assert do_register(net, "1000", "1000", devs[0].secret, call_id="ok").status == 403
