@@ -22,7 +22,7 @@ import pytest
 from onenumber.web.pages import built
 
 from .baresip import Baresip, wav_peak
-from .harness import Device, Server, add_accounts, place_call, start_device
+from .harness import Device, Server, add_accounts, place_call, start_device, wait_config
 from .test_web_login import Browser as ApiClient
 from .test_web_login import set_password
 from .test_websocket import http_bindings, time_until_no_binding
@@ -108,6 +108,7 @@ def office(server: Server, tmp_path: Path) -> Office:
     server.cli("account", "update", "1000", "--ring-mode", "exclusive")
     set_password(server, "1000", ALICE_PW)
     set_password(server, "1001", BOB_PW)
+    wait_config(server)
     wait_http(server)
     return Office(server, made["1000"][0], made["1001"][0], made["1002"][0], tmp_path)
 
@@ -370,6 +371,7 @@ def test_device_menu_outgoing_identity_history_and_fallback_when_the_tab_closes(
 def test_wrong_password_throttling_and_accounts_kept_apart(office: Office, browser: Browser) -> None:
     server = office.server
     server.cli("settings", "set", "auth_max_failures", "3")
+    wait_config(server)
     page = open_page(browser, server, width=375)  # phone width
     try:
         page.fill("#login-username", "1000")
@@ -529,6 +531,7 @@ def test_colleagues_presence_live_and_voicemail_played_in_the_page(office: Offic
 
         # a message left through the proxy: Bob's baresip after the greeting, then it hangs up
         server.cli("account", "update", "1000", "--forward-unconditional", "voicemail")
+        wait_config(server)  # the running server has it before Bob dials (else the browser rings)
         greeting = GREETING.stat().st_size / 16000 if GREETING.exists() else 0.0
         bob = office.phone("bob", office.bob, tone_seconds=greeting + 4)
         try:
