@@ -106,9 +106,12 @@ async def start_rtpengine(
     ng_port = free_udp_port(host)
     port_min, port_max = free_port_range(host, ports)
     out = open(log_path, "ab") if log_path else asyncio.subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
+    # setpriv (util-linux) asks the kernel to stop rtpengine when we die, kill -9 included: a
+    # crashed server must not leave a relay holding its ports (no preexec_fn: we have threads)
+    guard = [setpriv, "--pdeathsig", "TERM", "--"] if (setpriv := shutil.which("setpriv")) else []
     try:
         proc = await asyncio.create_subprocess_exec(
-            *command_line(binary, host, ng_port, port_min, port_max),
+            *guard, *command_line(binary, host, ng_port, port_min, port_max),
             stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
     finally:
