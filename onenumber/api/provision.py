@@ -126,7 +126,7 @@ def build_provision_router() -> APIRouter:
 
     @router.api_route(
         "/provision/{token}",
-        methods=["GET", "HEAD"],
+        methods=["GET"],
         summary="A device's SIP settings, once (the token is the authorization)",
         responses={200: {"content": {"text/html": {}, "application/json": {}}},
                    404: {"description": "unknown link"}, 410: {"description": "used or expired link"}},
@@ -153,4 +153,7 @@ def build_provision_router() -> APIRouter:
             return JSONResponse(values, headers=PRIVATE_HEADERS)
         return HTMLResponse(settings_form(values), headers=PRIVATE_HEADERS)
 
+    # HEAD (does the link still work?) uses nothing up; kept out of the schema, where it would
+    # repeat GET's operation id
+    router.add_api_route("/provision/{token}", provision, methods=["HEAD"], include_in_schema=False)
     return router
