@@ -128,23 +128,6 @@ class AccountCreate(Model):
     dids: list[str] = Field(default=[], max_length=50)
 
 
-class AccountUpdate(Model):
-    """Only the fields given change. For forward_* and cli, null or "" turns the value off."""
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    dids: list[str] | None = Field(default=None, max_length=50, description="the full list of DIDs")
-    ring_mode: RingMode | None = None
-    stage_seconds: int | None = Field(default=None, ge=1, le=3600)
-    no_answer_seconds: int | None = Field(default=None, ge=1, le=3600)
-    forward_unconditional: str | None = Field(default=None, max_length=64, description=TARGET_DOC)
-    forward_busy: str | None = Field(default=None, max_length=64, description=TARGET_DOC)
-    forward_no_answer: str | None = Field(default=None, max_length=64, description=TARGET_DOC)
-    decline: Decline | None = None
-    dnd: bool | None = None
-    selected_device: int | None = Field(default=None, ge=0, le=7, description="position, or null for none")
-    cli: str | None = Field(default=None, max_length=64, description="caller ID for external calls")
-
-
 class MeUpdate(Model):
     """What a user may change of their own account. Only the fields given change."""
 
@@ -156,6 +139,16 @@ class MeUpdate(Model):
     forward_no_answer: str | None = Field(default=None, max_length=64, description=TARGET_DOC)
     dnd: bool | None = None
     selected_device: int | None = Field(default=None, ge=0, le=7, description="position, or null for none")
+
+
+class AccountUpdate(MeUpdate):
+    """Only the fields given change. For forward_* and cli, null or "" turns the value off. An
+    admin may change what a user may (MeUpdate), and these besides."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    dids: list[str] | None = Field(default=None, max_length=50, description="the full list of DIDs")
+    decline: Decline | None = None
+    cli: str | None = Field(default=None, max_length=64, description="caller ID for external calls")
 
 
 class DeviceCreate(Model):
