@@ -1,7 +1,7 @@
 """Overload benchmark (issue 11): offer about twice the clean capacity in forked calls for a
 bounded time and see whether the server sheds (503) instead of collapsing.
 
-    .venv/bin/python bench/overload.py [--capacity N] [--factor 2] [--seconds 30] [--accounts 500]
+    .venv/bin/python bench/overload.py [--capacity N] [--factor 2] [--seconds 30] [--accounts 500] [--set NAME=VALUE]
 
 1. Clean capacity: unless `--capacity` is given, a short ramp (8 s steps) finds the highest rate
    with < 1 % failed calls (the same scenario as `bench_calls.py`).
@@ -72,12 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="seconds of overload (default 30)")
     ap.add_argument("--accounts", type=int, default=500)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a server setting for the run, e.g. overload_max_queue_ms=50 (repeatable)")
     args = ap.parse_args(argv)
     if not (0 < args.factor <= 10 and 0 < args.seconds <= 600):
         ap.error("--factor must be in (0, 10] and --seconds in (0, 600]")
-    report: dict = {"factor": args.factor, "seconds": args.seconds}
+    try:
+        settings = dict(item.split("=", 1) for item in args.set)
+    except ValueError:
+        ap.error("--set takes NAME=VALUE, e.g. --set overload_max_queue_ms=50")
+    report: dict = {"factor": args.factor, "seconds": args.seconds, "settings": settings}
     with tempfile.TemporaryDirectory(prefix="onenumber-overload-") as tmp, \
-            call_bed(Path(tmp), accounts=args.accounts, lifetime=3600) as bed:
+            call_bed(Path(tmp), accounts=args.accounts, lifetime=3600, settings=settings) as bed:
         capacity = args.capacity
         if capacity is None:
             ramp = []

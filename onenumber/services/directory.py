@@ -2,7 +2,9 @@
 
 Loaded from the store at start and reloaded when the store's revision changes (every
 configuration write by the CLI or API bumps it), so admin changes apply to the next SIP
-request without a restart and no SIP message waits on the database.
+request without a restart and no SIP message waits on the database. On PostgreSQL the
+write's NOTIFY wakes the reload at once (polling only as a slow safety net); on SQLite the
+revision is polled.
 """
 
 from __future__ import annotations
@@ -68,11 +70,25 @@ class Directory:
             listener(self)
         return True
 
-    async def watch(self, store: Store, interval: float) -> None:
-        """Poll the store's revision; reload when it moved."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.reload(store)
-            except Exception:
-                log.exception("could not reload the configuration")
+    async def watch(self, store: Store, interval: float, *, safety_interval: float = 10.0) -> None:
+        """Reload when the store's revision moved: told by the database (PostgreSQL NOTIFY,
+        checked every `safety_interval` s as well) or by polling every `interval` s (SQLite)."""
+        wake = asyncio.Event()
+        listener = None
+        if store.notifies:
+            listener = asyncio.get_running_loop().create_task(store.listen_config(wake.set))
+            interval = max(interval, safety_interval)
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(wake.wait(), interval)
+                except TimeoutError:
+                    pass
+                wake.clear()
+                try:
+                    await self.reload(store)
+                except Exception:
+                    log.exception("could not reload the configuration")
+        finally:
+            if listener is not None:
+                listener.cancel()

@@ -46,6 +46,7 @@ from onenumber.store.admin import (
     default_auth_username,
     new_secret,
 )
+from onenumber.store.repository import notify_config
 
 if TYPE_CHECKING:
     from onenumber.store.repository import Store
@@ -432,6 +433,7 @@ async def import_csv(
                 raise CsvImportError([RowError(1, None, f"the file conflicts with the database ({exc.orig}); "
                                                "split the change in two imports")]) from None
             await conn.execute(update(t.meta).where(t.meta.c.id == 1).values(revision=t.meta.c.revision + 1))
+            await notify_config(conn)
             if links and report.new_devices:
                 await _links(conn, report.new_devices, now)
     return report

@@ -2,19 +2,23 @@
 
 It opens (and migrates) the database, reads configuration snapshots, reads and writes
 bindings in batches, and gives the admin layer (`admin.py`) its transactions. Every
-configuration write bumps `meta.revision` in the same transaction; the server polls
-`revision()` and reloads a `Snapshot` when it moves. Binding writes do not bump it.
+configuration write bumps `meta.revision` in the same transaction; the server reloads a
+`Snapshot` when it moves. On PostgreSQL the write also sends a `NOTIFY` on `CONFIG_CHANNEL`
+(delivered at commit), which `listen_config` turns into a wake-up: the server reloads at once
+instead of polling; on SQLite it polls `revision()`. Binding writes do not bump it.
 Depends on SQLAlchemy, the tables, and the routing value types; nothing SIP-specific.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,6 +38,17 @@ from onenumber.store.db import WRITE_OPTION, create_engine, display_url
 
 if TYPE_CHECKING:
     from onenumber.store.admin import Admin
+
+log = logging.getLogger("onenumber.store")
+
+CONFIG_CHANNEL = "onenumber_config"  # PostgreSQL NOTIFY channel of configuration writes
+
+
+async def notify_config(conn: AsyncConnection) -> None:
+    """Inside a configuration write: tell every listening server at commit (PostgreSQL only;
+    a rolled-back transaction notifies no one)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CONFIG_CHANNEL})
 
 
 class Store:
@@ -95,9 +110,40 @@ class Store:
             async with conn.begin():
                 if config:
                     await conn.execute(update(t.meta).where(t.meta.c.id == 1).values(revision=t.meta.c.revision + 1))
+                    await notify_config(conn)
                 yield conn
 
     # --- configuration ------------------------------------------------------------------------------
+
+    @property
+    def notifies(self) -> bool:
+        """Whether configuration writes are announced (`listen_config` works): PostgreSQL."""
+        return self.dialect == "postgresql"
+
+    async def listen_config(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` whenever a configuration write commits (PostgreSQL LISTEN), until
+        cancelled. Holds one connection of its own; a lost connection is reopened after a second
+        (and `on_change` is called then too: writes may have been missed meanwhile)."""
+        if not self.notifies:
+            raise RuntimeError("configuration notifications need PostgreSQL")
+        first = True
+        while True:
+            try:
+                async with self.engine.connect() as conn:
+                    raw: Any = (await conn.get_raw_connection()).driver_connection  # asyncpg's connection
+                    lost = asyncio.Event()
+                    raw.add_termination_listener(lambda _c, lost=lost: lost.set())
+                    await raw.add_listener(CONFIG_CHANNEL, lambda *_args: on_change())
+                    if not first:
+                        on_change()
+                    first = False
+                    await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("configuration notifications: %s; listening again in 1 s", exc)
+            first = False
+            await asyncio.sleep(1.0)
 
     async def revision(self) -> int:
         async with self.engine.connect() as conn:
