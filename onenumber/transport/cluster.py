@@ -30,8 +30,10 @@ from ..services.replication import (
     field,
     flow_prefix,
 )
+from ..sip.nodes import path_node
 
 if TYPE_CHECKING:
+    from ..model import Binding
     from ..services.directory import Directory
     from ..services.gate import Gate
     from ..services.location import Location
@@ -43,7 +45,7 @@ log = logging.getLogger("onenumber.cluster")
 class Cluster:
     def __init__(
         self, url: str, *, index: int, location: Location, gate: Gate, directory: Directory, store: Store,
-        pump: Callable[[], None],
+        pump: Callable[[], None], node: str | None = None,
     ) -> None:
         import redis.asyncio as aioredis
 
@@ -60,6 +62,7 @@ class Cluster:
         self.directory = directory
         self.store = store
         self.pump = pump
+        self.node = node  # several nodes: this node's id; bindings other nodes hold are never "mine"
         self._wake = asyncio.Event()
         self._auth_out: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -72,6 +75,11 @@ class Cluster:
         await pubsub.subscribe(self.ch_location, self.ch_auth, self.ch_config)  # before reading: miss nothing
         loaded, dead, own_dead = [], [], []
         mine = flow_prefix(self.index)
+        here = (None, self.node)
+
+        def held_here(b: Binding) -> bool:  # a connection of this worker (of this node)
+            return bool(b.flow and b.flow.startswith(mine)) and path_node(b.path) in here
+
         for name, value in (await self.redis.hgetall(self.bindings_key)).items():
             try:
                 b = decode_binding(value)
@@ -80,7 +88,7 @@ class Cluster:
                 continue
             if b.expires_at <= now:
                 dead.append(name)
-            elif b.flow and b.flow.startswith(mine):
+            elif held_here(b):
                 own_dead.append(b)  # a connection of this worker's previous life: gone with it
             else:
                 loaded.append(b)
@@ -94,7 +102,7 @@ class Cluster:
         loc.apply_remote(own_dead, [])
         # removed as this worker's own change, so the other workers forget them too; also those
         # the database gave back (written before the crash, never removed)
-        own_dead = [b for b in loc.all() if b.flow and b.flow.startswith(mine)]
+        own_dead = [b for b in loc.all() if held_here(b)]
         for b in own_dead:
             loc.remove(b.account, b.key, "connection-closed")
         if own_dead:
