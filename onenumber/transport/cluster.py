@@ -29,6 +29,7 @@ from ..services.replication import (
     encode_changes,
     field,
     flow_prefix,
+    sender_id,
 )
 from ..sip.nodes import path_node
 
@@ -63,6 +64,7 @@ class Cluster:
         self.store = store
         self.pump = pump
         self.node = node  # several nodes: this node's id; bindings other nodes hold are never "mine"
+        self.sender = sender_id(index, node)  # what this worker publishes as (and ignores when it comes back)
         self._wake = asyncio.Event()
         self._auth_out: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,7 +129,7 @@ class Cluster:
 
     # ------------------------------------------------------------------ out
     def _login(self, failed: bool, address: str, username: str, now: float) -> None:
-        self._auth_out.append(encode_auth(self.index, failed, address, username, now))
+        self._auth_out.append(encode_auth(self.sender, failed, address, username, now))
         self._wake.set()
 
     def _config_changed(self, directory: Directory) -> None:
@@ -150,10 +152,10 @@ class Cluster:
         if dels:
             pipe.hdel(self.bindings_key, *(field(a, k) for a, k in dels))
         if ups or dels:
-            pipe.publish(self.ch_location, encode_changes(self.index, ups, dels))
+            pipe.publish(self.ch_location, encode_changes(self.sender, ups, dels))
         for message in auth:
             if message == "cfg":
-                pipe.publish(self.ch_config, str(self.index))
+                pipe.publish(self.ch_config, str(self.sender))
             else:
                 pipe.publish(self.ch_auth, message)
         try:
@@ -195,12 +197,12 @@ class Cluster:
         try:
             if name == self.ch_location:
                 worker, ups, dels = decode_changes(data)
-                if worker == self.index:
+                if worker == self.sender:
                     return
                 self.location.apply_remote(ups, dels)
             elif name == self.ch_auth:
                 worker, failed, address, username, now = decode_auth(data)
-                if worker == self.index:
+                if worker == self.sender:
                     return
                 throttle = self.gate.throttle
                 if failed:
@@ -208,7 +210,7 @@ class Cluster:
                 else:
                     throttle.record_success(address, username, now)
             elif name == self.ch_config:
-                if int(data) == self.index:
+                if data.decode() == str(self.sender):
                     return
                 asyncio.get_running_loop().create_task(self._reload())
                 return

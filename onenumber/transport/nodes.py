@@ -74,7 +74,10 @@ class NodeWatch:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if last:
             with contextlib.suppress(Exception):
-                await self.redis.delete(self.heartbeat_key(self.node))
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.srem(self.nodes_key, self.node)
+                pipe.delete(self.heartbeat_key(self.node))
+                await pipe.execute()
 
     async def _beat_once(self) -> None:
         pipe = self.redis.pipeline(transaction=False)
