@@ -182,6 +182,13 @@ def nodes(tmp_path: Path, postgres_database: str) -> Iterator[Cluster]:
         client.close()
 
 
+def _record_routes(message: str) -> list[str]:
+    """The hosts of a traced message's Record-Route headers, top first."""
+    import re
+
+    return re.findall(r"^Record-Route: <sip:([0-9.]+):", message, re.MULTILINE)
+
+
 def _settle(*nodes: Node, quiet: float = 1.0, timeout: float = 15.0) -> None:
     """Until no node is in overload: a start-up on a busy machine can lag the loop for a moment,
     and a REGISTER refused with 503 then is not retried by baresip for a while."""
@@ -210,16 +217,21 @@ def _wait_binding(client: object, transport: str, node_host: str, timeout: float
     raise AssertionError(f"no {transport} binding held by {node_host} in Redis: {_flows(client)}")
 
 
-def _ring(caller_node: Node, phone: Baresip, bob: Device, workdir: Path, name: str) -> None:
-    """Bob calls 1000 through `caller_node`; the phone answers; Bob hangs up."""
-    caller = place_call(caller_node, bob, "1000", "call_answered.xml", workdir,  # type: ignore[arg-type]
+def _ring(caller_node: Node, phone: Baresip, bob: Device, workdir: Path, name: str, *,
+          callee_hangs_up: bool = False) -> None:
+    """Bob calls 1000 through `caller_node`; the phone answers; Bob hangs up (or the phone does)."""
+    scenario = "call_answered_callee_hangs_up.xml" if callee_hangs_up else "call_answered.xml"
+    caller = place_call(caller_node, bob, "1000", scenario, workdir,  # type: ignore[arg-type]
                         from_user="1001", name=name, background=True)
     try:
         phone.wait_event("CALL_INCOMING", timeout=10)
         phone.accept()
         phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        if callee_hangs_up:
+            time.sleep(0.3)
+            phone.hangup()  # its BYE goes back over its flow, through the node holding it
         assert caller.wait(15) == 0, caller.describe()
-        phone.wait_event("CALL_CLOSED", timeout=10)  # the caller's BYE reached it
+        phone.wait_event("CALL_CLOSED", timeout=10)  # the caller's BYE reached it (or its own was answered)
     finally:
         caller.stop()
 
@@ -236,6 +248,12 @@ def test_tcp_phone_at_node_b_rung_through_node_a_then_node_b_killed(nodes: Clust
         assert "onflow=" in held["p"][0], held
         time.sleep(0.3)  # node A learns the binding through Redis (~ms)
         _ring(c.a, phone, bob, tmp_path / "call-1", "bob-via-a")
+        _ring(c.a, phone, bob, tmp_path / "call-2", "bob-via-a-2", callee_hangs_up=True)
+        # both nodes Record-Routed: the phone's route set starts at B (its flow), then A
+        invites = [m for m in (tmp_path / "phone-b" / "baresip.log").read_text(errors="replace").split("#")
+                   if "\nINVITE sip:" in m]
+        assert invites and all(_record_routes(m)[:1] == [HOST_B] and _record_routes(m)[-1:] == [HOST_A]
+                               for m in invites), invites[:1]
     finally:
         phone.stop()
 
@@ -264,7 +282,7 @@ def test_tcp_phone_at_node_b_rung_through_node_a_then_node_b_killed(nodes: Clust
         again.start()
         again.wait_registered()
         _wait_binding(c.redis, "tcp", HOST_A)
-        _ring(c.a, again, bob, tmp_path / "call-2", "bob-again")
+        _ring(c.a, again, bob, tmp_path / "call-3", "bob-again")
         print(f"node B's TCP binding left Redis {gone_after:.2f} s after kill -9")
     finally:
         phone.stop()
