@@ -294,7 +294,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
                                                     origin.flow))
 
         core.router.registrar.node_path = own_path
-        core.proxy.node_alive = node_watch.alive
+        core.proxy.reach.node_alive = node_watch.alive
         log.info("redis %s: %d shared binding(s) loaded; node %s", config.redis_url, shared, node.node_id)
 
     from .api.presence_voicemail import PresenceHub, PresenceVoicemail

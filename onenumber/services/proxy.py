@@ -34,7 +34,6 @@ from ..settings import Trunk
 from ..sip.errors import ParseError
 from ..sip.headers import NameAddr
 from ..sip.message import Request, Response
-from ..sip.nodes import FLOW_PARAM, node_id, path_uri
 from ..sip.proxy import (
     REASON_BUSY_EVERYWHERE,
     REASON_COMPLETED_ELSEWHERE,
@@ -47,11 +46,9 @@ from ..sip.proxy import (
     prepare_forward,
     record_route,
     signed_route_params,
-    target_uri,
     via_value,
 )
 from ..sip.stack import MAGIC, ClientTxn, ServerTxn, Source, Stack, Target, Timer
-from ..sip.uri import SipUri
 from .dialogs import CallRecord, DialogBranch, Dialogs
 from .directory import Directory
 from .events import (
@@ -70,6 +67,7 @@ from .events import (
 from .gate import strip_own_credentials
 from .location import Location
 from .media import MediaSeam
+from .reach import Reach
 from .replies import Replier
 
 log = logging.getLogger("onenumber.proxy")
@@ -151,9 +149,7 @@ class CallProxy:
         self.secret = secret
         self.realm = realm
         self.domain = domain
-        # several nodes (sip/nodes.py): which URIs are this node, and whether another node lives
-        self.is_own_uri: Callable[[SipUri], bool] = lambda uri: False
-        self.node_alive: Callable[[str], bool] = lambda node: True
+        self.reach = Reach()  # a binding's next hop and Route set (several nodes: services/reach.py)
 
     @property
     def access_number(self) -> str:
@@ -355,36 +351,14 @@ class CallProxy:
 
     def _branch_to_binding(self, ctx: CallContext, b: Binding, position: int | None, now: float,
                            extra: list[tuple[str, str]] | None = None) -> None:
-        path = list(b.path)
-        if path and FLOW_PARAM in path[0]:  # several nodes: which one holds the device's flow
-            hop = self._node_hop(path[0], b.transport)
-            if hop is not None:  # another node: through it, its Path entry as Route (RFC 3327)
-                self._send_branch(ctx, b.contact, hop, b.account, position, b.auth_username, path, now,
-                                  extra=extra, device_transport=b.transport)
-                return
-            path = path[1:]  # this node (or a dead one's UDP binding, tried directly)
-        if b.flow:
-            target = Target(b.transport, b.source[0], b.source[1], b.flow)
-        elif b.transport == "udp":
-            target = Target("udp", b.source[0], b.source[1])
-        else:
-            uri = target_uri(b.contact)
-            if uri is None:
-                return
-            target = Target(b.transport, uri.host.strip("[]"), uri.default_port())
-        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, path, now,
-                          extra=extra)
-
-    def _node_hop(self, entry: str, transport: str) -> Target | None:
-        """Where to send a request for a binding whose first Path entry names a node: that node's
-        address, or None when it is this node (or a dead node, for a UDP binding: its address is
-        tried directly, which works unless a NAT only lets the dead node's packets in)."""
-        uri = path_uri(entry)
-        if uri is None or self.is_own_uri(uri):
-            return None
-        if transport == "udp" and not self.node_alive(node_id(uri.host, uri.default_port())):
-            return None
-        return Target(uri.transport or "udp", uri.host.strip("[]"), uri.default_port())
+        found = self.reach.route(b)
+        if found is None:
+            return
+        target, routes, via_node = found
+        # through another node, the media plan follows the device's own transport (a web phone
+        # held by that node still needs the relay), not the hop between the nodes
+        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, routes, now,
+                          extra=extra, device_transport=b.transport if via_node else None)
 
     def _send_branch(
         self,
@@ -419,8 +393,6 @@ class CallProxy:
         dbr = DialogBranch(branch, account, auth_username, position)
         ctx.dialogs[branch] = dbr
         self.dialogs.branch(ctx.record, dbr, now)
-        # through another node: the media plan follows the device's own transport (a web phone
-        # held by that node still needs the relay), not the hop between the nodes
         plan = self.media.plan(ctx.txn.source.transport, fwd.body, device_transport or target.transport)
         if plan is not None:
             self._bridge_offer(ctx, br, fwd, target, plan, now)

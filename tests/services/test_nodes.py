@@ -59,7 +59,7 @@ def test_a_dead_nodes_udp_binding_is_tried_at_its_address() -> None:
     net, devs = _net()
     b = net.bind(devs[0], PHONE[1])
     net.location.apply([replace(b, path=(node_path(NODE_B, SECRET, Flow("udp", *PHONE)),))], [])
-    net.core.proxy.node_alive = lambda node: node != "127.0.0.3:25070"
+    net.core.proxy.reach.node_alive = lambda node: node != "127.0.0.3:25070"
     out = net.send(invite("1000", TRUNK), TRUNK)
     [inv] = requests_to(out, PHONE[1], "INVITE")
     assert inv.headers.get("route") is None
@@ -135,3 +135,19 @@ def test_a_forged_flow_token_is_refused() -> None:
     out = net.send(_from_node_a(token), NODE_A)
     assert [r.status for r in responses_to(out, NODE_A[1])] == [403]
     assert not requests_to(out, PHONE[1])
+
+
+def test_unsolicited_message_waiting_reaches_a_device_through_its_node() -> None:
+    from onenumber.sip.bodies import MessageSummary
+
+    net, devs = _net()
+    b = net.bind(devs[0], PHONE[1], transport="tcp", flow=FLOW.conn)
+    entry = node_path(NODE_B, SECRET, FLOW)
+    net.location.apply([replace(b, path=(entry,))], [])
+    presence = net.core.presence
+    assert presence is not None
+    presence.unsolicited_mwi = True
+    presence.set_mailbox("1000", MessageSummary(1, 0))
+    [(send, notify)] = _sends(net.drain(), NODE_B.host, NODE_B.port)
+    assert notify.method == "NOTIFY" and notify.uri == b.contact and notify.headers.get_all("route") == [entry]
+    assert send.conn is None and send.transport == "udp"
