@@ -189,8 +189,8 @@ def serve(
                                "See docs/scaling.md.")
     ] = 1,
     redis: Annotated[
-        str | None, typer.Option(help="Redis URL (redis://host:6379/0) where workers share bindings, failed "
-                                      "logins and configuration changes.")
+        str | None, typer.Option(help="Redis URL (redis://host:6379/0) where workers and nodes share bindings, "
+                                      "failed logins, configuration changes and node heartbeats.")
     ] = None,
     worker_port_base: Annotated[
         int | None, typer.Option(hidden=True, help="Tests: worker N also listens on this port + N.")

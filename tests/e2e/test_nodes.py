@@ -28,7 +28,17 @@ from pathlib import Path
 import pytest
 
 from .baresip import Baresip
-from .harness import ONENUMBER, Device, Server, admin_token, check_port, free_port, place_call, run_store_work
+from .harness import (
+    ONENUMBER,
+    Device,
+    Server,
+    admin_token,
+    check_port,
+    free_port,
+    place_call,
+    run_store_work,
+    start_device,
+)
 
 redis = pytest.importorskip("redis")
 pytestmark = pytest.mark.postgres
@@ -153,6 +163,16 @@ def _accounts(db: str) -> dict[str, Device]:
 
 @pytest.fixture
 def nodes(tmp_path: Path, postgres_database: str) -> Iterator[Cluster]:
+    yield from _start_nodes(tmp_path, postgres_database)
+
+
+@pytest.fixture
+def nodes_tcp(tmp_path: Path, postgres_database: str) -> Iterator[Cluster]:
+    """As `nodes`, but node B asks the others to reach it over TCP (`--node-uri …;transport=tcp`)."""
+    yield from _start_nodes(tmp_path, postgres_database, b_transport="tcp")
+
+
+def _start_nodes(tmp_path: Path, postgres_database: str, *, b_transport: str = "") -> Iterator[Cluster]:
     if not (_bindable(HOST_A) and _bindable(HOST_B)):
         pytest.skip("127.0.0.2 and 127.0.0.3 are not bindable here")
     asyncio.run(_empty_schema(postgres_database))
@@ -171,6 +191,8 @@ def nodes(tmp_path: Path, postgres_database: str) -> Iterator[Cluster]:
              api_token=token)
     b = Node(tmp_path / "node-b", db=postgres_database, sip_port=free_port(), extra=common, host=HOST_B,
              api_token=token)
+    if b_transport:
+        b.extra = [*common, "--node-uri", f"sip:{HOST_B}:{b.sip_port};transport={b_transport}"]
     a.start()
     b.start()
     _settle(a, b)
@@ -288,3 +310,27 @@ def test_tcp_phone_at_node_b_rung_through_node_a_then_node_b_killed(nodes: Clust
         phone.stop()
         if again is not None:
             again.stop()
+
+
+def test_udp_phone_at_node_b_rung_through_node_a_over_a_tcp_link(nodes_tcp: Cluster, tmp_path: Path) -> None:
+    """A UDP phone (SIPp) registered at node B; node B wants TCP from the other nodes. The INVITE
+    reaches the phone from node B's address (its NAT pinhole), ACK and BYE too."""
+    c = nodes_tcp
+    alice, bob = c.devices["1000"], c.devices["1001"]
+    phone = start_device(c.b, alice, "dev_answer.xml", tmp_path / "peers", name="alice-at-b")  # type: ignore[arg-type]
+    try:
+        held = _wait_binding(c.redis, "udp", HOST_B)
+        assert ";transport=tcp" in held["p"][0], held
+        time.sleep(0.3)
+        caller = place_call(c.a, bob, "1000", "call_answered.xml", tmp_path / "peers",  # type: ignore[arg-type]
+                            from_user="1001", name="bob-at-a")
+        assert caller.returncode == 0, f"{caller.describe()}\n{phone.describe()}\n{c.a.log()[-2000:]}"
+        assert phone.wait(15) == 0, phone.describe()
+        [invite] = phone.received("INVITE")
+        vias = invite.headers("Via")
+        assert f"SIP/2.0/UDP {HOST_B}:" in vias[0] and f"SIP/2.0/TCP {HOST_A}:" in vias[1], vias
+        assert phone.received("ACK") and phone.received("BYE")
+        [bye] = phone.received("BYE")
+        assert f"{HOST_B}:" in (bye.header("Via") or ""), bye.text
+    finally:
+        phone.stop()
