@@ -151,3 +151,19 @@ def test_unsolicited_message_waiting_reaches_a_device_through_its_node() -> None
     [(send, notify)] = _sends(net.drain(), NODE_B.host, NODE_B.port)
     assert notify.method == "NOTIFY" and notify.uri == b.contact and notify.headers.get_all("route") == [entry]
     assert send.conn is None and send.transport == "udp"
+
+
+def test_a_cancel_from_the_calling_node_reaches_the_phone_over_its_flow() -> None:
+    from onenumber.sip.proxy import make_cancel
+
+    net, _ = _net()  # node B
+    req = _from_node_a(make_flow_token(SECRET, FLOW))
+    out = net.send(req, NODE_A)
+    [inv] = requests_to(out, PHONE[1], "INVITE")
+    net.send(reply(inv, 180, "Ringing", tag="ph"), PHONE, transport="tcp", conn=FLOW.conn)
+    out = net.send(make_cancel(req, None), NODE_A)
+    assert 200 in [r.status for r in responses_to(out, NODE_A[1])]  # the CANCEL, answered hop by hop
+    [cancel] = requests_to(out, PHONE[1], "CANCEL")
+    assert next(s for s, m in out if m is cancel).conn == FLOW.conn
+    out = net.send(reply(inv, 487, "Request Terminated", tag="ph"), PHONE, transport="tcp", conn=FLOW.conn)
+    assert [r.status for r in responses_to(out, NODE_A[1])] == [487]
