@@ -52,6 +52,10 @@ class NodeWatch:
         self.dead: set[str] = set()  # nodes seen dead (their UDP bindings are tried directly)
         self.stats = {"reaped_nodes": 0, "reaped_bindings": 0}
         self._tasks: list[asyncio.Task[None]] = []
+        # no judging before every node had the chance to beat: at start, and after Redis was away
+        # (a Redis back from a restart may hold the node set but no heartbeats yet)
+        self._judge_after = time.monotonic() + TTL
+        self._failing = False
 
     def heartbeat_key(self, node: str) -> str:
         return f"{self.prefix}node:{node}"
@@ -90,10 +94,11 @@ class NodeWatch:
             await asyncio.sleep(BEAT)
             try:
                 await self._beat_once()
+                self._failing = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("redis: node heartbeat failed: %s", exc)
+                self._failed("node heartbeat", exc)
 
     async def _watch(self) -> None:
         while True:
@@ -103,10 +108,18 @@ class NodeWatch:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("redis: node watch failed: %s", exc)
+                self._failed("node watch", exc)
 
-    async def check(self) -> list[str]:
+    def _failed(self, what: str, exc: Exception) -> None:
+        if not self._failing:  # once per outage, not twice a second
+            log.warning("redis: %s failed: %s; retrying", what, exc)
+        self._failing = True
+        self._judge_after = time.monotonic() + TTL + BEAT
+
+    async def check(self, *, now: float | None = None) -> list[str]:
         """One look at the other nodes; returns those found dead now."""
+        if (time.monotonic() if now is None else now) < self._judge_after:
+            return []
         members = {m.decode() if isinstance(m, bytes) else str(m) for m in await self.redis.smembers(self.nodes_key)}
         others = sorted((members | self.dead) - {self.node})
         if not others:
@@ -129,7 +142,7 @@ class NodeWatch:
 
     async def _reap(self, node: str) -> None:
         self.dead.add(node)
-        got = await self.redis.set(f"{self.prefix}reap:{node}", self.node, nx=True, px=int(TTL * 4000))
+        got = await self.redis.set(f"{self.prefix}reap:{node}", self.node, nx=True, px=2000)  # for this one reap
         if not got:  # another node does it
             return
         removed = self.reap_local(node, await self._shared_bindings(node))
