@@ -234,9 +234,11 @@ def serve(
         from onenumber.sip.nodes import parse_node_uri
 
         try:
-            parse_node_uri(node_uri)
+            node_port = parse_node_uri(node_uri).port
         except ValueError as exc:
             _fail(f"--node-uri: {exc}", 2)
+        if node_port != sip_port:  # the node recognises its own Path entries by host and SIP port
+            _fail(f"--node-uri port {node_port} must be the --sip-port ({sip_port})", 2)
     if domain is not None:
         try:
             domain = validate_setting("domain", domain) or None

@@ -334,6 +334,8 @@ def test_serve_usage_errors(cli: Cli, tmp_path: Path) -> None:
     assert "is not a Redis URL" in cli.fails("serve", "--redis", "localhost:6379", code=2)
     assert "--node-uri needs --redis" in cli.fails("serve", "--node-uri", "sip:127.0.0.2:5070", code=2)
     assert "no user part" in cli.fails("serve", "--node-uri", "sip:a@b", "--redis", "redis://127.0.0.1/13", code=2)
+    assert "must be the --sip-port" in cli.fails("serve", "--node-uri", "sip:10.0.0.2:5070", "--sip-port", "15070",
+                                                 "--redis", "redis://127.0.0.1/13", code=2)
 
 
 def test_serve_help_tells_about_nodes(cli: Cli) -> None:
