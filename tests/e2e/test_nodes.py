@@ -7,6 +7,9 @@ A: A sends the INVITE to B with B's Path entry as Route, and B relays it over th
 connection. Then node B is killed with -9: its TCP binding leaves Redis within 5 s, and the
 phone registering again at node A is rung again.
 
+A UDP phone (SIPp) at node B is rung the same way over a TCP link between the nodes, and a
+WebSocket phone on node B's HTTP port is rung with node A's media relay bridging the call.
+
 Redis database 13 on 127.0.0.1:6379 is this file's (flushed at each test's start); the
 PostgreSQL database is the session's test database (tests/conftest.py), emptied first.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -172,7 +176,16 @@ def nodes_tcp(tmp_path: Path, postgres_database: str) -> Iterator[Cluster]:
     yield from _start_nodes(tmp_path, postgres_database, b_transport="tcp")
 
 
-def _start_nodes(tmp_path: Path, postgres_database: str, *, b_transport: str = "") -> Iterator[Cluster]:
+@pytest.fixture
+def nodes_relay(tmp_path: Path, postgres_database: str) -> Iterator[Cluster]:
+    """As `nodes`, with the media relay (rtpengine) of each node on: for WebSocket phones."""
+    if shutil.which("rtpengine") is None:
+        pytest.skip("rtpengine is not installed")
+    yield from _start_nodes(tmp_path, postgres_database, relay=True)
+
+
+def _start_nodes(tmp_path: Path, postgres_database: str, *, b_transport: str = "",
+                 relay: bool = False) -> Iterator[Cluster]:
     if not (_bindable(HOST_A) and _bindable(HOST_B)):
         pytest.skip("127.0.0.2 and 127.0.0.3 are not bindable here")
     asyncio.run(_empty_schema(postgres_database))
@@ -180,9 +193,9 @@ def _start_nodes(tmp_path: Path, postgres_database: str, *, b_transport: str = "
     client.flushdb()
     devices = _accounts(postgres_database)
     token = admin_token(postgres_database)
-    # the web phone's media relay is not needed: a kill -9 must leave no rtpengine behind
-    subprocess.run([ONENUMBER, "settings", "set", "rtpengine", "off", "--db", postgres_database],
-                   check=True, capture_output=True, timeout=60)
+    if not relay:  # the web phone's media relay is not needed: a kill -9 must leave no rtpengine behind
+        subprocess.run([ONENUMBER, "settings", "set", "rtpengine", "off", "--db", postgres_database],
+                       check=True, capture_output=True, timeout=60)
     secret = tmp_path / "cluster.secret"
     secret.write_bytes(os.urandom(32))
     secret.chmod(0o600)
@@ -334,3 +347,41 @@ def test_udp_phone_at_node_b_rung_through_node_a_over_a_tcp_link(nodes_tcp: Clus
         assert f"{HOST_B}:" in (bye.header("Via") or ""), bye.text
     finally:
         phone.stop()
+
+
+def test_websocket_phone_at_node_b_rung_through_node_a(
+    nodes_relay: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WebSocket phone (as a browser) on node B's HTTP port, rung by a UDP caller entering node A:
+    node A's media relay bridges the call (the plan follows the phone's transport, not the UDP
+    hop between the nodes), node B relays over the socket."""
+    from . import wsua
+
+    c = nodes_relay
+    alice, bob = c.devices["1000"], c.devices["1001"]
+    monkeypatch.setattr(wsua, "LOOPBACK", HOST_B)  # the helper connects to 127.0.0.1
+    ua = wsua.WsUA(c.b)
+    caller = None
+    try:
+        assert ua.register("1000", (alice.auth_username, alice.secret)).status == 200
+        _wait_binding(c.redis, "ws", HOST_B)
+        time.sleep(0.3)
+        caller = place_call(c.a, bob, "1000", "call_answered.xml", tmp_path / "peers",  # type: ignore[arg-type]
+                            from_user="1001", name="bob-at-a", background=True)
+        invite = ua.wait_for(lambda m: m.method == "INVITE", timeout=10)
+        vias = invite.get_all("Via")
+        assert vias[0].startswith(f"SIP/2.0/WS {HOST_B}:") and f"SIP/2.0/UDP {HOST_A}:" in vias[1], vias
+        assert "a=fingerprint" in invite.body or "UDP/TLS/RTP/SAVPF" in invite.body, invite.body  # bridged at A
+        to_tag = uuid.uuid4().hex[:8]
+        ua.respond(invite, 180, "Ringing", to_tag=to_tag)
+        time.sleep(0.2)
+        ua.respond(invite, 200, "OK", to_tag=to_tag, body=wsua.SDP_ANSWER)
+        ack = ua.wait_for(lambda m: m.method == "ACK", timeout=5)
+        assert ack.get("Call-ID") == invite.get("Call-ID")
+        bye = ua.wait_for(lambda m: m.method == "BYE", timeout=5)
+        ua.respond(bye, 200, "OK")
+        assert caller.wait(10) == 0, caller.describe() + c.a.log()[-3000:]
+    finally:
+        if caller is not None:
+            caller.stop()
+        ua.close()
