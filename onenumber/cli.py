@@ -189,11 +189,22 @@ def serve(
                                "See docs/scaling.md.")
     ] = 1,
     redis: Annotated[
-        str | None, typer.Option(help="Redis URL (redis://host:6379/0) where workers share bindings, failed "
-                                      "logins and configuration changes.")
+        str | None, typer.Option(help="Redis URL (redis://host:6379/0) where workers and nodes share bindings, "
+                                      "failed logins, configuration changes and node heartbeats.")
     ] = None,
     worker_port_base: Annotated[
         int | None, typer.Option(hidden=True, help="Tests: worker N also listens on this port + N.")
+    ] = None,
+    node_uri: Annotated[
+        str | None, typer.Option(help="Several nodes sharing --redis and the database: how the other nodes reach "
+                                      "this one (sip:HOST:PORT, ;transport=tcp optional; default: the bind "
+                                      "address and SIP port). Calls to phones connected here go through it. "
+                                      "See docs/scaling.md.")
+    ] = None,
+    secret_file: Annotated[
+        Path | None, typer.Option(envvar="ONENUMBER_SECRET_FILE",
+                                  help="The secret signing nonces, Record-Routes and flow tokens (default: "
+                                       "nonce.secret in the data directory). Several nodes must use the same one.")
     ] = None,
 ) -> None:
     """Run the SIP server (and its HTTP side) in the foreground; Ctrl-C stops it."""
@@ -217,6 +228,17 @@ def serve(
         _fail(f"--workers {workers} needs --redis URL: the workers share their bindings there", 2)
     if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
         _fail(f"--redis {redis!r} is not a Redis URL; use redis://host:port/db", 2)
+    if node_uri is not None:
+        if not redis:
+            _fail("--node-uri needs --redis URL: the nodes share their bindings there", 2)
+        from onenumber.sip.nodes import parse_node_uri
+
+        try:
+            node_port = parse_node_uri(node_uri).port
+        except ValueError as exc:
+            _fail(f"--node-uri: {exc}", 2)
+        if node_port != sip_port:  # the node recognises its own Path entries by host and SIP port
+            _fail(f"--node-uri port {node_port} must be the --sip-port ({sip_port})", 2)
     if domain is not None:
         try:
             domain = validate_setting("domain", domain) or None
@@ -248,6 +270,8 @@ def serve(
         workers=workers,
         redis_url=redis,
         worker_port_base=worker_port_base,
+        node_uri=node_uri,
+        secret_file=secret_file,
     )
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -40,6 +40,7 @@ class ServerConfig:
     worker: int = 0  # this process's index among them (set by the supervisor)
     redis_url: str | None = None  # shared bindings, login throttling and configuration pushes
     worker_port_base: int | None = None  # tests: worker N also listens on UDP/TCP port base + N
+    node_uri: str | None = None  # several nodes: how the others reach this one (default: bind address and SIP port)
 
     @property
     def effective_tls_port(self) -> int | None:

@@ -233,12 +233,21 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     gc.set_threshold(100_000, 50, 50)
     host = advertised_host(config.bind)
     realm = config.domain or directory.settings.domain or "onenumber"
+    secret = load_secret(config.secret_file or config.data_dir / "nonce.secret")
+    node = None
+    if config.redis_url:  # several nodes may share this Redis: this one's address (sip/nodes.py)
+        from .sip.nodes import NodeAddress, parse_node_uri
+
+        node = parse_node_uri(config.node_uri) if config.node_uri else NodeAddress(host, config.sip_port)
+    hosts = local_hosts(config, host)
+    if node is not None:
+        hosts.add(node.host)
     core = build_core(
         directory,
         location,
-        secret=load_secret(config.secret_file or config.data_dir / "nonce.secret"),
+        secret=secret,
         realm=realm,
-        local_hosts=local_hosts(config, host),
+        local_hosts=hosts,
         presence=config.presence,
     )
     stack = core.stack
@@ -254,21 +263,39 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     driver.on_flow_closed = core.router.on_flow_closed
     driver.events = core.events
     cluster = None
-    if config.redis_url:  # worker processes: bindings, failed logins, configuration pushes
-        from .services.replication import flow_prefix
-        from .transport.cluster import Cluster
+    node_watch = None
+    if config.redis_url and node is not None:  # worker processes and nodes: bindings, logins, configuration
+        import hashlib
 
-        # the worker's number, and this life's PID: a restarted worker's connections never take
-        # the ids of its previous life's
-        driver.id_prefix = f"{flow_prefix(config.worker)}{os.getpid():x}."
+        from .services.replication import flow_prefix
+        from .sip.nodes import Flow, node_path
+        from .sip.registrar import RegisterOrigin
+        from .transport.cluster import Cluster
+        from .transport.nodes import NodeWatch
+
+        # the worker's number, this life's PID and the node: a restarted worker's connections
+        # never take the ids of its previous life's, nor one node's those of another
+        node_tag = hashlib.blake2s(node.node_id.encode(), digest_size=3).hexdigest()
+        driver.id_prefix = f"{flow_prefix(config.worker)}{os.getpid():x}n{node_tag}."
         cluster = Cluster(config.redis_url, index=config.worker, location=location, gate=core.gate,
-                          directory=directory, store=store, pump=driver.pump)
+                          directory=directory, store=store, pump=driver.pump, node=node.node_id)
+        node_watch = NodeWatch(cluster.redis, cluster.prefix, node.node_id, location,
+                               watcher=config.worker == 0, bindings_key=cluster.bindings_key)
         try:
             shared = await cluster.start(watch_config=config.worker == 0, now=time.time())
+            await node_watch.start()
         except Exception as exc:  # redis-py's errors are not OSErrors
             print(f"onenumber: cannot use Redis at {config.redis_url}: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
-        log.info("redis %s: %d shared binding(s) loaded", config.redis_url, shared)
+        own_node = node
+
+        def own_path(origin: RegisterOrigin) -> str:  # this node, first in the Path of what registers here
+            return node_path(own_node, secret, Flow(origin.transport, origin.source[0], origin.source[1],
+                                                    origin.flow))
+
+        core.router.registrar.node_path = own_path
+        core.proxy.reach.node_alive = node_watch.alive
+        log.info("redis %s: %d shared binding(s) loaded; node %s", config.redis_url, shared, node.node_id)
 
     from .api.presence_voicemail import PresenceHub, PresenceVoicemail
 
@@ -418,6 +445,8 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await location.flush()
+    if node_watch is not None:
+        await node_watch.stop(last=config.worker == 0)
     if cluster is not None:
         await cluster.stop()
     if history is not None:

@@ -332,6 +332,16 @@ def test_serve_usage_errors(cli: Cli, tmp_path: Path) -> None:
     assert "needs --redis URL" in cli.fails("serve", "--workers", "2", code=2)
     assert "out of range" in cli.fails("serve", "--workers", "-1", code=2)
     assert "is not a Redis URL" in cli.fails("serve", "--redis", "localhost:6379", code=2)
+    assert "--node-uri needs --redis" in cli.fails("serve", "--node-uri", "sip:127.0.0.2:5070", code=2)
+    assert "no user part" in cli.fails("serve", "--node-uri", "sip:a@b", "--redis", "redis://127.0.0.1/13", code=2)
+    assert "must be the --sip-port" in cli.fails("serve", "--node-uri", "sip:10.0.0.2:5070", "--sip-port", "15070",
+                                                 "--redis", "redis://127.0.0.1/13", code=2)
+
+
+def test_serve_help_tells_about_nodes(cli: Cli) -> None:
+    out = cli.run("serve", "--help", db=False).stdout
+    for option in ("--node-uri", "--secret-file", "--redis", "--workers"):
+        assert option in out
 
 
 def test_help_lists_the_commands(cli: Cli) -> None:

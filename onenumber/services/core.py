@@ -104,6 +104,9 @@ def build_core(
     configure(directory)
     directory.listeners.append(configure)
     proxy.may_watch = pickup_allowed
+    proxy.reach.is_own_uri = local.is_own_uri  # a node's own Path entry is no hop (several nodes)
+    if watchers is not None:
+        watchers.reach = proxy.reach
     router = Router(
         stack=stack, replier=replier, directory=directory, location=location, local=local, gate=gate,
         registrar=registrar, proxy=proxy, in_dialog=in_dialog, packages=EventPackages(replier, watchers),

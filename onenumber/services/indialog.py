@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from ..sip.errors import ParseError
 from ..sip.headers import NameAddr
 from ..sip.message import Request, Response
-from ..sip.proxy import make_cancel, pop_own_routes, pop_own_via, target_uri, verify_routes, via_value
+from ..sip.nodes import FLOW_PARAM, Flow, copy_route_params, make_flow_token, route_flow
+from ..sip.proxy import (
+    FROM_PARAM,
+    SIG_PARAM,
+    make_cancel,
+    pop_own_routes,
+    pop_own_via,
+    record_route,
+    target_uri,
+    verify_routes,
+    via_value,
+)
 from ..sip.stack import ClientTxn, ServerTxn, Source, Stack, Target
 from ..sip.uri import SipUri
 from .dialogs import CallRecord, Dialogs
@@ -34,6 +45,7 @@ log = logging.getLogger("onenumber.indialog")
 
 CALLER = "caller"
 CALLEE = "callee"
+DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})  # Record-Routed when relayed to a flow
 
 
 @dataclass(slots=True)
@@ -67,6 +79,7 @@ class Checked:
     side: str  # CALLER or CALLEE
     record: CallRecord | None
     original_from: str | None  # the caller's From as it sent it, when the call's From was rewritten
+    flow: Flow | None = None  # several nodes: the device's flow, named by a Route of ours (sip/nodes.py)
 
 
 class InDialogRelay:
@@ -104,18 +117,19 @@ class InDialogRelay:
         routes = pop_own_routes(req, self.is_own_uri)
         from_tag = req.from_.tag or ""
         to_tag = req.to.tag or ""
+        flow = route_flow(self.secret, routes) if routes else None
         rec = self.dialogs.get(req.call_id)
         if rec is not None and rec.callee_tag is not None:
             tags = {rec.caller_tag, rec.callee_tag}
             if from_tag in tags and to_tag in tags:
                 side = CALLER if from_tag == rec.caller_tag else CALLEE
                 original = rec.caller_from if rec.identity_from is not None else None
-                return Checked(side, rec, original), 0, ""
+                return Checked(side, rec, original, flow), 0, ""
         signed = verify_routes(self.secret, routes, req.call_id, (from_tag, to_tag))
         if signed is not None:
             tag, original = signed
             side = CALLER if tag == from_tag else CALLEE
-            return Checked(side, None, original or None), 0, ""
+            return Checked(side, None, original or None, flow), 0, ""
         if routes:
             return None, 403, "Forbidden (not a dialog routed by this server)"
         return None, 481, "Call/Transaction Does Not Exist"
@@ -215,6 +229,8 @@ class InDialogRelay:
             except ParseError:
                 return None
             return self._target_for_uri(uri) if isinstance(uri, SipUri) else None
+        if checked.flow is not None:  # the device whose flow this node holds (several nodes)
+            return Target(*checked.flow)
         rec = checked.record
         if rec is not None and rec.callee_target is not None:
             return rec.callee_target if checked.side == CALLER else rec.caller_target
@@ -230,6 +246,43 @@ class InDialogRelay:
                 return Target("udp", binding.source[0], binding.source[1])
         transport = uri.transport or ("tls" if uri.scheme == "sips" else "udp")
         return Target(transport, uri.host.strip("[]"), uri.default_port())
+
+    # ------------------------------------------------------------------ several nodes
+    def on_node_request(self, txn: ServerTxn, req: Request, routes: list[SipUri], now: float) -> bool:
+        """An initial request another node sends to a device whose flow this node holds: its
+        Route (popped into `routes`) is the Path entry this node added at registration, with a
+        signed flow token (sip/nodes.py). Relayed statefully over that flow, Record-Routed with
+        the token and with the dialog's signature (copied from the Record-Route of the node that
+        set the call up, which signed it with the secret all nodes share), so in-dialog requests
+        come through here too. False when no Route of ours carries a token."""
+        if not any(u.param(FLOW_PARAM) for u in routes):
+            return False
+        flow = route_flow(self.secret, routes)
+        if flow is None:
+            self.replier.reply(txn, 403, "Forbidden (a flow token that does not verify)")
+            return True
+        mf = req.headers.get("max-forwards")
+        if mf is not None and int(mf) <= 0:
+            self.replier.reply(txn, 483, "Too Many Hops")
+            return True
+        h = req.headers.copy()
+        h.set("Max-Forwards", str(int(mf) - 1) if mf is not None else "70")
+        target = Target(*flow)
+        host, port = self._local(target.transport)
+        if req.method in DIALOG_CREATING:
+            params = copy_route_params(req.headers.get("record-route"), (FROM_PARAM, SIG_PARAM))
+            params += f";{FLOW_PARAM}={make_flow_token(self.secret, flow)}"
+            in_tp = txn.source.transport
+            if in_tp != target.transport:  # RFC 5658 double Record-Route
+                ih, ip = self._local(in_tp)
+                h.prepend("Record-Route", record_route(ih, ip, in_tp, params))
+            h.prepend("Record-Route", record_route(host, port, target.transport, params))
+        h.prepend("Via", via_value(target.transport, host, port, self.stack.new_branch()))
+        fwd = Request(req.method, req.uri, h, req.body)
+        relay = Relay(self, txn, req.method)
+        txn.context = relay
+        self.stack.send_request(fwd, target, now, context=relay)
+        return True
 
     # ------------------------------------------------------------------ responses
     def on_response(self, relay: Relay, txn: ClientTxn, resp: Response, now: float) -> None:

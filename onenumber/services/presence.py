@@ -39,6 +39,7 @@ from .dialogs import Dialogs
 from .directory import Directory
 from .events import BindingChanged, DialogChanged, Event
 from .location import Location
+from .reach import Reach
 from .subscriptions import Package, Subscription, Subscriptions, WatchSettings, may_subscribe
 from .voicemail.mwi import unsolicited_notify, unsolicited_targets
 
@@ -89,6 +90,7 @@ class PresenceService:
         self.stack = stack
         self.directory = directory
         self.location = location
+        self.reach = Reach()  # a binding's next hop (build_core shares the proxy's: several nodes)
         self.dialogs = dialogs
         self.subscriptions = subscriptions
         self.clock = clock
@@ -312,12 +314,15 @@ class PresenceService:
         domain = self.domain()
         summary = replace(summary, account=summary.account or self.mailbox_uri(box))
         for b in unsolicited_targets(box, self.location.get(box), self.subscriptions, now):
+            found = self.reach.route(b)  # through the node holding its flow, with several nodes
+            if found is None:
+                continue
+            target, routes, _ = found
             req = unsolicited_notify(b, f"sip:{box}@{domain}", summary, server_uri=f"sip:{box}@{domain}",
-                                     call_id=f"mwi-{self.stack.new_tag()}@{domain}", from_tag=self.stack.new_tag())
-            transport = b.transport if b.flow is not None else "udp"
-            host, port = self.stack.local.get(transport, b.local)
-            self.stack.add_via(req, transport, host, port)
-            target = Target(transport, b.source[0], b.source[1], b.flow)
+                                     call_id=f"mwi-{self.stack.new_tag()}@{domain}", from_tag=self.stack.new_tag(),
+                                     routes=routes)
+            host, port = self.stack.local.get(target.transport, b.local)
+            self.stack.add_via(req, target.transport, host, port)
             self.stack.send_request(req, target, now, context=_Ignore())
             self.stats["notifies"] += 1
 

@@ -46,7 +46,6 @@ from ..sip.proxy import (
     prepare_forward,
     record_route,
     signed_route_params,
-    target_uri,
     via_value,
 )
 from ..sip.stack import MAGIC, ClientTxn, ServerTxn, Source, Stack, Target, Timer
@@ -68,6 +67,7 @@ from .events import (
 from .gate import strip_own_credentials
 from .location import Location
 from .media import MediaSeam
+from .reach import Reach
 from .replies import Replier
 
 log = logging.getLogger("onenumber.proxy")
@@ -149,6 +149,7 @@ class CallProxy:
         self.secret = secret
         self.realm = realm
         self.domain = domain
+        self.reach = Reach()  # a binding's next hop and Route set (several nodes: services/reach.py)
 
     @property
     def access_number(self) -> str:
@@ -350,17 +351,14 @@ class CallProxy:
 
     def _branch_to_binding(self, ctx: CallContext, b: Binding, position: int | None, now: float,
                            extra: list[tuple[str, str]] | None = None) -> None:
-        if b.flow:
-            target = Target(b.transport, b.source[0], b.source[1], b.flow)
-        elif b.transport == "udp":
-            target = Target("udp", b.source[0], b.source[1])
-        else:
-            uri = target_uri(b.contact)
-            if uri is None:
-                return
-            target = Target(b.transport, uri.host.strip("[]"), uri.default_port())
-        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, list(b.path), now,
-                          extra=extra)
+        found = self.reach.route(b)
+        if found is None:
+            return
+        target, routes, via_node = found
+        # through another node, the media plan follows the device's own transport (a web phone
+        # held by that node still needs the relay), not the hop between the nodes
+        self._send_branch(ctx, b.contact, target, b.account, position, b.auth_username, routes, now,
+                          extra=extra, device_transport=b.transport if via_node else None)
 
     def _send_branch(
         self,
@@ -374,6 +372,7 @@ class CallProxy:
         now: float,
         *,
         extra: list[tuple[str, str]] | None = None,
+        device_transport: str | None = None,
     ) -> None:
         branch = self._new_branch(ctx)
         host, port = self._local(target.transport)
@@ -394,7 +393,7 @@ class CallProxy:
         dbr = DialogBranch(branch, account, auth_username, position)
         ctx.dialogs[branch] = dbr
         self.dialogs.branch(ctx.record, dbr, now)
-        plan = self.media.plan(ctx.txn.source.transport, fwd.body, target.transport)
+        plan = self.media.plan(ctx.txn.source.transport, fwd.body, device_transport or target.transport)
         if plan is not None:
             self._bridge_offer(ctx, br, fwd, target, plan, now)
             return

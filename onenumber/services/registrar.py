@@ -7,6 +7,7 @@ may register, the domain, then the binding changes and the 200 with every bindin
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from email.utils import formatdate
 
 from ..routing.model import Device
@@ -28,6 +29,9 @@ class Registrar:
         self.location = location
         self.replier = replier
         self.is_local = is_local
+        # several nodes (docs/scaling.md): the Path entry naming this node and the device's flow,
+        # put first in the Path of every binding received here; None with one node
+        self.node_path: Callable[[RegisterOrigin], str] | None = None
         self.policy: RegistrarPolicy
         self.configure(directory)
         directory.listeners.append(self.configure)
@@ -55,18 +59,22 @@ class Registrar:
             self.replier.reply(txn, 403, "Forbidden (domain not served here)")
             return
         src = txn.source
+        origin = RegisterOrigin(src.transport, src.remote, src.local, src.conn)
         result = process_register(
             req,
             account=device.account,
             auth_username=device.auth_username,
             existing=self.location.get(device.account),
-            origin=RegisterOrigin(src.transport, src.remote, src.local, src.conn),
+            origin=origin,
             policy=self.policy,
             now=now,
         )
         if result.status != 200:
             self.replier.reply(txn, result.status, result.reason, result.headers)
             return
+        if self.node_path is not None and result.upserts:
+            own = self.node_path(origin)
+            result.upserts = [replace(b, path=(own, *b.path)) for b in result.upserts]
         if result.upserts or result.removes:
             self.location.apply(result.upserts, result.removes)
         headers = [("Contact", contact_header(b, now)) for b in result.bindings]

@@ -54,24 +54,38 @@ def decode_binding(data: str | bytes) -> Binding:
     return binding_from(json.loads(data))
 
 
-def encode_changes(worker: int, upserts: list[Binding], removes: list[tuple[str, str]]) -> str:
+Sender = int | str  # who published: a worker's index (one node), or "index@node" (several nodes)
+
+
+def sender_id(worker: int, node: str | None) -> Sender:
+    """How a worker names itself in what it publishes: its index, qualified by its node when
+    several nodes share the Redis (every node has a worker 0)."""
+    return f"{worker}@{node}" if node else worker
+
+
+def _sender(value: object) -> Sender:
+    text = str(value)
+    return int(text) if text.isdigit() else text
+
+
+def encode_changes(worker: Sender, upserts: list[Binding], removes: list[tuple[str, str]]) -> str:
     return json.dumps({"w": worker, "up": [binding_dict(b) for b in upserts], "del": [list(r) for r in removes]},
                       separators=(",", ":"))
 
 
-def decode_changes(data: str | bytes) -> tuple[int, list[Binding], list[tuple[str, str]]]:
+def decode_changes(data: str | bytes) -> tuple[Sender, list[Binding], list[tuple[str, str]]]:
     d = json.loads(data)
-    return int(d["w"]), [binding_from(b) for b in d["up"]], [(str(a), str(k)) for a, k in d["del"]]
+    return _sender(d["w"]), [binding_from(b) for b in d["up"]], [(str(a), str(k)) for a, k in d["del"]]
 
 
-def encode_auth(worker: int, failed: bool, address: str, username: str, now: float) -> str:
+def encode_auth(worker: Sender, failed: bool, address: str, username: str, now: float) -> str:
     return SEP.join((str(worker), "f" if failed else "s", address, username, repr(now)))
 
 
-def decode_auth(data: str | bytes) -> tuple[int, bool, str, str, float]:
+def decode_auth(data: str | bytes) -> tuple[Sender, bool, str, str, float]:
     text = data.decode() if isinstance(data, bytes) else data
     worker, kind, address, username, now = text.split(SEP, 4)
-    return int(worker), kind == "f", address, username, float(now)
+    return _sender(worker), kind == "f", address, username, float(now)
 
 
 def flow_prefix(worker: int) -> str:

@@ -18,7 +18,7 @@ from typing import Protocol
 from ..settings import Trunk
 from ..sip.errors import ParseError
 from ..sip.message import Request, Response
-from ..sip.proxy import loop_detected, strip_own_routes
+from ..sip.proxy import loop_detected, pop_own_routes
 from ..sip.stack import ClientTxn, ServerTxn, Source, Stack
 from ..sip.uri import SipUri, parse_uri
 from .directory import Directory
@@ -135,7 +135,9 @@ class Router:
             return
         if req.to.tag and self.in_dialog.on_request(txn, req, now, fall_through=self._own_account(ruri)):
             return
-        strip_own_routes(req, self.local.is_own_uri)
+        routes = pop_own_routes(req, self.local.is_own_uri)
+        if routes and self.in_dialog.on_node_request(txn, req, routes, now):
+            return  # another node's request for a device whose flow this node holds
         if loop_detected(req, list(self.stack.local.values())):
             self.replier.reply(txn, 482, "Loop Detected")
             return

@@ -29,9 +29,12 @@ from ..services.replication import (
     encode_changes,
     field,
     flow_prefix,
+    sender_id,
 )
+from ..sip.nodes import path_node
 
 if TYPE_CHECKING:
+    from ..model import Binding
     from ..services.directory import Directory
     from ..services.gate import Gate
     from ..services.location import Location
@@ -43,7 +46,7 @@ log = logging.getLogger("onenumber.cluster")
 class Cluster:
     def __init__(
         self, url: str, *, index: int, location: Location, gate: Gate, directory: Directory, store: Store,
-        pump: Callable[[], None],
+        pump: Callable[[], None], node: str | None = None,
     ) -> None:
         import redis.asyncio as aioredis
 
@@ -60,6 +63,8 @@ class Cluster:
         self.directory = directory
         self.store = store
         self.pump = pump
+        self.node = node  # several nodes: this node's id; bindings other nodes hold are never "mine"
+        self.sender = sender_id(index, node)  # what this worker publishes as (and ignores when it comes back)
         self._wake = asyncio.Event()
         self._auth_out: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -72,6 +77,11 @@ class Cluster:
         await pubsub.subscribe(self.ch_location, self.ch_auth, self.ch_config)  # before reading: miss nothing
         loaded, dead, own_dead = [], [], []
         mine = flow_prefix(self.index)
+        here = (None, self.node)
+
+        def held_here(b: Binding) -> bool:  # a connection of this worker (of this node)
+            return bool(b.flow and b.flow.startswith(mine)) and path_node(b.path) in here
+
         for name, value in (await self.redis.hgetall(self.bindings_key)).items():
             try:
                 b = decode_binding(value)
@@ -80,7 +90,7 @@ class Cluster:
                 continue
             if b.expires_at <= now:
                 dead.append(name)
-            elif b.flow and b.flow.startswith(mine):
+            elif held_here(b):
                 own_dead.append(b)  # a connection of this worker's previous life: gone with it
             else:
                 loaded.append(b)
@@ -94,7 +104,7 @@ class Cluster:
         loc.apply_remote(own_dead, [])
         # removed as this worker's own change, so the other workers forget them too; also those
         # the database gave back (written before the crash, never removed)
-        own_dead = [b for b in loc.all() if b.flow and b.flow.startswith(mine)]
+        own_dead = [b for b in loc.all() if held_here(b)]
         for b in own_dead:
             loc.remove(b.account, b.key, "connection-closed")
         if own_dead:
@@ -119,7 +129,7 @@ class Cluster:
 
     # ------------------------------------------------------------------ out
     def _login(self, failed: bool, address: str, username: str, now: float) -> None:
-        self._auth_out.append(encode_auth(self.index, failed, address, username, now))
+        self._auth_out.append(encode_auth(self.sender, failed, address, username, now))
         self._wake.set()
 
     def _config_changed(self, directory: Directory) -> None:
@@ -142,10 +152,10 @@ class Cluster:
         if dels:
             pipe.hdel(self.bindings_key, *(field(a, k) for a, k in dels))
         if ups or dels:
-            pipe.publish(self.ch_location, encode_changes(self.index, ups, dels))
+            pipe.publish(self.ch_location, encode_changes(self.sender, ups, dels))
         for message in auth:
             if message == "cfg":
-                pipe.publish(self.ch_config, str(self.index))
+                pipe.publish(self.ch_config, str(self.sender))
             else:
                 pipe.publish(self.ch_auth, message)
         try:
@@ -187,12 +197,12 @@ class Cluster:
         try:
             if name == self.ch_location:
                 worker, ups, dels = decode_changes(data)
-                if worker == self.index:
+                if worker == self.sender:
                     return
                 self.location.apply_remote(ups, dels)
             elif name == self.ch_auth:
                 worker, failed, address, username, now = decode_auth(data)
-                if worker == self.index:
+                if worker == self.sender:
                     return
                 throttle = self.gate.throttle
                 if failed:
@@ -200,7 +210,7 @@ class Cluster:
                 else:
                     throttle.record_success(address, username, now)
             elif name == self.ch_config:
-                if int(data) == self.index:
+                if data.decode() == str(self.sender):
                     return
                 asyncio.get_running_loop().create_task(self._reload())
                 return

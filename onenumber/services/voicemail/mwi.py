@@ -12,7 +12,7 @@ Pure: no I/O, no clock; depends on routing.model, sip and services.subscriptions
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from ...routing.model import Binding
 from ...sip.bodies import MESSAGE_SUMMARY_TYPE, MessageSummary, message_summary
@@ -47,10 +47,12 @@ def unsolicited_notify(
     from_tag: str,
     cseq: int = 1,
     subscription_state: str = "active",
+    routes: Sequence[str] | None = None,
 ) -> Request:
-    """An out-of-dialog NOTIFY to one registered contact. No Via: the stack adds one."""
+    """An out-of-dialog NOTIFY to one registered contact, along `routes` (default: its Path).
+    No Via: the stack adds one."""
     h = Headers()
-    for path in binding.path:
+    for path in binding.path if routes is None else routes:
         h.add("Route", path)
     h.add("Max-Forwards", "70")
     h.add("From", f"<{server_uri}>;tag={from_tag}")
