@@ -44,14 +44,20 @@ DEFAULT_CAPACITY = 100.0
 
 
 def redis_extra(workers: int, url: str | None) -> tuple[str, ...]:
-    """The serve options of a run with worker processes (its Redis database flushed first)."""
+    """The serve options of a run with worker processes (its Redis database flushed first, when
+    it holds nothing but OneNumber's keys)."""
     if workers <= 1:
         return ()
     if not url:
         raise SystemExit("--workers N needs --redis URL")
     import redis
 
-    redis.Redis.from_url(url).flushdb()
+    client = redis.Redis.from_url(url)
+    strangers = [k for k in client.scan_iter(count=1000) if not k.startswith(b"onenumber:")]
+    if strangers:  # a database someone else uses: never flushed
+        raise SystemExit(f"{url} holds keys that are not OneNumber's ({strangers[:3]}): choose another database")
+    client.flushdb()
+    client.close()
     return ("--workers", str(workers), "--redis", url)
 
 
