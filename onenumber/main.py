@@ -354,8 +354,9 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         max_lag = RecentMax(max_lag) if max_lag is not None else None
     metrics_source = MetricsSource(stack, location, calls, core.gate, core.overload, max_lag, keepalive,
                                    dialogs=lambda: len(core.dialogs.calls))
-    if many:
-        shared_metrics = SharedMetrics(OneNumberCollector(metrics_source), metrics_dir(config.data_dir))
+    if many:  # the bindings (a copy of the same set in every worker) are counted by worker 0 at the scrape
+        periodic = OneNumberCollector(replace(metrics_source, location=None))
+        shared_metrics = SharedMetrics(periodic, metrics_dir(config.data_dir))
         tasks.append(loop.create_task(shared_metrics.run()))
     http = None
     if config.http_port and config.worker == 0:  # one HTTP server, in worker 0 (docs/scaling.md)
@@ -392,7 +393,8 @@ async def _serve(config: ServerConfig, store: Store) -> None:
             from .api.metrics_shared import MergedCollector
 
         app.include_router(metrics_router(
-            metrics_source if shared_metrics is None else MergedCollector(shared_metrics),
+            metrics_source if shared_metrics is None
+            else MergedCollector(shared_metrics, OneNumberCollector(metrics_source)),
             token=os.environ.get("ONENUMBER_METRICS_TOKEN") or None,
         ))
         tasks.append(loop.create_task(logins.run_sweeper()))

@@ -11,14 +11,17 @@ at the scrape and merges every file with prometheus-client's `MultiProcessCollec
   restarted worker never makes a total go down (a worker killed with -9 loses at most the
   last second of its increments);
 - gauges are merged by the mode of `GAUGE_MODES` (live calls and transactions are summed,
-  loop lag is the worst worker's, bindings — which every worker holds a copy of — the
-  largest copy), and the `live*` files of a dead worker are removed by the supervisor
-  (`mark_process_dead`), so its last values stop counting at once.
+  loop lag is the worst worker's), and the `live*` files of a dead worker are removed by the
+  supervisor (`mark_process_dead`), so its last values stop counting at once.
 
-The supervisor empties the directory at start. Why not prometheus-client's `Counter` objects
-with `PROMETHEUS_MULTIPROC_DIR`: those write to the mmap on every increment (a lock and a
-struct pack per SIP message); copying a few hundred values once a second costs nothing on the
-call path and gives the same sums, at most a second late for workers other than 0.
+Bindings are the same shared set in every worker: only worker 0 counts them, at the scrape
+(the periodic export leaves them out: counting 100,000 bindings every second in every
+worker would cost more than all the rest). The supervisor empties the directory at start.
+
+Why not prometheus-client's `Counter` objects with `PROMETHEUS_MULTIPROC_DIR`: those write
+to the mmap on every increment (a lock and a struct pack per SIP message); copying a few
+hundred values once a second costs nothing on the call path and gives the same sums, at most
+a second late for workers other than 0.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ LAG_WINDOW = 15.0  # seconds: loop_lag_max_seconds with several workers is the w
 
 # how the workers' gauges combine (prometheus-client multiprocess modes); the others are summed
 GAUGE_MODES = {
-    "onenumber_bindings": "livemax",  # every worker holds a copy of the same shared bindings
+    "onenumber_bindings": "livemax",  # worker 0's count only (every worker holds a copy of the same set)
     "onenumber_loop_lag_seconds": "livemax",
     "onenumber_loop_lag_max_seconds": "livemax",
     "onenumber_udp_queue_delay_seconds": "livemax",
@@ -109,9 +112,10 @@ class SharedMetrics:
             f = self._files[kind] = MmapedDict(str(self.path / f"{kind}_{self.pid}.db"))
         return f
 
-    def export(self) -> None:
+    def export(self, collector: Collector | None = None) -> None:
+        """Write the values of `collector` (by default this worker's periodic one)."""
         now = self.clock()
-        for family in self.collector.collect():
+        for family in (collector or self.collector).collect():
             if family.type == "counter":
                 kind = "counter"
             elif family.type == "gauge":
@@ -138,11 +142,14 @@ class SharedMetrics:
 
 
 class MergedCollector(Collector):
-    """Worker 0's `/metrics`: its own values written fresh, then every worker's files merged."""
+    """Worker 0's `/metrics`: its own values written fresh (`full`: also what the periodic
+    export leaves out, such as the bindings every worker holds a copy of), then every worker's
+    files merged."""
 
-    def __init__(self, own: SharedMetrics) -> None:
+    def __init__(self, own: SharedMetrics, full: Collector | None = None) -> None:
         self.own = own
+        self.full = full
 
     def collect(self) -> Iterator[Metric]:
-        self.own.export()
+        self.own.export(self.full)
         yield from MultiProcessCollector(None, path=str(self.own.path)).collect()
