@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import (
+    Dev,
     OneNumberServer,
     SippResult,
     _read_rtt,
@@ -38,28 +39,36 @@ class CallBed:
     calls_csv: Path
     workdir: Path
     uas: list[subprocess.Popen] = field(default_factory=list)
+    devices: list[Dev] = field(default_factory=list)  # every provisioned device (position 0 answers)
+    uas_ports: tuple[int, int] = (0, 0)  # the answering and the cancelled UAS's ports
 
 
 @contextmanager
 def call_bed(workdir: Path, *, accounts: int, lifetime: float, settings: dict[str, str] | None = None,
-             ) -> Iterator[CallBed]:
-    """Provision `accounts` × 2 devices, start the server, register every device at one of two
-    SIPp UAS (answer / cancelled) and keep them up for `lifetime` seconds at most."""
-    server = OneNumberServer(workdir / "server")
+             extra: tuple[str, ...] = (), db: str = "") -> Iterator[CallBed]:
+    """Provision `accounts` × 2 devices, start the server (`extra`: more serve options; `db`: a
+    database URL instead of a fresh SQLite file), register every device at one of two SIPp UAS
+    (answer / cancelled) and keep them up for `lifetime` seconds at most."""
+    server = OneNumberServer(workdir / "server", extra=extra, db=db)
     devs = provision(server.db, accounts, 2)
     if settings:
         _apply_settings(server.db, settings)
     numbers = sorted({d.account for d in devs})
     server.start()
-    bed = CallBed(server, workdir / "calls.csv", workdir)
+    bed = CallBed(server, workdir / "calls.csv", workdir, devices=devs)
     try:
         port_a, port_b = free_port(), free_port()
+        bed.uas_ports = (port_a, port_b)
         for pos, port in ((0, port_a), (1, port_b)):
             rows = [(d.account, d.auth_username, auth_keyword(d)) for d in devs if d.position == pos]
             inf = write_csv(workdir / f"devices-{pos}.csv", rows)
-            res = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(rows), rate=500, inf=inf,
-                           timeout=len(rows) / 500 + 15, local_port=port)
-            if res.successful != len(rows):
+            for rate in (500, 200, 100):  # a server just started may refuse some with 503: again, slower
+                res = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(rows), rate=rate,
+                               inf=inf, timeout=len(rows) / rate + 15, local_port=port)
+                if res.successful == len(rows):
+                    break
+                time.sleep(2)
+            else:
                 raise RuntimeError(f"device registrations: {res.successful}/{len(rows)} ok; {res.errors[:400]}")
         bed.uas = [
             start_sipp_uas("uas_answer.xml", port_a, workdir=workdir, timeout=lifetime, remote_port=server.sip_port),

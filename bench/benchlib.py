@@ -174,11 +174,13 @@ class OneNumberServer:
     proc: subprocess.Popen | None = None
     db: str = ""
     extra: tuple[str, ...] = ()  # more serve options (e.g. --workers 2 --redis URL)
+    http_port: int = 0
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db = self.db or f"sqlite:///{self.workdir / 'onenumber.sqlite3'}"
         self.sip_port = self.sip_port or free_port()
+        self.http_port = self.http_port or free_port()
 
     @property
     def pid(self) -> int:
@@ -191,7 +193,7 @@ class OneNumberServer:
         env.pop("ONENUMBER_DB", None)
         args = [
             "taskset", "-c", SERVER_CORE, *wrapper, ONENUMBER, "serve", "--bind", LOOPBACK,
-            "--sip-port", str(self.sip_port), "--http-port", str(free_port()),
+            "--sip-port", str(self.sip_port), "--http-port", str(self.http_port),
             "--data-dir", str(self.workdir), "--db", self.db, "--log-level", "warning",
             *_no_keepalive(),
             *os.environ.get("ONENUMBER_BENCH_SERVE_ARGS", "").split(),  # e.g. --no-history (bench/compare.py)
@@ -212,6 +214,52 @@ class OneNumberServer:
         if self.proc is not None:
             stop_pid(self.proc)
         self.proc = None
+
+    def kill(self) -> None:
+        """kill -9 of the server's process (its workers follow it: PR_SET_PDEATHSIG)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def pids(self) -> list[int]:
+        """The server's processes: the `onenumber serve` process (taskset execs into it) and its workers."""
+        return [self.pid, *children(self.pid)] if self.proc is not None else []
+
+    def rss(self) -> int:
+        """Resident memory of all of the server's processes, in bytes."""
+        total = 0
+        for pid in self.pids():
+            try:
+                total += rss_bytes(pid)
+            except OSError:
+                pass
+        return total
+
+    def metrics(self, timeout: float = 5.0) -> dict[str, float]:
+        """`/metrics` as {'name{labels}': value} (loopback needs no token)."""
+        return scrape_metrics(self.http_port, timeout)
+
+
+def scrape_metrics(http_port: int, timeout: float = 5.0) -> dict[str, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{http_port}/metrics", timeout=timeout) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+def metric_sum(metrics: dict[str, float], name: str) -> float:
+    """The sum of a metric over its labels (`onenumber_transactions` = server + client)."""
+    return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
 
 
 # ---------------------------------------------------------------------------------------- provisioning

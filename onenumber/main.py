@@ -371,6 +371,20 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     if history is not None:
         tasks.append(loop.create_task(history.run()))
     tasks.append(loop.create_task(rotation_loop(store)))  # credential_max_age_days
+    from .api.metrics import MetricsSource, OneNumberCollector
+
+    max_lag = load_watch.take_max_lag if load_watch is not None else None
+    shared_metrics = None
+    if many:  # every worker's numbers reach worker 0's /metrics (api/metrics_shared.py)
+        from .api.metrics_shared import RecentMax, SharedMetrics, metrics_dir
+
+        max_lag = RecentMax(max_lag) if max_lag is not None else None
+    metrics_source = MetricsSource(stack, location, calls, core.gate, core.overload, max_lag, keepalive,
+                                   dialogs=lambda: len(core.dialogs.calls))
+    if many:  # the bindings (a copy of the same set in every worker) are counted by worker 0 at the scrape
+        periodic = OneNumberCollector(replace(metrics_source, location=None))
+        shared_metrics = SharedMetrics(periodic, metrics_dir(config.data_dir))
+        tasks.append(loop.create_task(shared_metrics.run()))
     http = None
     if config.http_port and config.worker == 0:  # one HTTP server, in worker 0 (docs/scaling.md)
         from .api.app import create_app, start_http
@@ -400,11 +414,14 @@ async def _serve(config: ServerConfig, store: Store) -> None:
                          secure_cookies=bool(config.tls_cert and config.tls_key), sip=endpoint,
                          presence_voicemail=PresenceVoicemail(hub, voicemail.messages, voicemail.changed))
         app.state.ctx.webphone.restore(await live_sessions(store, time.time()))
-        from .api.metrics import MetricsSource, metrics_router
+        from .api.metrics import metrics_router
+
+        if shared_metrics is not None:
+            from .api.metrics_shared import MergedCollector
 
         app.include_router(metrics_router(
-            MetricsSource(stack, location, calls, core.gate, core.overload,
-                          load_watch.take_max_lag if load_watch is not None else None, keepalive),
+            metrics_source if shared_metrics is None
+            else MergedCollector(shared_metrics, OneNumberCollector(metrics_source)),
             token=os.environ.get("ONENUMBER_METRICS_TOKEN") or None,
         ))
         tasks.append(loop.create_task(logins.run_sweeper()))
@@ -444,6 +461,10 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if shared_metrics is not None:  # the last numbers of this life count in the totals
+        with contextlib.suppress(Exception):
+            shared_metrics.export()
+        shared_metrics.close()
     await location.flush()
     if node_watch is not None:
         await node_watch.stop(last=config.worker == 0)
@@ -501,6 +522,10 @@ def run_workers(config: ServerConfig) -> None:
                         format="%(asctime)s %(levelname)s %(name)s supervisor: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     asyncio.run(_prepare(config))
+    from .api.metrics_shared import metrics_dir, process_dead, reset_dir
+
+    shared_metrics = metrics_dir(config.data_dir)
+    reset_dir(shared_metrics)  # /metrics counts this run's workers (api/metrics_shared.py)
     ctx = multiprocessing.get_context("fork")
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
@@ -523,6 +548,8 @@ def run_workers(config: ServerConfig) -> None:
         for i, p in list(procs.items()):
             if p.is_alive() or stopping:
                 continue
+            if p.pid is not None:  # its live gauges stop counting at once (again while it waits: a glob)
+                process_dead(shared_metrics, p.pid)
             # a first start that failed by itself (a port in use, Redis unreachable): no use retrying
             if not restarts[i] and (p.exitcode or 0) > 0 and now - started[i] < 5.0:
                 log.error("worker %d exited at start (code %s): stopping", i, p.exitcode)

@@ -40,6 +40,7 @@ class MetricsSource:
     overload: Overload | None = None
     max_lag: Callable[[], float] | None = None  # the worst loop lag since the last scrape (resets)
     keepalive: Keepalive | None = None
+    dialogs: Callable[[], int] | None = None  # calls whose dialog state is held (services/dialogs.py)
     extra: dict[str, Callable[[], float]] = field(default_factory=dict)  # more gauges by name
     clock: Callable[[], float] = time.time
 
@@ -78,6 +79,9 @@ class OneNumberCollector(Collector):
                 failed.add_metric([cause], n)
             yield failed
             yield GaugeMetricFamily("onenumber_calls_active", "calls ringing or in conversation", value=c.active)
+        if s.dialogs is not None:
+            yield GaugeMetricFamily("onenumber_dialogs", "calls whose dialog state is held (set up or answered, "
+                                    "not ended yet)", value=s.dialogs())
         if s.location is not None:
             by: dict[str, int] = {}
             for b in s.location.all():
@@ -136,10 +140,12 @@ def allowed(request: Request, token: str | None) -> bool:
     return False
 
 
-def metrics_router(source: MetricsSource, *, token: str | None = None) -> APIRouter:
-    """`GET /metrics`: loopback clients, or any client with the bearer token when one is set."""
+def metrics_router(source: MetricsSource | Collector, *, token: str | None = None) -> APIRouter:
+    """`GET /metrics`: loopback clients, or any client with the bearer token when one is set.
+    `source` is this process's numbers, or a collector of its own (several workers:
+    `metrics_shared.MergedCollector`)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(OneNumberCollector(source))
+    registry.register(OneNumberCollector(source) if isinstance(source, MetricsSource) else source)
     router = APIRouter()
 
     @router.get("/metrics", include_in_schema=False)

@@ -264,3 +264,54 @@ def test_kill_9_of_the_worker_holding_a_tcp_phone_removes_its_binding_from_redis
     finally:
         phone.stop()
         client.close()
+
+
+def _scrape(server: Server) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{server.http_port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def _metric(text: str, name: str) -> float | None:
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_metrics_count_what_every_worker_saw(workers_calls: Workers) -> None:
+    """/metrics is served by worker 0 but sums every worker's numbers (api/metrics_shared.py);
+    a killed worker's counters stay in the totals, its live gauges leave."""
+    import os
+    import signal
+
+    w = workers_calls
+    made = add_accounts(w.server, [("1000", "Alice", 1)])
+    w.server.cli("settings", "set", "auth_max_failures", "50")
+    w.wait_config()
+    alice = made["1000"][0]
+    with RawUA(w.pin(0)) as ua0, RawUA(w.pin(1)) as ua1:  # type: ignore[arg-type]
+        for ua, tries in ((ua0, 2), (ua1, 3)):
+            for _ in range(tries):
+                assert ua.register(alice.account, auth=(alice.auth_username, "wrong")).status == 401
+        assert ua1.register(alice.account, auth=(alice.auth_username, alice.secret)).status == 200
+    # worker 1 writes its numbers about once a second
+    deadline = time.monotonic() + 5
+    while _metric(text := _scrape(w.server), "onenumber_auth_failures_total") != 5:
+        assert time.monotonic() < deadline, text
+        time.sleep(0.2)
+    assert (_metric(text, 'onenumber_sip_requests_total{method="REGISTER"}') or 0) >= 2 * 6
+    assert _metric(text, 'onenumber_bindings{transport="udp"}') == 1  # each worker's copy: not summed
+    assert _metric(text, "onenumber_calls_active") == 0 and _metric(text, "onenumber_dialogs") == 0
+    assert 'side="server"' in text and "pid=" not in text
+
+    pids = {int(i): int(p) for i, p in re.findall(r"worker (\d) started \(pid (\d+)\)", w.server.log())}
+    files = w.server.workdir / "run" / "metrics"
+    assert (files / f"counter_{pids[1]}.db").exists() and (files / f"gauge_livesum_{pids[1]}.db").exists()
+    os.kill(pids[1], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while (files / f"gauge_livesum_{pids[1]}.db").exists() or not options_ping(w.base + 1, 0.2):
+        assert time.monotonic() < deadline, w.server.log()[-3000:]
+        time.sleep(0.1)
+    text = _scrape(w.server)
+    assert _metric(text, "onenumber_auth_failures_total") == 5  # the dead worker's 3 still count
+    assert (files / f"counter_{pids[1]}.db").exists()
