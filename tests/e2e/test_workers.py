@@ -296,7 +296,8 @@ def test_metrics_count_what_every_worker_saw(workers_calls: Workers) -> None:
         assert ua1.register(alice.account, auth=(alice.auth_username, alice.secret)).status == 200
     # worker 1 writes its numbers about once a second
     deadline = time.monotonic() + 5
-    while _metric(text := _scrape(w.server), "onenumber_auth_failures_total") != 5:
+    while (_metric(text := _scrape(w.server), "onenumber_auth_failures_total") != 5
+           or _metric(text, 'onenumber_bindings{transport="udp"}') != 1):  # the binding reached worker 0
         assert time.monotonic() < deadline, text
         time.sleep(0.2)
     assert (_metric(text, 'onenumber_sip_requests_total{method="REGISTER"}') or 0) >= 2 * 6
