@@ -297,7 +297,7 @@ class PresenceService:
 
     def _notify_all(self, package: Package, account: str, now: float) -> None:
         for sub in list(self.subscriptions.for_target(package, account)):
-            self._send(sub, self.subscriptions.notify(sub, self.render, now), now)
+            self._notify(sub, now)
 
     def set_mailbox(self, box: str, summary: MessageSummary) -> None:
         """The voicemail service's counts for `box` changed: tell its subscribed devices."""
@@ -349,6 +349,29 @@ class PresenceService:
         self.stack.respond(txn, self.stack.make_response(req, resp.status, resp.reason), now)
 
     # ---------------------------------------------------------------- NOTIFY out, answers back
+    def _notify(self, sub: Subscription, now: float, reason: str | None = None) -> None:
+        """The next NOTIFY of `sub`, sent from its template (`Subscriptions.notify_data`): no
+        Request object is built, and its answer is matched without being parsed."""
+        source = sub.flow if isinstance(sub.flow, Source) else None
+        if source is None:  # nowhere to send it: counted all the same
+            self.subscriptions.notify(sub, self.render, now, reason=reason)
+            return
+        stack = self.stack
+        host, port = stack.local.get(source.transport, source.local)
+        branch = stack.new_branch()
+        data, prepared = self.subscriptions.notify_data(
+            sub, self.render, now, f"SIP/2.0/{source.transport.upper()} {host}:{port}", branch, reason=reason)
+        routes = prepared.routes
+        if source.reliable and source.conn is not None:
+            target = Target(source.transport, source.remote[0], source.remote[1], source.conn)
+        elif routes and isinstance(routes[0].uri, SipUri):
+            first = routes[0].uri
+            target = Target(first.transport or "udp", first.host.strip("[]"), first.port or 5060)
+        else:  # where the SUBSCRIBE came from: a phone behind NAT is reached there, not at its Contact
+            target = Target(source.transport, source.remote[0], source.remote[1])
+        stack.send_prepared(data, branch, "NOTIFY", target, now, context=_NotifyContext(self, sub))
+        self.stats["notifies"] += 1
+
     def _send(self, sub: Subscription, req: Request, now: float) -> None:
         source = sub.flow if isinstance(sub.flow, Source) else None
         if source is None:
@@ -382,7 +405,7 @@ class PresenceService:
     def _on_expiry(self, now: float) -> None:
         self._expiry = self._expiry_at = None
         for sub in self.subscriptions.expire(now):
-            self._send(sub, self.subscriptions.notify(sub, self.render, now, reason="timeout"), now)
+            self._notify(sub, now, reason="timeout")
         self._arm_expiry(now)
 
 
