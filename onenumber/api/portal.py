@@ -40,8 +40,8 @@ from ..model import Binding
 from ..routing.model import Device
 from ..services.logins import Invalid, LoggedIn, Throttled
 from ..store import AdminError, NotFoundError
-from ..store.admin import UNCHANGED, _Unchanged
 from ..store import logins as login_db
+from ..store.admin import UNCHANGED, _Unchanged
 from ..store.history import read_history
 from ..store.views import binding_view
 from .app import ApiContext, api_message, client_address
@@ -128,7 +128,7 @@ def int_field(form: dict[str, str], name: str, *, optional: bool = False) -> int
         raise FormError(name, f"{name}: {text!r} is not a whole number") from None
 
 
-def _pin_change(form: dict[str, str]) -> str | None | _Unchanged:
+def _pin_change(form: dict[str, str]) -> str | _Unchanged | None:
     """The voicemail PIN field: a new PIN, or (ticked) back to the server-wide one; empty and
     unticked leaves the PIN as it is (it is never shown, so an empty field is no change)."""
     pin = form.get("voicemail_pin", "").strip()
