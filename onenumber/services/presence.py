@@ -39,7 +39,7 @@ from .dialogs import Dialogs
 from .directory import Directory
 from .events import BindingChanged, DialogChanged, Event
 from .location import Location
-from .subscriptions import Package, Subscription, Subscriptions, WatchSettings, may_subscribe
+from .subscriptions import Package, State, Subscription, Subscriptions, WatchSettings, may_subscribe
 from .voicemail.mwi import unsolicited_notify, unsolicited_targets
 
 log = logging.getLogger("onenumber.presence")
@@ -246,14 +246,15 @@ class PresenceService:
             summary = self.mailboxes.get(account, MessageSummary())
             return message_summary(replace(summary, account=summary.account or self.mailbox_uri(account)))
         presence, infos = self.shown.get(account) or self.state(account, self.clock())
-        entity = f"sip:{account}@{self.domain()}"
         if sub.package is Package.PRESENCE:
-            return pidf(f"pres:{account}@{self.domain()}", presence.value, contact=entity)
-        dialogs = infos + tuple(self.ended.get(account, ()))
+            return pidf(f"pres:{account}@{self.domain()}", presence.value, contact=f"sip:{account}@{self.domain()}")
+        ended = self.ended.get(account)
+        dialogs = infos + tuple(ended) if ended else infos
         # every watcher of the account gets the same document but for its version: render it
         # once per change (most of a NOTIFY's cost was this XML)
         cached = self._bodies.get(account)
         if cached is None or cached[0] != dialogs:
+            entity = f"sip:{account}@{self.domain()}"
             head, _, tail = dialog_info(entity, 0, dialogs).partition(b' version="0" ')
             cached = self._bodies[account] = (dialogs, head, tail)
         return b'%s version="%d" %s' % (cached[1], sub.version, cached[2])
@@ -345,6 +346,17 @@ class PresenceService:
             self._send(answer.subscription, answer.notify, now)
         self._arm_expiry(now)
 
+    def _send(self, sub: Subscription, req: Request, now: float) -> None:
+        """A NOTIFY built as a Request (the one a SUBSCRIBE triggers): sent as such, and made the
+        subscription's template for the NOTIFYs to come (`_notify`)."""
+        source = sub.flow if isinstance(sub.flow, Source) else None
+        if source is None:
+            return
+        host, port = self.stack.local.get(source.transport, source.local)
+        if sub.state is State.ACTIVE:
+            self.subscriptions.prepare(sub, f"SIP/2.0/{source.transport.upper()} {host}:{port}", req)
+        self._send_request(sub, req, now)
+
     def _reply(self, txn: ServerTxn, req: Request, resp: Response, now: float) -> None:
         self.stack.respond(txn, self.stack.make_response(req, resp.status, resp.reason), now)
 
@@ -372,7 +384,7 @@ class PresenceService:
         stack.send_prepared(data, branch, "NOTIFY", target, now, context=_NotifyContext(self, sub))
         self.stats["notifies"] += 1
 
-    def _send(self, sub: Subscription, req: Request, now: float) -> None:
+    def _send_request(self, sub: Subscription, req: Request, now: float) -> None:
         source = sub.flow if isinstance(sub.flow, Source) else None
         if source is None:
             return

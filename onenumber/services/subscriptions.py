@@ -351,20 +351,32 @@ class Subscriptions:
         data = prepared.template % (branch.encode(), d.local_cseq, sub_state.encode(), len(body), body)
         return data, prepared
 
-    def _prepare(self, sub: Subscription, key: tuple[str, str, str]) -> Prepared:
-        """The template: the request `_build` makes, holes marked by NUL (never in a parsed value)."""
-        d = sub.dialog
-        extra = [
-            ("Event", sub.package.value + (f";id={sub.event_id}" if sub.event_id else "")),
-            ("Subscription-State", "\x00S"),
-            ("Contact", f"<{key[2]}>"),
-        ]
-        req = d.request("NOTIFY", extra, b"\x00", CONTENT_TYPES[sub.package])
-        d.local_cseq -= 1  # counted when a NOTIFY is filled in
+    def prepare(self, sub: Subscription, via: str, notify: Request) -> None:
+        """Make `sub`'s template from `notify`, a NOTIFY `notify` built for it just now (the one
+        a SUBSCRIBE triggers), so that later NOTIFYs start from it (`notify_data`)."""
+        if notify.headers.get("content-type") and notify.body:
+            sub.prepared = self._prepare(sub, (via, sub.dialog.remote_target, self._contact(sub)), notify)
+
+    def _prepare(self, sub: Subscription, key: tuple[str, str, str], req: Request | None = None) -> Prepared:
+        """The template: the request `_build` makes (or made: `req`), holes marked by NUL (never
+        in a parsed value)."""
+        if req is None:
+            d = sub.dialog
+            extra = [
+                ("Event", sub.package.value + (f";id={sub.event_id}" if sub.event_id else "")),
+                ("Subscription-State", ""),
+                ("Contact", f"<{key[2]}>"),
+            ]
+            req = d.request("NOTIFY", extra, b"\x00", CONTENT_TYPES[sub.package])
+            d.local_cseq -= 1  # counted when a NOTIFY is filled in
         lines = [req.start_line(), f"Via: {key[0]};branch=\x00B;rport"]
         for k, name, value in req.headers._items:
+            if k == "via":
+                continue
             if k == "cseq":
                 value = "\x00C NOTIFY"
+            elif k == "subscription-state":
+                value = "\x00S"
             elif k == "content-length":
                 value = "\x00L"
             lines.append(f"{name}: {value}")

@@ -26,6 +26,7 @@ from .message import Headers, LazyResponse, Request, Response, parse
 from .overload import STARTS_WORK, Overload
 from .transaction import (
     ClientTransaction,
+    LightClientTransaction,
     PassUp,
     ServerTransaction,
     Terminated,
@@ -119,8 +120,8 @@ class ClientTxn:
 
     __slots__ = ("branch", "context", "key", "light", "machine", "method", "request", "target")
 
-    def __init__(self, key: tuple, request: Request | None, target: Target, machine: ClientTransaction,
-                 method: str = "") -> None:
+    def __init__(self, key: tuple, request: Request | None, target: Target,
+                 machine: ClientTransaction | LightClientTransaction, method: str = "") -> None:
         self.key = key
         self.request: Request = request  # type: ignore[assignment]  # None: sent prepared (`light`)
         self.method = request.method if request is not None else method
@@ -419,7 +420,17 @@ class Stack:
         status = int(data[8:11])
         line = data.find(b"\r\n")
         resp = LazyResponse(status, data[12:line].decode("utf-8", "replace"), data, source.reliable)
-        self._run_client(txn, txn.machine.receive_response(status, now), resp, now)
+        if status < 200:
+            self._run_client(txn, txn.machine.receive_response(status, now), resp, now)
+            return True
+        # A final response ends it at once: no Completed state, no Timer K. K only absorbs the
+        # final's retransmissions, and without the transaction they are stray responses, which
+        # the transaction user drops (only 2xx to INVITE are relayed); its Timer E/F entry is
+        # skipped when it comes up (the transaction is gone).
+        del self.client_txns[txn.key]
+        self._light -= 1
+        self.tu.on_response(txn, resp, now)
+        txn.context = None
         return True
 
     def _receive_response(self, resp: Response, source: Source, now: float) -> None:
@@ -516,9 +527,10 @@ class Stack:
         carries `branch` (from `new_branch`) and whose CSeq method is `method`. No `Request`
         object is kept, and its responses are matched from their bytes and handed to the
         transaction user as `LazyResponse`s (parsed only if more than the status is read): the
-        NOTIFYs of subscriptions, sent by the thousand, go this way."""
-        machine = ClientTransaction(invite=False, request=data, reliable=target.transport in RELIABLE, now=now,
-                                    timers=self.timers)
+        NOTIFYs of subscriptions, sent by the thousand, go this way. Its final response ends it
+        at once (see `_receive_light`)."""
+        machine = LightClientTransaction(request=data, reliable=target.transport in RELIABLE, now=now,
+                                         timers=self.timers)
         key = (branch, method)
         txn = ClientTxn(key, None, target, machine, method)
         txn.context = context

@@ -143,10 +143,11 @@ def test_prepared_request_is_sent_and_its_answer_matched_from_the_bytes() -> Non
     assert (resp.status, resp.reason) == (481, "Subscription Does Not Exist")
     assert resp.call_id == "n1" and resp.body == b""  # the rest parsed when read
     assert stack.outbox == []  # no ACK for a non-INVITE
-    stack.receive(_answer(branch.encode()), SRC, 0.2)  # a late retransmission: absorbed (Timer K)
-    assert len(tu.responses) == 1
-    stack.handle_timer(10.0)
-    assert stack.client_txns == {} and stack._light == 0
+    assert stack.client_txns == {} and stack._light == 0  # a final ends it: no Timer K
+    stack.receive(_answer(branch.encode()), SRC, 0.2)  # a late retransmission: stray, dropped
+    assert len(tu.responses) == 1 and stack.outbox == []
+    stack.handle_timer(40.0)  # its Timer E/F entries come up: nothing fires
+    assert stack.outbox == [] and tu.timeouts == 0
 
 
 def test_prepared_request_retransmits_and_times_out() -> None:
