@@ -67,7 +67,7 @@ def _rank(d: DeviceDialog) -> tuple[int, int]:
 
 
 def _call_dialog_id(call_id: str, direction: Direction) -> str:
-    return f"{call_id}-{direction.value[0]}"
+    return f"{call_id}-{direction[0]}"  # a StrEnum: its value's first letter, without the .value descriptor
 
 
 class PresenceService:
@@ -209,15 +209,15 @@ class PresenceService:
         legs = list(self.legs.get(account, {}).values())
         dialogs = [leg.dialog for leg in legs]
         presence = account_presence(acc, devices, bindings, dialogs, now)
-        visible = set(visible_dialogs(acc, devices, bindings, dialogs, now))
+        visible = {id(d) for d in visible_dialogs(acc, devices, bindings, dialogs, now)}  # the legs' own objects
         pickup = f"sip:{self.pickup_prefix}{account}@{self.domain()}" if self.pickup_prefix else ""
         # One phone in the eyes of others: a call is one dialog of the account, whichever and
         # however many of its devices it rings (the most advanced leg speaks for it), and an
         # incoming call offered to its devices is early at once, as the account is `ringing`.
         calls: dict[tuple[str, str], _Leg] = {}
         for leg in legs:
-            if leg.dialog in visible:
-                k = (leg.dialog.call_id, leg.dialog.direction.value)
+            if id(leg.dialog) in visible:
+                k = (leg.dialog.call_id, leg.dialog.direction)  # a StrEnum: equal to, and hashed as, its value
                 best = calls.get(k)
                 if best is None or _rank(leg.dialog) > _rank(best.dialog):
                     calls[k] = leg
@@ -233,7 +233,7 @@ class PresenceService:
                 info = replace(base, id=_call_dialog_id(call_id, d.direction),
                                state=DialogState.EARLY.value, pickup_uri=pickup)
             else:
-                info = replace(base, id=_call_dialog_id(call_id, d.direction), state=d.state.value)
+                info = replace(base, id=_call_dialog_id(call_id, d.direction), state=str(d.state))
             leg.shown = (made_of, info)
             infos.append(info)
         if calls:
@@ -294,7 +294,7 @@ class PresenceService:
                 self._bodies.pop(account, None)
 
     def _watched(self, account: str) -> bool:
-        return any(True for p in Package for _ in self.subscriptions.for_target(p, account))
+        return self.subscriptions.watched(account)
 
     def _notify_all(self, package: Package, account: str, now: float) -> None:
         for sub in list(self.subscriptions.for_target(package, account)):

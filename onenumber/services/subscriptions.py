@@ -213,6 +213,7 @@ class Subscriptions:
         self.contact = contact
         self.by_key: dict[tuple, Subscription] = {}
         self.by_target: dict[tuple[Package, str], dict[tuple, Subscription]] = {}
+        self._per_target: dict[str, int] = {}  # target → its subscriptions, any package
         self._heap: list[tuple[float, int, tuple]] = []
         self._seq = itertools.count()
 
@@ -308,6 +309,10 @@ class Subscriptions:
     def notify_target(self, package: Package, target: str, render: Render, now: float) -> list[Request]:
         """A NOTIFY for every active subscription to `target`'s `package` state (on each change)."""
         return [self._build(sub, render, now) for sub in list(self.for_target(package, target))]
+
+    def watched(self, target: str) -> bool:
+        """Whether `target` has a subscriber, to any package."""
+        return target in self._per_target
 
     def for_target(self, package: Package, target: str) -> Iterable[Subscription]:
         return self.by_target.get((package, target), {}).values()
@@ -420,11 +425,17 @@ class Subscriptions:
     def _add(self, sub: Subscription) -> None:
         self.by_key[sub.key] = sub
         self.by_target.setdefault((sub.package, sub.target), {})[sub.key] = sub
+        self._per_target[sub.target] = self._per_target.get(sub.target, 0) + 1
         heapq.heappush(self._heap, (sub.expires_at, next(self._seq), sub.key))
 
     def _remove(self, sub: Subscription) -> None:
         if self.by_key.pop(sub.key, None) is None:
             return
+        left = self._per_target[sub.target] - 1
+        if left:
+            self._per_target[sub.target] = left
+        else:
+            del self._per_target[sub.target]
         group = self.by_target.get((sub.package, sub.target))
         if group is not None:
             group.pop(sub.key, None)
