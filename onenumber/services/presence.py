@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from ..routing.model import Device
 from ..routing.presence import DeviceDialog, DialogState, Direction, Presence, account_presence, visible_dialogs
 from ..sip.bodies import DialogInfo, MessageSummary, Participant, dialog_info, message_summary, pidf
+from ..sip.headers import NameAddr
 from ..sip.message import Request, Response
 from ..sip.stack import ClientTxn, ServerTxn, Source, Stack, Target, Timer
 from ..sip.uri import SipUri
@@ -39,7 +40,7 @@ from .dialogs import Dialogs
 from .directory import Directory
 from .events import BindingChanged, DialogChanged, Event
 from .location import Location
-from .subscriptions import Package, State, Subscription, Subscriptions, WatchSettings, may_subscribe
+from .subscriptions import Package, Prepared, State, Subscription, Subscriptions, WatchSettings, may_subscribe
 from .voicemail.mwi import unsolicited_notify, unsolicited_targets
 
 log = logging.getLogger("onenumber.presence")
@@ -373,15 +374,11 @@ class PresenceService:
         branch = stack.new_branch()
         data, prepared = self.subscriptions.notify_data(
             sub, self.render, now, f"SIP/2.0/{source.transport.upper()} {host}:{port}", branch, reason=reason)
-        routes = prepared.routes
-        if source.reliable and source.conn is not None:
-            target = Target(source.transport, source.remote[0], source.remote[1], source.conn)
-        elif routes and isinstance(routes[0].uri, SipUri):
-            first = routes[0].uri
-            target = Target(first.transport or "udp", first.host.strip("[]"), first.port or 5060)
-        else:  # where the SUBSCRIBE came from: a phone behind NAT is reached there, not at its Contact
-            target = Target(source.transport, source.remote[0], source.remote[1])
-        stack.send_prepared(data, branch, "NOTIFY", target, now, context=_NotifyContext(self, sub))
+        glue = sub.glue
+        if not isinstance(glue, _Glue) or glue.source is not source or glue.prepared is not prepared:
+            target = _notify_target(source, prepared.routes)
+            glue = sub.glue = _Glue(source, prepared, target, _NotifyContext(self, sub))
+        stack.send_prepared(data, branch, "NOTIFY", glue.target, now, context=glue.context)
         self.stats["notifies"] += 1
 
     def _send_request(self, sub: Subscription, req: Request, now: float) -> None:
@@ -419,6 +416,30 @@ class PresenceService:
         for sub in self.subscriptions.expire(now):
             self._notify(sub, now, reason="timeout")
         self._arm_expiry(now)
+
+
+def _notify_target(source: Source, routes: tuple[NameAddr, ...]) -> Target:
+    """Where a subscription's NOTIFYs go: its connection, else its first Route, else where the
+    SUBSCRIBE came from (a phone behind NAT is reached there, not at its Contact)."""
+    if source.reliable and source.conn is not None:
+        return Target(source.transport, source.remote[0], source.remote[1], source.conn)
+    if routes and isinstance(routes[0].uri, SipUri):
+        first = routes[0].uri
+        return Target(first.transport or "udp", first.host.strip("[]"), first.port or 5060)
+    return Target(source.transport, source.remote[0], source.remote[1])
+
+
+class _Glue:
+    """What presence keeps on a subscription between its NOTIFYs (`Subscription.glue`): the
+    target worked out from its flow and template, and its transactions' context."""
+
+    __slots__ = ("context", "prepared", "source", "target")
+
+    def __init__(self, source: Source, prepared: Prepared, target: Target, context: _NotifyContext) -> None:
+        self.source = source
+        self.prepared = prepared
+        self.target = target
+        self.context = context
 
 
 class _Ignore:

@@ -87,6 +87,7 @@ class Subscription:
     notifies: int = 0  # NOTIFYs built so far: the next dialog-info version
     state: State = State.ACTIVE
     prepared: Prepared | None = None  # its NOTIFY as a template (`Subscriptions.notify_data`)
+    glue: object = None  # the caller's own per-subscription state (kept opaque here)
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:

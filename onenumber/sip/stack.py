@@ -536,7 +536,9 @@ class Stack:
         txn.context = context
         self.client_txns[key] = txn
         self._light += 1
-        self._run_client(txn, machine.start(now), None, now)
+        # machine.start(now) is the one Transmit of `data`: queued here without the action loop
+        self.outbox.append(Send(data, target.transport, (target.host, target.port), target.conn))
+        self._arm(machine.deadline, txn)  # its one timer entry (E, or F on a reliable transport)
         return txn
 
     def send_stateless(self, req: Request, target: Target) -> None:
