@@ -67,6 +67,13 @@ def _rank(d: DeviceDialog) -> tuple[int, int]:
     return (_RANK.get(d.state, -1), -d.position)
 
 
+def _shown_as(base: DialogInfo, id_: str, state: str, pickup_uri: str) -> DialogInfo:
+    """`replace(base, id=…, state=…, pickup_uri=…)` spelt out: dataclasses.replace reads every
+    field by name, and this runs on every BLF flush."""
+    return DialogInfo(id_, state, base.direction, base.call_id, base.local_tag, base.remote_tag, base.local,
+                      base.remote, base.event, base.code, base.duration, pickup_uri)
+
+
 def _call_dialog_id(call_id: str, direction: Direction) -> str:
     return f"{call_id}-{direction[0]}"  # a StrEnum: its value's first letter, without the .value descriptor
 
@@ -231,10 +238,9 @@ class PresenceService:
                 infos.append(leg.shown[1])
                 continue
             if d.ringing:
-                info = replace(base, id=_call_dialog_id(call_id, d.direction),
-                               state=DialogState.EARLY.value, pickup_uri=pickup)
+                info = _shown_as(base, _call_dialog_id(call_id, d.direction), "early", pickup)
             else:
-                info = replace(base, id=_call_dialog_id(call_id, d.direction), state=str(d.state))
+                info = _shown_as(base, _call_dialog_id(call_id, d.direction), str(d.state), base.pickup_uri)
             leg.shown = (made_of, info)
             infos.append(info)
         if calls:
