@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import re
 import subprocess
 import sys
 import time
@@ -52,13 +51,16 @@ STEP = 0.002  # simulated seconds per call (500 calls/s)
 WATCHER_PORT = 40000  # watcher sockets: WATCHER_PORT + i
 
 
-_HEAD = re.compile(rb"^(?:Via|From|To|Call-ID|CSeq): [^\r\n]*\r\n", re.M)
+_ECHOED = (b"Via:", b"From:", b"To:", b"Call-ID:", b"CSeq:")
 
 
 def ok_for(notify: bytes) -> bytes:
-    """A watcher's 200 to one NOTIFY, cut from its bytes (cheap: the bench's side, not the server's)."""
-    head = notify.split(b"\r\n\r\n", 1)[0] + b"\r\n"
-    return b"SIP/2.0 200 OK\r\n" + b"".join(_HEAD.findall(head)) + b"Content-Length: 0\r\n\r\n"
+    """A watcher's 200 to one NOTIFY, cut from its bytes. Cheap, as it is the bench's side and
+    not the server's, yet callgrind counts it: a regex over the header (the first version) cost
+    ~40 k instructions per NOTIFY, a tenth of what the server spent on it then."""
+    lines = notify[: notify.find(b"\r\n\r\n")].split(b"\r\n")
+    return b"SIP/2.0 200 OK\r\n%b\r\nContent-Length: 0\r\n\r\n" % b"\r\n".join(
+        [line for line in lines if line.startswith(_ECHOED)])
 
 
 class Bed:

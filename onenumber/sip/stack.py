@@ -401,11 +401,10 @@ class Stack:
         end = data.find(b"\r\n\r\n")
         if end < 0 or data[11:12] != b" " or not data[8:11].isdigit() or data[8:9] == b"0":
             return False
-        head = data[:end]
-        if b"\r\n " in head or b"\r\n\t" in head:
+        if data.find(b"\r\n ", 0, end) >= 0 or data.find(b"\r\n\t", 0, end) >= 0:
             return False
-        via = _LIGHT_VIA.search(head)
-        cseq = _LIGHT_CSEQ.search(head)
+        via = _LIGHT_VIA.search(data, 0, end)
+        cseq = _LIGHT_CSEQ.search(data, 0, end)
         if via is None or cseq is None:
             return False
         value = via.group(1)
@@ -414,7 +413,7 @@ class Stack:
         branch = _LIGHT_BRANCH.search(value)
         if branch is None:
             return False
-        txn = self.client_txns.get((branch.group(1).decode("ascii", "replace"), cseq.group(1).decode("ascii")))
+        txn = self.client_txns.get((branch.group(1).decode("latin-1"), cseq.group(1).decode("latin-1")))
         if txn is None or not txn.light:
             return False
         status = int(data[8:11])
