@@ -79,6 +79,7 @@ async def test_voicemail_pin_column_upgrades_from_0005_keeping_the_accounts(db_u
     store = await Store.open(db_url)
     try:
         await store.admin.add_account("1000", "Alice")
+        await store.admin.add_device("1000", "deskphone")
         await store.admin.update_account("1000", voicemail_pin="2468")
 
         def run(sync_conn, target: str) -> None:  # type: ignore[no-untyped-def]
@@ -97,5 +98,7 @@ async def test_voicemail_pin_column_upgrades_from_0005_keeping_the_accounts(db_u
             await conn.commit()
         account = await store.admin.get_account("1000")
         assert account.display_name == "Alice" and account.voicemail_pin is None
+        # the accounts table was altered, not rebuilt: its devices (ON DELETE CASCADE) are still there
+        assert [d.auth_username for d in await store.admin.list_devices("1000")] == ["1000"]
     finally:
         await store.close()

@@ -16,11 +16,12 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE (SQLite >= 3.35 for DROP COLUMN, PostgreSQL): a batch rebuild of `accounts`
+# would drop the table, and with foreign keys on, SQLite's implicit DELETE cascades to every
+# account's DIDs and devices (as 0003 notes).
 def upgrade() -> None:
-    with op.batch_alter_table("accounts") as batch:  # SQLite: batch mode, as it cannot ALTER much
-        batch.add_column(sa.Column("voicemail_pin", sa.String(12), nullable=True))
+    op.add_column("accounts", sa.Column("voicemail_pin", sa.String(12), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("accounts") as batch:
-        batch.drop_column("voicemail_pin")
+    op.execute("ALTER TABLE accounts DROP COLUMN voicemail_pin")
