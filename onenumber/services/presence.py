@@ -152,7 +152,13 @@ class PresenceService:
             if leg is None:
                 legs[key] = _Leg(dialog, ev)
             else:
+                still_ringing = leg.dialog.ringing and dialog.ringing
                 leg.dialog = dialog
+                if still_ringing:
+                    # trying/proceeding/early of an incoming call: the device is ringing before and
+                    # after, the call shows as early either way, so nothing a watcher (or the
+                    # account's state) sees can change: no flush (each 180 of a forked call was one)
+                    return
         self._mark(ev.account)
 
     def _leg_info(self, leg: _Leg) -> DialogInfo:
