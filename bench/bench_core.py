@@ -18,14 +18,15 @@ import gc
 import itertools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from onenumber.settings import Trunk
 from onenumber.sip.auth import authorize
-from onenumber.sip.message import Request
-from onenumber.sip.stack import Source
+from onenumber.sip.message import Request, Response
+from onenumber.sip.stack import Send, Source
 from tests.services.sipnet import SERVER, TRUNK, Net, invite, make_account, reply, requests_to, responses_to
 from tests.services.test_registrar_app import register
 
@@ -85,36 +86,47 @@ def test_authenticated_registration(benchmark) -> None:
     benchmark(one)
 
 
+D0, D1 = 31000, 31002  # every account's two devices are bound here
+SendFn = Callable[[bytes | Request | Response, tuple[str, int]], list[tuple[Send, Request | Response]]]
+
+
+def forked_call(send: SendFn, n: int, target: str, prefix: str = "bench") -> None:
+    """One forked call to `target` (devices bound at D0 and D1): INVITE from the trunk → both
+    ring (180) → D0 answers → D1 is cancelled (200, 487) → ACK → BYE → 200. `send` feeds one
+    message into the core and returns what the core sent, parsed (`Net.send`, or bench_blf's,
+    which answers NOTIFYs on the way)."""
+    out = send(invite(target, TRUNK, call_id=f"{prefix}-{n}"), TRUNK)
+    inv0, inv1 = requests_to(out, D0, "INVITE")[0], requests_to(out, D1, "INVITE")[0]
+    send(reply(inv0, 180, "Ringing", tag="a"), ("127.0.0.1", D0))
+    send(reply(inv1, 180, "Ringing", tag="b"), ("127.0.0.1", D1))
+    out = send(reply(inv0, 200, "OK", tag="a", contact=f"sip:a@127.0.0.1:{D0}"), ("127.0.0.1", D0))
+    ok = responses_to(out, TRUNK[1])[-1]
+    (cancel,) = requests_to(out, D1, "CANCEL")
+    send(reply(cancel, 200, "OK", tag="b"), ("127.0.0.1", D1))
+    send(reply(inv1, 487, "Request Terminated", tag="b"), ("127.0.0.1", D1))
+    route = ok.headers.get("record-route")
+    for method, cseq in (("ACK", 1), ("BYE", 2)):
+        msg = (
+            f"{method} sip:a@127.0.0.1:{D0} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {TRUNK[0]}:{TRUNK[1]};branch=z9hG4bK{method}{n};rport\r\n"
+            f"Route: {route}\r\nMax-Forwards: 70\r\nFrom: {ok.headers.get('from')}\r\n"
+            f"To: {ok.headers.get('to')}\r\nCall-ID: {ok.call_id}\r\nCSeq: {cseq} {method}\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        out = send(msg.encode(), TRUNK)
+    (bye,) = [m for _, m in out if isinstance(m, Request) and m.method == "BYE"]
+    send(reply(bye, 200, "OK"), ("127.0.0.1", D0))
+
+
 def test_forked_call(benchmark) -> None:
     net, devices = _net()
     for i, dev in enumerate(devices):
-        net.bind(dev, 31000 + (i % 2) * 2)
+        net.bind(dev, D0 + (i % 2) * 2)
     counter = itertools.count(1)
 
     def one() -> None:
         n = next(counter)
-        target = str(10000 + n % ACCOUNTS)
-        out = net.send(invite(target, TRUNK, call_id=f"bench-{n}"), TRUNK)
-        inv0, inv1 = requests_to(out, 31000, "INVITE")[0], requests_to(out, 31002, "INVITE")[0]
-        net.send(reply(inv0, 180, "Ringing", tag="a"), ("127.0.0.1", 31000))
-        net.send(reply(inv1, 180, "Ringing", tag="b"), ("127.0.0.1", 31002))
-        out = net.send(reply(inv0, 200, "OK", tag="a", contact="sip:a@127.0.0.1:31000"), ("127.0.0.1", 31000))
-        ok = responses_to(out, TRUNK[1])[-1]
-        (cancel,) = requests_to(out, 31002, "CANCEL")
-        net.send(reply(cancel, 200, "OK", tag="b"), ("127.0.0.1", 31002))
-        net.send(reply(inv1, 487, "Request Terminated", tag="b"), ("127.0.0.1", 31002))
-        route = ok.headers.get("record-route")
-        for method, cseq in (("ACK", 1), ("BYE", 2)):
-            msg = (
-                f"{method} sip:a@127.0.0.1:31000 SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {TRUNK[0]}:{TRUNK[1]};branch=z9hG4bK{method}{n};rport\r\n"
-                f"Route: {route}\r\nMax-Forwards: 70\r\nFrom: {ok.headers.get('from')}\r\n"
-                f"To: {ok.headers.get('to')}\r\nCall-ID: {ok.call_id}\r\nCSeq: {cseq} {method}\r\n"
-                "Content-Length: 0\r\n\r\n"
-            )
-            out = net.send(msg.encode(), TRUNK)
-        (bye,) = [m for _, m in out if isinstance(m, Request) and m.method == "BYE"]
-        net.send(reply(bye, 200, "OK"), ("127.0.0.1", 31000))
+        forked_call(net.send, n, str(10000 + n % ACCOUNTS))
         _tick(net)
         net.stack.outbox.clear()
 

@@ -364,6 +364,7 @@ def account_show(
         ("dnd", "on" if account.dnd else "off"),
         ("selected device", "-" if account.selected_device is None else account.selected_device),
         ("caller ID (external)", _opt_text(account.custom_cli)),
+        ("voicemail PIN", "own" if account.voicemail_pin else "- (the server-wide one)"),
     ]
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
@@ -400,11 +401,16 @@ def account_update(
         str | None, typer.Option("--selected-device", help="Position of the selected device; none clears.")
     ] = None,
     cli: Annotated[str | None, typer.Option("--cli", help='Caller ID for external calls; "" clears.')] = None,
+    voicemail_pin: Annotated[
+        str | None,
+        typer.Option("--voicemail-pin", help='The box\'s own voicemail PIN (4-12 digits); "": the server-wide one.'),
+    ] = None,
     json_: JsonOpt = False,
     db: DbOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Change an account's name, DIDs, ring mode, forwarding, DND, selected device or caller ID."""
+    """Change an account's name, DIDs, ring mode, forwarding, DND, selected device, caller ID or
+    voicemail PIN."""
     from onenumber.api.schemas import account_out
     from onenumber.store.admin import UNCHANGED
 
@@ -412,7 +418,7 @@ def account_update(
         return UNCHANGED if value is None else value
 
     changes = [name, add_did, remove_did, ring_mode, stage_seconds, no_answer_seconds, forward_unconditional]
-    changes += [forward_busy, forward_no_answer, decline, dnd, selected_device, cli]
+    changes += [forward_busy, forward_no_answer, decline, dnd, selected_device, cli, voicemail_pin]
     if all(c is None or c == [] for c in changes):
         _fail("nothing to change; give at least one option (see 'onenumber account update --help')", 2)
     account = _with_store(
@@ -433,6 +439,7 @@ def account_update(
             dnd=dnd,
             selected_device=given(selected_device),
             custom_cli=given(cli),
+            voicemail_pin=given(voicemail_pin),
         ),
     )
     if json_:

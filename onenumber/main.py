@@ -118,6 +118,17 @@ def voicemail_dir(config: ServerConfig, settings: Settings) -> Path:
     return Path(settings.voicemail_dir) if settings.voicemail_dir else config.data_dir / "voicemail"
 
 
+def box_pins(directory: Directory) -> Callable[[str], str | None]:
+    """Each box's own voicemail PIN, from the account as the directory has it now (reloads
+    included); None when it has none (the server-wide `voicemail_pin` then)."""
+
+    def box_pin(box: str) -> str | None:
+        account = directory.accounts.get(box)
+        return account.voicemail_pin if account is not None else None
+
+    return box_pin
+
+
 async def start_voicemail(
     config: ServerConfig, core: SipCore, driver: Driver, store: Store | None = None,
     on_change: Callable[[str, MessageSummary], None] | None = None,
@@ -185,6 +196,7 @@ async def start_voicemail(
         service.recordings = voicemail_dir(config, s)
         service.deposit_settings = replace(service.deposit_settings, max_seconds=float(s.voicemail_max_seconds))
 
+    app.box_pin = box_pins(directory)
     configure(directory)
     directory.listeners.append(configure)
 

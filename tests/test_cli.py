@@ -100,6 +100,13 @@ def test_accounts(cli: Cli) -> None:
     cli.ok("account", "update", "1000", "--forward-busy", "", "--no-dnd", "--cli", "")
     shown = cli.json("account", "show", "1000")
     assert (shown["forward_busy"], shown["dnd"], shown["cli"]) == (None, False, None)
+    assert shown["voicemail_pin_set"] is False and "the server-wide one" in cli.ok("account", "show", "1000")
+    updated = cli.json("account", "update", "1000", "--voicemail-pin", "97531")
+    assert updated["voicemail_pin_set"] is True and "97531" not in str(updated)  # never shown
+    assert "voicemail PIN:" in cli.ok("account", "show", "1000") and "97531" not in cli.ok("account", "show", "1000")
+    assert "4-12 digits" in cli.fails("account", "update", "1000", "--voicemail-pin", "12")
+    cli.ok("account", "update", "1000", "--voicemail-pin", "")
+    assert cli.json("account", "show", "1000")["voicemail_pin_set"] is False
     assert "forward no-answer:" in cli.ok("account", "show", "1000")
 
     assert "account 1001 (Bob) removed" in cli.ok("account", "remove", "1001")

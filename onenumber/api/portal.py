@@ -41,6 +41,7 @@ from ..routing.model import Device
 from ..services.logins import Invalid, LoggedIn, Throttled
 from ..store import AdminError, NotFoundError
 from ..store import logins as login_db
+from ..store.admin import UNCHANGED, _Unchanged
 from ..store.history import read_history
 from ..store.views import binding_view
 from .app import ApiContext, api_message, client_address
@@ -125,6 +126,15 @@ def int_field(form: dict[str, str], name: str, *, optional: bool = False) -> int
         return int(text)
     except ValueError:
         raise FormError(name, f"{name}: {text!r} is not a whole number") from None
+
+
+def _pin_change(form: dict[str, str]) -> str | _Unchanged | None:
+    """The voicemail PIN field: a new PIN, or (ticked) back to the server-wide one; empty and
+    unticked leaves the PIN as it is (it is never shown, so an empty field is no change)."""
+    pin = form.get("voicemail_pin", "").strip()
+    if pin:
+        return pin
+    return None if checkbox(form, "voicemail_pin_clear") else UNCHANGED
 
 
 def checkbox(form: dict[str, str], name: str) -> bool:
@@ -592,7 +602,8 @@ class PortalRoutes:
                 forward_busy=form.get("forward_busy", "").strip() or None,
                 forward_no_answer=form.get("forward_no_answer", "").strip() or None,
                 dnd=checkbox(form, "dnd"),
-                selected_device=int_field(form, "selected_device", optional=True) if selected else None)
+                selected_device=int_field(form, "selected_device", optional=True) if selected else None,
+                voicemail_pin=_pin_change(form))
             return "Saved. The preview shows who rings now."
 
         return await self._me_write(request, action, "routing")

@@ -58,7 +58,7 @@ def account_changes(body: AccountUpdate | Any, current_dids: tuple[str, ...]) ->
     for field, arg in simple.items():
         if field in given and getattr(body, field, None) is not None:
             out[arg] = getattr(body, field)
-    for field in ("forward_unconditional", "forward_busy", "forward_no_answer", "selected_device"):
+    for field in ("forward_unconditional", "forward_busy", "forward_no_answer", "selected_device", "voicemail_pin"):
         if field in given:
             out[field] = getattr(body, field)
     if "cli" in given:

@@ -87,6 +87,8 @@ class AccountOut(Model):
     dnd: bool
     selected_device: int | None
     cli: str | None
+    voicemail_pin_set: bool = Field(
+        default=False, description="the box has its own voicemail PIN (never shown); false: the server-wide one")
     devices: list[DeviceOut] = []
 
 
@@ -139,6 +141,10 @@ class MeUpdate(Model):
     forward_no_answer: str | None = Field(default=None, max_length=64, description=TARGET_DOC)
     dnd: bool | None = None
     selected_device: int | None = Field(default=None, ge=0, le=7, description="position, or null for none")
+    voicemail_pin: str | None = Field(
+        default=None, pattern=r"^([0-9]{4,12})?$",
+        description="the box's own PIN, 4-12 digits, asked of callers not recognised by their device; "
+                    "null or \"\": the server-wide one")
 
 
 class AccountUpdate(MeUpdate):
@@ -351,6 +357,7 @@ def account_out(account: Account, devices: list[Device] | None = None,
         forward_unconditional=account.forwarding.unconditional, forward_busy=account.forwarding.busy,
         forward_no_answer=account.forwarding.no_answer, decline=str(account.decline), dnd=account.dnd,
         selected_device=account.selected_device, cli=account.custom_cli,
+        voicemail_pin_set=account.voicemail_pin is not None,
         devices=[device_out(d, None if registered is None else d.auth_username in registered) for d in devices or []],
     )
 

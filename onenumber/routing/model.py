@@ -78,6 +78,7 @@ class Account:
     dnd: bool = False
     selected_device: int | None = None  # device position, for exclusive mode
     custom_cli: str | None = None  # caller ID shown on external calls
+    voicemail_pin: str | None = None  # the box's PIN; None: the server-wide voicemail_pin setting
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,12 @@ new branch of the ringing call, and answering it cancels every other branch with
 Rules:
 - only an account allowed to watch the target (the presence watch rule, decided by the
   caller of `decide_pickup` and passed as `allowed`) may pick up its calls;
-- with `Replaces`, exactly the call it names (Call-ID, and the caller's tag when given);
-  a call already answered is not picked up (486 with `early-only`, else 481);
+- with `Replaces`, exactly the call it names, tags included (RFC 3891 §3): its Call-ID;
+  `from-tag` the caller's tag; `to-tag` the callee side's, that is a tag one of the rung
+  devices gave its early dialog (180 with a To-tag) or empty (what our dialog-info shows
+  as the local tag of a call still ringing, so a BLF key copying it sends `to-tag=`);
+  anything else names no dialog here: 481. A call already answered is not picked up
+  (486 with `early-only`, else 481);
 - without, the call ringing at the account the longest (the oldest first, as a
   receptionist expects);
 - nothing ringing: 480 with a reason that says so.
@@ -75,6 +79,7 @@ class RingingCall:
     started: float
     caller_tag: str
     answered: bool = False
+    tags: frozenset[str] = frozenset()  # the callee side's tags: the rung devices' early dialogs
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +106,7 @@ def decide_pickup(
     calls = list(calls)
     if replaces is not None:
         call = next((c for c in calls if c.call_id == replaces.call_id), None)
-        if call is None or (replaces.from_tag and replaces.from_tag != call.caller_tag) or (
-            target is not None and call.account != target
-        ):
+        if call is None or not _same_dialog(replaces, call) or (target is not None and call.account != target):
             return PickupDecision(None, 481, "Call/Transaction Does Not Exist (no such ringing call to pick up)")
         if not allowed:
             return PickupDecision(None, 403, f"Forbidden (not allowed to pick up calls of {call.account})")
@@ -121,6 +124,11 @@ def decide_pickup(
         return PickupDecision(None, 480, f"Temporarily Unavailable (nothing is ringing at {target})")
     oldest = min(ringing, key=lambda c: (c.started, c.call_id))
     return PickupDecision(oldest.call_id)
+
+
+def _same_dialog(replaces: Replaces, call: RingingCall) -> bool:
+    """Whether the tags of `replaces` name the (early) dialog of `call` (see the module doc)."""
+    return replaces.from_tag == call.caller_tag and (not replaces.to_tag or replaces.to_tag in call.tags)
 
 
 __all__ = [

@@ -94,6 +94,8 @@ class DeviceDialog:
 
 
 _RINGING_STATES = frozenset({DialogState.TRYING, DialogState.PROCEEDING, DialogState.EARLY})
+_CONFIRMED, _TERMINATED = DialogState.CONFIRMED, DialogState.TERMINATED
+_INITIATOR, _RECIPIENT = Direction.INITIATOR, Direction.RECIPIENT
 
 
 def is_registered(device: Device, bindings: Iterable[Binding], now: float) -> bool:
@@ -102,20 +104,28 @@ def is_registered(device: Device, bindings: Iterable[Binding], now: float) -> bo
         return False
     if device.credential_expires_at is not None and device.credential_expires_at <= now:
         return False
-    return any(
-        b.account == device.account and b.auth_username == device.auth_username and b.expires_at > now
-        for b in bindings
-    )
+    account, user = device.account, device.auth_username
+    for b in bindings:  # noqa: SIM110  # a loop, not any(generator): every BLF flush runs this per device
+        if b.auth_username == user and b.account == account and b.expires_at > now:
+            return True
+    return False
 
 
 def device_state(
     device: Device, bindings: Iterable[Binding], dialogs: Iterable[DeviceDialog], now: float
 ) -> Presence:
     """One device's own state (never `dnd`: DND belongs to the account)."""
-    mine = [d for d in dialogs if d.position == device.position]
-    if any(d.in_call for d in mine):
-        return Presence.IN_USE
-    if any(d.ringing for d in mine):
+    position = device.position
+    ringing = False
+    for d in dialogs:  # `in_call` and `ringing` written out: every BLF flush runs this per device
+        if d.position != position:
+            continue
+        state = d.state
+        if state is _CONFIRMED or (d.direction is _INITIATOR and state is not _TERMINATED):
+            return Presence.IN_USE
+        if not ringing and d.direction is _RECIPIENT and state in _RINGING_STATES:
+            ringing = True
+    if ringing:
         return Presence.RINGING
     return Presence.AVAILABLE if is_registered(device, bindings, now) else Presence.OFFLINE
 
@@ -171,7 +181,7 @@ def visible_dialogs(
     """
     own = [d for d in devices if d.account == account.number]
     positions = {d.position for d in own}
-    active = [d for d in dialogs if d.active and d.position in positions]
+    active = [d for d in dialogs if d.state is not _TERMINATED and d.position in positions]  # `active`, inlined
     if account.ring_mode != RingMode.EXCLUSIVE:
         return active
     live = [b for b in bindings if b.account == account.number]

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from ..routing.model import Device
 from ..routing.presence import DeviceDialog, DialogState, Direction, Presence, account_presence, visible_dialogs
 from ..sip.bodies import DialogInfo, MessageSummary, Participant, dialog_info, message_summary, pidf
+from ..sip.headers import NameAddr
 from ..sip.message import Request, Response
 from ..sip.stack import ClientTxn, ServerTxn, Source, Stack, Target, Timer
 from ..sip.uri import SipUri
@@ -40,7 +41,7 @@ from .directory import Directory
 from .events import BindingChanged, DialogChanged, Event
 from .location import Location
 from .reach import Reach
-from .subscriptions import Package, Subscription, Subscriptions, WatchSettings, may_subscribe
+from .subscriptions import Package, Prepared, State, Subscription, Subscriptions, WatchSettings, may_subscribe
 from .voicemail.mwi import unsolicited_notify, unsolicited_targets
 
 log = logging.getLogger("onenumber.presence")
@@ -67,8 +68,15 @@ def _rank(d: DeviceDialog) -> tuple[int, int]:
     return (_RANK.get(d.state, -1), -d.position)
 
 
+def _shown_as(base: DialogInfo, id_: str, state: str, pickup_uri: str) -> DialogInfo:
+    """`replace(base, id=…, state=…, pickup_uri=…)` spelt out: dataclasses.replace reads every
+    field by name, and this runs on every BLF flush."""
+    return DialogInfo(id_, state, base.direction, base.call_id, base.local_tag, base.remote_tag, base.local,
+                      base.remote, base.event, base.code, base.duration, pickup_uri)
+
+
 def _call_dialog_id(call_id: str, direction: Direction) -> str:
-    return f"{call_id}-{direction.value[0]}"
+    return f"{call_id}-{direction[0]}"  # a StrEnum: its value's first letter, without the .value descriptor
 
 
 class PresenceService:
@@ -146,7 +154,13 @@ class PresenceService:
             if leg is None:
                 legs[key] = _Leg(dialog, ev)
             else:
+                still_ringing = leg.dialog.ringing and dialog.ringing
                 leg.dialog = dialog
+                if still_ringing:
+                    # trying/proceeding/early of an incoming call: the device is ringing before and
+                    # after, the call shows as early either way, so nothing a watcher (or the
+                    # account's state) sees can change: no flush (each 180 of a forked call was one)
+                    return
         self._mark(ev.account)
 
     def _leg_info(self, leg: _Leg) -> DialogInfo:
@@ -211,15 +225,15 @@ class PresenceService:
         legs = list(self.legs.get(account, {}).values())
         dialogs = [leg.dialog for leg in legs]
         presence = account_presence(acc, devices, bindings, dialogs, now)
-        visible = set(visible_dialogs(acc, devices, bindings, dialogs, now))
+        visible = {id(d) for d in visible_dialogs(acc, devices, bindings, dialogs, now)}  # the legs' own objects
         pickup = f"sip:{self.pickup_prefix}{account}@{self.domain()}" if self.pickup_prefix else ""
         # One phone in the eyes of others: a call is one dialog of the account, whichever and
         # however many of its devices it rings (the most advanced leg speaks for it), and an
         # incoming call offered to its devices is early at once, as the account is `ringing`.
         calls: dict[tuple[str, str], _Leg] = {}
         for leg in legs:
-            if leg.dialog in visible:
-                k = (leg.dialog.call_id, leg.dialog.direction.value)
+            if id(leg.dialog) in visible:
+                k = (leg.dialog.call_id, leg.dialog.direction)  # a StrEnum: equal to, and hashed as, its value
                 best = calls.get(k)
                 if best is None or _rank(leg.dialog) > _rank(best.dialog):
                     calls[k] = leg
@@ -232,10 +246,9 @@ class PresenceService:
                 infos.append(leg.shown[1])
                 continue
             if d.ringing:
-                info = replace(base, id=_call_dialog_id(call_id, d.direction),
-                               state=DialogState.EARLY.value, pickup_uri=pickup)
+                info = _shown_as(base, _call_dialog_id(call_id, d.direction), "early", pickup)
             else:
-                info = replace(base, id=_call_dialog_id(call_id, d.direction), state=d.state.value)
+                info = _shown_as(base, _call_dialog_id(call_id, d.direction), str(d.state), base.pickup_uri)
             leg.shown = (made_of, info)
             infos.append(info)
         if calls:
@@ -248,14 +261,15 @@ class PresenceService:
             summary = self.mailboxes.get(account, MessageSummary())
             return message_summary(replace(summary, account=summary.account or self.mailbox_uri(account)))
         presence, infos = self.shown.get(account) or self.state(account, self.clock())
-        entity = f"sip:{account}@{self.domain()}"
         if sub.package is Package.PRESENCE:
-            return pidf(f"pres:{account}@{self.domain()}", presence.value, contact=entity)
-        dialogs = infos + tuple(self.ended.get(account, ()))
+            return pidf(f"pres:{account}@{self.domain()}", presence.value, contact=f"sip:{account}@{self.domain()}")
+        ended = self.ended.get(account)
+        dialogs = infos + tuple(ended) if ended else infos
         # every watcher of the account gets the same document but for its version: render it
         # once per change (most of a NOTIFY's cost was this XML)
         cached = self._bodies.get(account)
         if cached is None or cached[0] != dialogs:
+            entity = f"sip:{account}@{self.domain()}"
             head, _, tail = dialog_info(entity, 0, dialogs).partition(b' version="0" ')
             cached = self._bodies[account] = (dialogs, head, tail)
         return b'%s version="%d" %s' % (cached[1], sub.version, cached[2])
@@ -295,11 +309,11 @@ class PresenceService:
                 self._bodies.pop(account, None)
 
     def _watched(self, account: str) -> bool:
-        return any(True for p in Package for _ in self.subscriptions.for_target(p, account))
+        return self.subscriptions.watched(account)
 
     def _notify_all(self, package: Package, account: str, now: float) -> None:
         for sub in list(self.subscriptions.for_target(package, account)):
-            self._send(sub, self.subscriptions.notify(sub, self.render, now), now)
+            self._notify(sub, now)
 
     def set_mailbox(self, box: str, summary: MessageSummary) -> None:
         """The voicemail service's counts for `box` changed: tell its subscribed devices."""
@@ -350,11 +364,41 @@ class PresenceService:
             self._send(answer.subscription, answer.notify, now)
         self._arm_expiry(now)
 
+    def _send(self, sub: Subscription, req: Request, now: float) -> None:
+        """A NOTIFY built as a Request (the one a SUBSCRIBE triggers): sent as such, and made the
+        subscription's template for the NOTIFYs to come (`_notify`)."""
+        source = sub.flow if isinstance(sub.flow, Source) else None
+        if source is None:
+            return
+        host, port = self.stack.local.get(source.transport, source.local)
+        if sub.state is State.ACTIVE:
+            self.subscriptions.prepare(sub, f"SIP/2.0/{source.transport.upper()} {host}:{port}", req)
+        self._send_request(sub, req, now)
+
     def _reply(self, txn: ServerTxn, req: Request, resp: Response, now: float) -> None:
         self.stack.respond(txn, self.stack.make_response(req, resp.status, resp.reason), now)
 
     # ---------------------------------------------------------------- NOTIFY out, answers back
-    def _send(self, sub: Subscription, req: Request, now: float) -> None:
+    def _notify(self, sub: Subscription, now: float, reason: str | None = None) -> None:
+        """The next NOTIFY of `sub`, sent from its template (`Subscriptions.notify_data`): no
+        Request object is built, and its answer is matched without being parsed."""
+        source = sub.flow if isinstance(sub.flow, Source) else None
+        if source is None:  # nowhere to send it: counted all the same
+            self.subscriptions.notify(sub, self.render, now, reason=reason)
+            return
+        stack = self.stack
+        host, port = stack.local.get(source.transport, source.local)
+        branch = stack.new_branch()
+        data, prepared = self.subscriptions.notify_data(
+            sub, self.render, now, f"SIP/2.0/{source.transport.upper()} {host}:{port}", branch, reason=reason)
+        glue = sub.glue
+        if not isinstance(glue, _Glue) or glue.source is not source or glue.prepared is not prepared:
+            target = _notify_target(source, prepared.routes)
+            glue = sub.glue = _Glue(source, prepared, target, _NotifyContext(self, sub))
+        stack.send_prepared(data, branch, "NOTIFY", glue.target, now, context=glue.context)
+        self.stats["notifies"] += 1
+
+    def _send_request(self, sub: Subscription, req: Request, now: float) -> None:
         source = sub.flow if isinstance(sub.flow, Source) else None
         if source is None:
             return
@@ -387,8 +431,32 @@ class PresenceService:
     def _on_expiry(self, now: float) -> None:
         self._expiry = self._expiry_at = None
         for sub in self.subscriptions.expire(now):
-            self._send(sub, self.subscriptions.notify(sub, self.render, now, reason="timeout"), now)
+            self._notify(sub, now, reason="timeout")
         self._arm_expiry(now)
+
+
+def _notify_target(source: Source, routes: tuple[NameAddr, ...]) -> Target:
+    """Where a subscription's NOTIFYs go: its connection, else its first Route, else where the
+    SUBSCRIBE came from (a phone behind NAT is reached there, not at its Contact)."""
+    if source.reliable and source.conn is not None:
+        return Target(source.transport, source.remote[0], source.remote[1], source.conn)
+    if routes and isinstance(routes[0].uri, SipUri):
+        first = routes[0].uri
+        return Target(first.transport or "udp", first.host.strip("[]"), first.port or 5060)
+    return Target(source.transport, source.remote[0], source.remote[1])
+
+
+class _Glue:
+    """What presence keeps on a subscription between its NOTIFYs (`Subscription.glue`): the
+    target worked out from its flow and template, and its transactions' context."""
+
+    __slots__ = ("context", "prepared", "source", "target")
+
+    def __init__(self, source: Source, prepared: Prepared, target: Target, context: _NotifyContext) -> None:
+        self.source = source
+        self.prepared = prepared
+        self.target = target
+        self.context = context
 
 
 class _Ignore:

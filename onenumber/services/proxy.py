@@ -106,6 +106,7 @@ class CallContext:
     bridged: dict[str, BridgePlan] = field(default_factory=dict)  # branches whose SDP goes through the relay
     answer_sdp: dict[str, bytes] = field(default_factory=dict)  # a bridged branch's rewritten 2xx SDP
     fail_reason: str | None = None  # the reason phrase when the proxy itself ends the call (no relay)
+    early_tags: set[str] = field(default_factory=set)  # the rung devices' To-tags (their early dialogs)
 
     # the stack hands client-transaction results to the transaction's context
     def on_response(self, txn: ClientTxn, resp: Response, now: float) -> None:
@@ -266,7 +267,8 @@ class CallProxy:
         target = self.directory.account_for(code) if code is not None else None
         calls = [
             RingingCall(c.record.call_id, c.account.number, c.record.started, c.record.caller_tag,
-                        c.answered is not None or c.done)
+                        c.answered is not None or c.done,
+                        frozenset(c.early_tags) | _tags(c.record.callee_tag))
             for c in self.live.values() if c.account is not None
         ]
         named = target.number if target is not None else None
@@ -502,6 +504,8 @@ class CallProxy:
             first = not br.provisionals
             br.provisionals.add(resp.status)
             dbr = ctx.dialogs.get(br.branch)
+            if resp.to.tag:
+                ctx.early_tags.add(resp.to.tag)  # what a pickup's Replaces may name (routing.pickup)
             if dbr is not None and resp.to.tag:
                 self.dialogs.set_state(ctx.record, dbr, DialogState.EARLY, now)
             if first and dbr is not None and BranchRinging in self.events.wanted:
@@ -799,6 +803,10 @@ class CallProxy:
                 self.stack.send_stateless(req, target)
             else:
                 self.stack.send_request(req, target, now)
+
+
+def _tags(tag: str | None) -> frozenset[str]:
+    return frozenset((tag,)) if tag else frozenset()
 
 
 class _NoReplaces:

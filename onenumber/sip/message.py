@@ -455,6 +455,60 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
+_HEADERS_SLOT = Message.__dict__["headers"]  # the slots a LazyResponse fills on first read
+_BODY_SLOT = Message.__dict__["body"]
+
+
+class LazyResponse(Response):
+    """A response known by its status line until more is read: its header fields and body are
+    parsed from the raw bytes on first access. The stack hands these to the transaction user
+    for the client transactions it matched from the bytes alone (`Stack.send_prepared`), whose
+    answers are mostly only looked at for their status (a NOTIFY's 200). A message that turns
+    out malformed reads as no header fields and no body."""
+
+    __slots__ = ("_raw", "_stream")
+
+    def __init__(self, status: int, reason: str, raw: bytes, stream: bool = False) -> None:
+        self.status = status
+        self.reason = reason
+        self.version = "SIP/2.0"
+        self._raw = raw
+        self._stream = stream
+
+    def _load(self) -> None:
+        try:
+            msg = parse(self._raw, stream=self._stream)
+            headers, body = msg.headers, msg.body
+        except ParseError:
+            headers, body = Headers(), b""
+        _HEADERS_SLOT.__set__(self, headers)
+        _BODY_SLOT.__set__(self, body)
+
+    @property
+    def headers(self) -> Headers:
+        try:
+            return _HEADERS_SLOT.__get__(self)
+        except AttributeError:
+            self._load()
+            return _HEADERS_SLOT.__get__(self)
+
+    @headers.setter
+    def headers(self, value: Headers) -> None:
+        _HEADERS_SLOT.__set__(self, value)
+
+    @property
+    def body(self) -> bytes:
+        try:
+            return _BODY_SLOT.__get__(self)
+        except AttributeError:
+            self._load()
+            return _BODY_SLOT.__get__(self)
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        _BODY_SLOT.__set__(self, value)
+
+
 # ---------------------------------------------------------------------------------------------
 # parsing
 

@@ -16,15 +16,17 @@ import heapq
 import itertools
 import logging
 import os
+import re
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from .errors import ParseError
 from .headers import Via, format_params
-from .message import Headers, Request, Response, parse
+from .message import Headers, LazyResponse, Request, Response, parse
 from .overload import STARTS_WORK, Overload
 from .transaction import (
     ClientTransaction,
+    LightClientTransaction,
     PassUp,
     ServerTransaction,
     Terminated,
@@ -116,16 +118,18 @@ class ClientTxn:
     """A client transaction. After a final response its request is dropped, and its context too
     unless the response is a 2xx to an INVITE (the machine re-sends the stored ACK by itself)."""
 
-    __slots__ = ("branch", "context", "key", "machine", "method", "request", "target")
+    __slots__ = ("branch", "context", "key", "light", "machine", "method", "request", "target")
 
-    def __init__(self, key: tuple, request: Request, target: Target, machine: ClientTransaction) -> None:
+    def __init__(self, key: tuple, request: Request | None, target: Target,
+                 machine: ClientTransaction | LightClientTransaction, method: str = "") -> None:
         self.key = key
-        self.request: Request = request
-        self.method = request.method
+        self.request: Request = request  # type: ignore[assignment]  # None: sent prepared (`light`)
+        self.method = request.method if request is not None else method
         self.target = target
         self.machine = machine
         self.context: object = None
         self.branch = key[0]
+        self.light = request is None  # its responses are matched from their bytes, parsed lazily
 
 
 class Stack:
@@ -144,6 +148,7 @@ class Stack:
         self.outbox: list[Send] = []
         self.server_txns: dict[tuple, ServerTxn] = {}
         self.client_txns: dict[tuple, ClientTxn] = {}
+        self._light = 0  # client transactions sent prepared (responses matched from their bytes)
         self._heap: list[tuple[float, int, object]] = []  # transaction deadlines
         # application Timers in a heap of their own: compacting it touches only them, never the
         # (much larger) population of transaction deadlines
@@ -192,6 +197,8 @@ class Stack:
         self.stats["received"] += 1
         ov = self.overload
         if ov is not None and ov.overloaded(now, self.pending) and self._shed_early(ov, data, source, now):
+            return
+        if data[:8] == b"SIP/2.0 " and self._light and self._receive_light(data, source, now):
             return
         try:
             msg = parse(data, stream=source.reliable)
@@ -385,6 +392,46 @@ class Stack:
         invite.cancelled = True
         self.tu.on_cancel(invite, txn.request, now)
 
+    def _receive_light(self, data: bytes, source: Source, now: float) -> bool:
+        """A response to a request sent prepared (`send_prepared`), matched from its bytes: the
+        status line, the top Via's branch and the CSeq method, and nothing else read (answering
+        a NOTIFY with 200 was half the NOTIFY's cost when parsed in full). Anything unusual
+        (folded lines, quotes or a comma in the top Via, a response matching another kind of
+        transaction) returns False and takes the normal path."""
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or data[11:12] != b" " or not data[8:11].isdigit() or data[8:9] == b"0":
+            return False
+        if data.find(b"\r\n ", 0, end) >= 0 or data.find(b"\r\n\t", 0, end) >= 0:
+            return False
+        via = _LIGHT_VIA.search(data, 0, end)
+        cseq = _LIGHT_CSEQ.search(data, 0, end)
+        if via is None or cseq is None:
+            return False
+        value = via.group(1)
+        if b'"' in value or b"," in value:
+            return False
+        branch = _LIGHT_BRANCH.search(value)
+        if branch is None:
+            return False
+        txn = self.client_txns.get((branch.group(1).decode("latin-1"), cseq.group(1).decode("latin-1")))
+        if txn is None or not txn.light:
+            return False
+        status = int(data[8:11])
+        line = data.find(b"\r\n")
+        resp = LazyResponse(status, data[12:line].decode("utf-8", "replace"), data, source.reliable)
+        if status < 200:
+            self._run_client(txn, txn.machine.receive_response(status, now), resp, now)
+            return True
+        # A final response ends it at once: no Completed state, no Timer K. K only absorbs the
+        # final's retransmissions, and without the transaction they are stray responses, which
+        # the transaction user drops (only 2xx to INVITE are relayed); its Timer E/F entry is
+        # skipped when it comes up (the transaction is gone).
+        del self.client_txns[txn.key]
+        self._light -= 1
+        self.tu.on_response(txn, resp, now)
+        txn.context = None
+        return True
+
     def _receive_response(self, resp: Response, source: Source, now: float) -> None:
         try:
             via = resp.top_via
@@ -473,6 +520,26 @@ class Stack:
         self._run_client(txn, machine.start(now), None, now)
         return txn
 
+    def send_prepared(self, data: bytes, branch: str, method: str, target: Target, now: float, *,
+                      context: object = None) -> ClientTxn:
+        """Start a non-INVITE client transaction for a request already serialized, whose top Via
+        carries `branch` (from `new_branch`) and whose CSeq method is `method`. No `Request`
+        object is kept, and its responses are matched from their bytes and handed to the
+        transaction user as `LazyResponse`s (parsed only if more than the status is read): the
+        NOTIFYs of subscriptions, sent by the thousand, go this way. Its final response ends it
+        at once (see `_receive_light`)."""
+        machine = LightClientTransaction(request=data, reliable=target.transport in RELIABLE, now=now,
+                                         timers=self.timers)
+        key = (branch, method)
+        txn = ClientTxn(key, None, target, machine, method)
+        txn.context = context
+        self.client_txns[key] = txn
+        self._light += 1
+        # machine.start(now) is the one Transmit of `data`: queued here without the action loop
+        self.outbox.append(Send(data, target.transport, (target.host, target.port), target.conn))
+        self._arm(machine.deadline, txn)  # its one timer entry (E, or F on a reliable transport)
+        return txn
+
     def send_stateless(self, req: Request, target: Target) -> None:
         """Send a request outside any transaction (ACK for a 2xx, forwarded statelessly)."""
         self.outbox.append(Send(bytes(req), target.transport, (target.host, target.port), target.conn))
@@ -516,6 +583,8 @@ class Stack:
             elif isinstance(action, Terminated):
                 if self.client_txns.get(txn.key) is txn:
                     del self.client_txns[txn.key]
+                    if txn.light:
+                        self._light -= 1
                 return
         self._arm(txn.machine.deadline, txn)
 
@@ -632,6 +701,11 @@ class Stack:
         h.add("Content-Length", "0")
         return Request("ACK", invite.uri, h)
 
+
+# the few fields `_receive_light` reads from a response's bytes: the first Via line, the CSeq method
+_LIGHT_VIA = re.compile(rb"\r\n(?:via|v)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+_LIGHT_BRANCH = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*([^; \t]+)", re.IGNORECASE)
+_LIGHT_CSEQ = re.compile(rb"\r\n(?:cseq)[ \t]*:[ \t]*[0-9]+[ \t]+([!-~]+)", re.IGNORECASE)
 
 _EARLY_NAMES = {
     b"via": b"via", b"v": b"via", b"from": b"from", b"f": b"from", b"to": b"to", b"t": b"to",

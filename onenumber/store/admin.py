@@ -183,6 +183,7 @@ class Admin:
         dnd: bool | None = None,
         selected_device: int | _Unchanged | None = UNCHANGED,
         custom_cli: str | _Unchanged | None = UNCHANGED,
+        voicemail_pin: str | _Unchanged | None = UNCHANGED,
     ) -> Account:
         """Change the given fields; `None` leaves a field as is, except for the fields whose
         default is `UNCHANGED`, where `None` (or "") clears the value."""
@@ -208,6 +209,8 @@ class Admin:
                 values[column] = _target(label, given)
         if custom_cli is not UNCHANGED:
             values["custom_cli"] = _cli_number(str(custom_cli)) if _optional(custom_cli) else None
+        if voicemail_pin is not UNCHANGED:
+            values["voicemail_pin"] = _voicemail_pin(str(voicemail_pin)) if _optional(voicemail_pin) else None
         add = [_did(d) for d in add_dids]
         remove = [d.strip() for d in remove_dids]
         async with self._write() as conn:
@@ -748,6 +751,14 @@ def _cli_number(value: str) -> str:
     if not DID_RE.match(value):
         raise AdminError(f"caller ID {value!r} is not valid; use digits with an optional leading '+', or \"\" to clear",
                          field="cli")
+    return value
+
+
+def _voicemail_pin(value: str) -> str:
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and 4 <= len(value) <= 12):
+        raise AdminError("the voicemail PIN must be 4-12 digits, or \"\" to use the server-wide one",
+                         field="voicemail_pin")
     return value
 
 

@@ -230,6 +230,7 @@ def account_from_row(row: Row[Any], dids: Iterable[str] = ()) -> Account:
         dnd=bool(row.dnd),
         selected_device=row.selected_device,
         custom_cli=row.custom_cli,
+        voicemail_pin=row.voicemail_pin,
     )
 
 

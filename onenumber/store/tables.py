@@ -48,6 +48,7 @@ accounts = Table(
     Column("dnd", Boolean, nullable=False, server_default="0"),
     Column("selected_device", Integer, nullable=True),
     Column("custom_cli", String(64), nullable=True),
+    Column("voicemail_pin", String(12), nullable=True),  # NULL: the server-wide setting
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

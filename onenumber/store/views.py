@@ -29,6 +29,7 @@ def account_view(account: Account, devices: list[Device] | None = None) -> dict[
         "dnd": account.dnd,
         "selected_device": account.selected_device,
         "cli": account.custom_cli,
+        "voicemail_pin_set": account.voicemail_pin is not None,
     }
     if devices is not None:
         view["devices"] = [device_view(d) for d in devices]

@@ -230,6 +230,18 @@ async def test_user_routing_errors_and_no_secrets(api: Api) -> None:
         assert r.status_code == 200 and "Saved." in r.text
         account = await api.store.admin.get_account("1000")
         assert (account.ring_mode, account.selected_device) == ("exclusive", 1)
+        # the voicemail PIN: set, kept when the field is left empty, refused when not digits, cleared
+        r = await c.post("/me/routing", data={"csrf": token, "ring_mode": "exclusive", "voicemail_pin": "24680"},
+                         headers={"x-portal-live": "1"})
+        assert r.status_code == 200 and "your own is set" in r.text and "24680" not in r.text
+        await c.post("/me/routing", data={"csrf": token, "ring_mode": "ordered"}, headers={"x-portal-live": "1"})
+        assert (await api.store.admin.get_account("1000")).voicemail_pin == "24680"
+        r = await c.post("/me/routing", data={"csrf": token, "ring_mode": "ordered", "voicemail_pin": "12x"},
+                         headers={"x-portal-live": "1"})
+        assert r.status_code == 400 and 'id="err-voicemail_pin"' in r.text
+        await c.post("/me/routing", data={"csrf": token, "ring_mode": "ordered", "voicemail_pin_clear": "1"},
+                     headers={"x-portal-live": "1"})
+        assert (await api.store.admin.get_account("1000")).voicemail_pin is None
 
 
 async def test_a_user_cannot_reach_another_account(api: Api) -> None:

@@ -37,6 +37,10 @@ async def test_accounts_crud(api: Api) -> None:
                 body["cli"], body["name"]) == ("exclusive", "voicemail", True, ["+3225550101"], 15,
                                                "+3225550101", "Dora D")
         assert (await c.patch("/api/accounts/2000", json={"forward_busy": None})).json()["forward_busy"] is None
+        r = await c.patch("/api/accounts/2000", json={"voicemail_pin": "4321"})
+        assert r.json()["voicemail_pin_set"] is True and "4321" not in r.text
+        assert api.directory.accounts["2000"].voicemail_pin == "4321"  # what the voicemail service asks
+        assert (await c.patch("/api/accounts/2000", json={"voicemail_pin": None})).json()["voicemail_pin_set"] is False
         assert (await c.get("/api/accounts/2000")).json()["name"] == "Dora D"
         api.location.apply([Binding("2000", "2000", "sip:d@127.0.0.1:5090", time.time() + 60, "udp",
                                     ("127.0.0.1", 5090))], [])
@@ -221,6 +225,14 @@ async def test_me_routes(api: Api) -> None:
         assert r.status_code == 422  # DIDs are an admin's to give
         r = await c.patch("/api/me", json={"dnd": False}, headers=h)
         assert r.json()["dnd"] is False
+        assert r.json()["voicemail_pin_set"] is False
+        r = await c.patch("/api/me", json={"voicemail_pin": "864209"}, headers=h)  # the box's own PIN
+        assert r.status_code == 200 and r.json()["voicemail_pin_set"] is True and "864209" not in r.text
+        assert (await api.store.admin.get_account("1000")).voicemail_pin == "864209"
+        r = await c.patch("/api/me", json={"voicemail_pin": "12ab"}, headers=h)
+        assert r.status_code == 422
+        r = await c.patch("/api/me", json={"voicemail_pin": ""}, headers=h)  # back to the server-wide one
+        assert r.json()["voicemail_pin_set"] is False
 
         r = await c.put("/api/me/device-order", json={"positions": [1, 0]}, headers=h)  # mobile above desk
         assert r.status_code == 200, r.text

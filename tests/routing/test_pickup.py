@@ -11,10 +11,10 @@ from onenumber.routing.pickup import (
 )
 
 CALLS = [
-    RingingCall("b", "1000", 20.0, "tb"),
+    RingingCall("b", "1000", 20.0, "tb", tags=frozenset({"d0", "d1"})),
     RingingCall("a", "1000", 10.0, "ta"),
     RingingCall("c", "1002", 5.0, "tc"),
-    RingingCall("d", "1000", 1.0, "td", answered=True),
+    RingingCall("d", "1000", 1.0, "td", answered=True, tags=frozenset({"d0"})),
 ]
 
 
@@ -54,7 +54,7 @@ def test_nothing_ringing_is_480_and_unknown_number_404() -> None:
 
 def test_replaces_names_exactly_one_call() -> None:
     assert decide_pickup("1001", None, CALLS, allowed=True, replaces=Replaces("b", "", "tb")).call_id == "b"
-    assert decide_pickup("1001", "1000", CALLS, allowed=True, replaces=Replaces("b", "x", "")).call_id == "b"
+    assert decide_pickup("1001", "1000", CALLS, allowed=True, replaces=Replaces("b", "d1", "tb")).call_id == "b"
     # wrong caller tag, unknown call, a call of another account than the code names
     assert decide_pickup("1001", None, CALLS, allowed=True, replaces=Replaces("b", "", "zz")).status == 481
     assert decide_pickup("1001", None, CALLS, allowed=True, replaces=Replaces("q", "", "")).status == 481
@@ -65,3 +65,18 @@ def test_replaces_names_exactly_one_call() -> None:
 def test_replaces_of_an_answered_call() -> None:
     assert decide_pickup("1001", None, CALLS, allowed=True, replaces=Replaces("d", "", "td", True)).status == 486
     assert decide_pickup("1001", None, CALLS, allowed=True, replaces=Replaces("d", "", "td")).status == 481
+
+
+def test_replaces_tags_must_name_the_early_dialog() -> None:
+    """RFC 3891 §3: the to-tag and from-tag are checked, not just the Call-ID; a mismatch is 481."""
+    def status(to_tag: str, from_tag: str, early_only: bool = False, call: str = "b") -> int | None:
+        d = decide_pickup("1001", "1000", CALLS, allowed=True, replaces=Replaces(call, to_tag, from_tag, early_only))
+        return None if d.ok else d.status
+
+    assert status("", "tb") is None  # to-tag empty: our dialog-info's local tag while it rings
+    assert status("d0", "tb") is None and status("d1", "tb", True) is None  # a rung device's early dialog
+    assert status("zz", "tb") == 481  # no early dialog of this call has that tag
+    assert status("d0", "") == 481  # the from-tag is the caller's, never empty here
+    assert status("tb", "d0") == 481  # tags swapped
+    assert status("d0", "td", True, call="d") == 486  # the answered dialog, early-only
+    assert status("zz", "td", True, call="d") == 481  # a mismatch says so even for an answered call

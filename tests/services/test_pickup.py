@@ -142,3 +142,22 @@ def test_a_registered_picker_is_reached_at_its_binding() -> None:
     assert [r.status for r in responses_to(out, PICKER) if r.status >= 200] == [487]
     (offered,) = requests_to(out, 31020, "INVITE")
     assert offered.call_id == call.call_id and not requests_to(out, PICKER, "INVITE")
+
+
+def test_replaces_with_tags_of_no_early_dialog_is_481() -> None:
+    """Regression: only the Call-ID and from-tag were checked, so a Replaces naming another
+    dialog of the call (a to-tag no rung device gave) took it all the same (RFC 3891: 481)."""
+    net, bob_devs = setup()
+    call, _, _ = ring_1000(net)
+    from_tag = call.from_.tag
+    for replaces in (f"{call.call_id};to-tag=nosuchtag;from-tag={from_tag}",
+                     f"{call.call_id};to-tag=d0;from-tag=",
+                     f"{call.call_id};to-tag={from_tag};from-tag=d0"):  # swapped
+        out = dial(net, "*81000", bob_devs, replaces=replaces)
+        finals = [r.status for r in responses_to(out, PICKER) if r.status >= 200]
+        assert finals == [481], replaces
+        assert not [r for r in requests_to(out, PICKER, "INVITE") if r.call_id == call.call_id]
+        assert not requests_to(out, D0, "CANCEL")
+    # the tag device 1 gave its early dialog names the call: picked up
+    out = dial(net, "*81000", bob_devs, replaces=f"{call.call_id};to-tag=d1;from-tag={from_tag};early-only")
+    assert [r.call_id for r in requests_to(out, PICKER, "INVITE")] == [call.call_id]

@@ -266,3 +266,28 @@ def test_unsolicited_message_waiting_to_devices_without_subscription() -> None:
     assert parse_message_summary(unsol.body) == MessageSummary(3, 0, account=f"sip:*98@{SERVER[0]}")
     assert sub_n.to.tag is not None
     net.send(reply(unsol, 200, "OK"), ("127.0.0.1", D1))  # the answer is absorbed
+
+
+def test_a_ringing_device_answering_180_causes_no_flush() -> None:
+    """The devices' 180s move their legs within 'ringing' (trying → proceeding → early): the
+    call shows early before and after, so no flush runs and no NOTIFY goes out."""
+    net, devs = office()
+    out = authed_subscribe(net, devs[2].secret, "1000")
+    for n in notifies(out):
+        ack_notify(net, n)
+    out = net.send(invite("1000", TRUNK, from_user="0612345678"), TRUNK)
+    inv0, inv1 = requests_to(out, D0, "INVITE")[0], requests_to(out, D1, "INVITE")[0]
+    out = net.advance(0)
+    (early,) = notifies(out)
+    assert dialog_states(early) == [("early", "recipient")]
+    ack_notify(net, early)
+    presence = net.core.presence
+    assert presence is not None
+    for inv, port, tag in ((inv0, D0, "d0"), (inv1, D1, "d1")):
+        net.send(reply(inv, 180, "Ringing", tag=tag), ("127.0.0.1", port))
+        assert not presence.dirty and presence._flush_timer is None
+        assert notifies(net.advance(0)) == []
+    assert [leg.dialog.state for leg in presence.legs["1000"].values()] == ["early", "early"]
+    net.send(reply(inv0, 200, "OK", tag="d0", contact=f"sip:1000@127.0.0.1:{D0}"), ("127.0.0.1", D0))
+    (confirmed,) = notifies(net.advance(0))
+    assert dialog_states(confirmed) == [("confirmed", "recipient")]

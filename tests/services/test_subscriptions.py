@@ -261,3 +261,64 @@ def test_message_waiting_is_private():
     assert not may_subscribe(Package.PRESENCE, "1001", "1000", parse_watch_rule("nobody"))
     assert not may_subscribe(Package.MESSAGE_SUMMARY, "1000", "1000", WatchSettings("a.com"),
                              watcher_domain="b.com")
+
+
+# -- NOTIFYs from a template (notify_data) ------------------------------------------------------
+
+
+VIA = "SIP/2.0/UDP 127.0.0.1:25060"
+
+
+def _twins(extra: str = "", contact: str = "<sip:1001@10.0.0.2:5080;transport=udp>", prepare: bool = False):
+    """The same subscription in two stores: one NOTIFYs through `notify`, the other `notify_data`
+    (its template made from the SUBSCRIBE's NOTIFY with `prepare`, else on the first one)."""
+    out = []
+    for i in range(2):
+        tags = (f"t{i}" for i in itertools.count(1))
+        s = Subscriptions(SubscriptionPolicy(), tags.__next__, lambda n: f"sip:{n}@127.0.0.1:25060")
+        ans = s.on_subscribe(subscribe(extra=extra, contact=contact), "1001", "1000", render_dialog, now=0.0)
+        if prepare and i == 1:
+            s.prepare(ans.subscription, VIA, ans.notify)
+            assert ans.subscription.prepared is not None
+        out.append((s, ans.subscription))
+    return out
+
+
+def _with_via(req: Request, branch: str) -> bytes:
+    req.headers.prepend("Via", f"{VIA};branch={branch};rport")
+    return bytes(req)
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+@pytest.mark.parametrize("extra", [
+    "",
+    "Record-Route: <sip:10.0.0.9;lr>, <sip:10.0.0.8;lr>",
+    "Record-Route: <sip:10.0.0.9>",  # a strict router: the Request-URI is the route, the target goes last
+])
+def test_notify_data_is_the_notify_request_serialized(extra, prepare):
+    (a, sa), (b, sb) = _twins(extra, contact="<sip:10%2501@10.0.0.2:5080;transport=udp>", prepare=prepare)
+    made = sb.prepared
+    for now, reason in ((10.0, None), (20.0, None), (30.0, "timeout")):
+        req = a.notify(sa, render_dialog, now, reason=reason)
+        data, prepared = b.notify_data(sb, render_dialog, now, VIA, f"z9hG4bK{now}", reason=reason)
+        assert data == _with_via(req, f"z9hG4bK{now}")
+        assert [str(r) for r in prepared.routes] == [str(r) for r in req.routes]
+        assert sa.dialog.local_cseq == sb.dialog.local_cseq and sa.version == sb.version
+        assert not prepare or sb.prepared is made  # the template made from the first NOTIFY serves on
+    assert len(b) == 0 and sb.state is State.TERMINATED
+    assert parse(data).headers.get("subscription-state") == "terminated;reason=timeout"
+
+
+def test_notify_data_template_follows_a_target_refresh_and_the_via():
+    (a, sa), (b, sb) = _twins()
+    b.notify_data(sb, render_dialog, 1.0, VIA, "z9hG4bK1")
+    a.notify(sa, render_dialog, 1.0)
+    first = sb.prepared
+    for s in (a, b):
+        s.on_subscribe(subscribe(to_tag="t1", cseq=2, contact="<sip:1001@10.0.0.7:5090>"), "1001", "1000",
+                       render_dialog, now=2.0)
+    data, _ = b.notify_data(sb, render_dialog, 3.0, "SIP/2.0/TCP 127.0.0.1:25061", "z9hG4bK2")
+    assert sb.prepared is not first
+    req = a.notify(sa, render_dialog, 3.0)
+    req.headers.prepend("Via", "SIP/2.0/TCP 127.0.0.1:25061;branch=z9hG4bK2;rport")
+    assert data == bytes(req) and req.uri == "sip:1001@10.0.0.7:5090"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from onenumber.services.voicemail.menu import MenuSettings
+from onenumber.services.voicemail.actions import Play
+from onenumber.services.voicemail.menu import Menu, MenuSettings
 from onenumber.services.voicemail.service import StandaloneVoicemail
 from onenumber.sip.message import Response, parse
 from onenumber.sip.stack import Source, Stack, Target
@@ -90,3 +91,47 @@ def test_the_box_asks_for_the_pin_of_a_caller_not_its_own() -> None:
     assert [(box, m.pin_required if m else None) for box, m in svc.listened] == [
         ("1000", True), ("1000", False), ("1000", False)]
     assert all(m is not None and m.pin == "2468" for _, m in svc.listened)
+
+
+def _menu_for(app: StandaloneVoicemail, box: str, caller: str) -> MenuSettings | None:
+    stack = Stack(app)
+    stack.local = {"udp": ("127.0.0.1", VM)}
+    svc = FakeService(stack)
+    app.service = svc  # type: ignore[assignment]
+    stack.receive(_invite_to_vm(f"*98{box}", caller), Source("udp", ("127.0.0.1", 25060), ("127.0.0.1", VM)), 0.0)
+    if not svc.listened:
+        (resp,) = [parse(s.data) for s in stack.outbox]
+        assert isinstance(resp, Response) and resp.status == 403
+        return None
+    ((listened, menu),) = svc.listened
+    assert listened == box and menu is not None and menu.pin_required
+    return menu
+
+
+def _opens(menu: MenuSettings, digits: str) -> bool:
+    """Whether keying `digits` then # at the PIN prompt opens the box."""
+    m = Menu([], menu)
+    m.start(0.0)
+    for d in digits + "#":
+        out = m.on_digit(d, 1.0)
+    return not any(isinstance(a, Play) and a.prompt == "wrong-pin" for a in out)
+
+
+def test_a_box_with_its_own_pin_asks_for_that_one() -> None:
+    """The account's voicemail_pin, when set, is the PIN of its box; the server-wide one stays
+    the default of the boxes without (and a box with its own opens even with no server-wide one)."""
+    from onenumber.main import box_pins
+
+    alice, _ = make_account("1000", "Alice", 1, voicemail_pin="1357")
+    bob, _ = make_account("1001", "Bob", 1)
+    net = Net([alice, bob], [])
+    app = StandaloneVoicemail()
+    app.box_pin = box_pins(net.directory)
+    menu = _menu_for(app, "1000", "1002")
+    assert menu is not None and menu.pin == "1357" and _opens(menu, "1357") and not _opens(menu, "2468")
+    assert _menu_for(app, "1001", "1002") is None  # no PIN of its own, none server-wide: refused
+    app.menu = replace(app.menu, pin="2468")
+    menu = _menu_for(app, "1001", "1002")
+    assert menu is not None and menu.pin == "2468" and _opens(menu, "2468")
+    menu = _menu_for(app, "1000", "1002")  # its own still wins over the server-wide one
+    assert menu is not None and menu.pin == "1357" and not _opens(menu, "2468")

@@ -116,3 +116,60 @@ def test_add_via_remembers_what_parsing_would_give() -> None:
     assert remembered.branch == branch and remembered.param("rport") == ""
     req.headers.replace_first("via", "SIP/2.0/TCP 127.0.0.2:5070;branch=z9hG4bKother")
     assert req.top_via.transport == "TCP"  # a change to the Via drops what was remembered
+
+
+NOTIFY = (
+    b"NOTIFY sip:b@10.0.0.5:40000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:25060;branch=%b;rport\r\n"
+    b"Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: n1\r\nCSeq: 7 NOTIFY\r\n"
+    b"Event: dialog\r\nSubscription-State: active;expires=60\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def _answer(branch: bytes, status: bytes = b"200 OK", via: bytes | None = None) -> bytes:
+    via = via if via is not None else b"Via: SIP/2.0/UDP 127.0.0.1:25060;branch=" + branch + b";rport=25060"
+    return (b"SIP/2.0 " + status + b"\r\n" + via + b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\n"
+            b"Call-ID: n1\r\nCSeq: 7 NOTIFY\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_prepared_request_is_sent_and_its_answer_matched_from_the_bytes() -> None:
+    stack, tu = make()
+    branch = stack.new_branch()
+    data = NOTIFY % branch.encode()
+    txn = stack.send_prepared(data, branch, "NOTIFY", Target("udp", "10.0.0.5", 40000), 0.0)
+    assert [s.data for s in stack.outbox] == [data] and txn.light and txn.method == "NOTIFY"
+    stack.outbox.clear()
+    stack.receive(_answer(branch.encode(), b"481 Subscription Does Not Exist"), SRC, 0.1)
+    (resp,) = tu.responses
+    assert (resp.status, resp.reason) == (481, "Subscription Does Not Exist")
+    assert resp.call_id == "n1" and resp.body == b""  # the rest parsed when read
+    assert stack.outbox == []  # no ACK for a non-INVITE
+    assert stack.client_txns == {} and stack._light == 0  # a final ends it: no Timer K
+    stack.receive(_answer(branch.encode()), SRC, 0.2)  # a late retransmission: stray, dropped
+    assert len(tu.responses) == 1 and stack.outbox == []
+    stack.handle_timer(40.0)  # its Timer E/F entries come up: nothing fires
+    assert stack.outbox == [] and tu.timeouts == 0
+
+
+def test_prepared_request_retransmits_and_times_out() -> None:
+    stack, tu = make()
+    branch = stack.new_branch()
+    stack.send_prepared(NOTIFY % branch.encode(), branch, "NOTIFY", Target("udp", "10.0.0.5", 40000), 0.0)
+    now = 0.0
+    while stack.next_timer() is not None and now < 40:
+        now = stack.next_timer()  # type: ignore[assignment]
+        stack.handle_timer(now)
+    assert tu.timeouts == 1 and len(stack.outbox) > 3 and stack.client_txns == {}
+
+
+def test_unusual_answers_to_a_prepared_request_take_the_parsing_path() -> None:
+    stack, tu = make()
+    branch = stack.new_branch()
+    stack.send_prepared(NOTIFY % branch.encode(), branch, "NOTIFY", Target("udp", "10.0.0.5", 40000), 0.0)
+    folded = _answer(branch.encode(), via=b"v: SIP/2.0/UDP 127.0.0.1:25060\r\n ;branch=" + branch.encode())
+    assert not stack._receive_light(folded, SRC, 0.1)
+    stack.receive(folded, SRC, 0.1)  # compact and folded: parsed in full, matched all the same
+    (resp,) = tu.responses
+    assert resp.status == 200 and type(resp) is Response
+    other = _answer(b"z9hG4bKsomeoneelse")
+    assert not stack._receive_light(other, SRC, 0.2)
+    assert not stack._receive_light(_answer(branch.encode(), b"2000 OK"), SRC, 0.2)

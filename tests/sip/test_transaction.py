@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from onenumber.sip.transaction import (
     Action,
     ClientTransaction,
+    LightClientTransaction,
     PassUp,
     ServerTransaction,
     State,
@@ -658,3 +659,41 @@ def test_client_random_sequences(kind: str, reliable: bool, loop: bool,
 def test_server_random_sequences(kind: str, reliable: bool, loop: bool,
                                  events: list[tuple[str, int, float]]) -> None:
     _run_server(kind, reliable, loop, events)
+
+
+# -- the light non-INVITE client machine (the stack's prepared requests) -------------------------
+
+@given(
+    events=st.lists(st.tuples(st.sampled_from(["timer", "1xx", "final", "error"]), st.floats(0, 12)), max_size=15),
+    reliable=st.booleans(),
+)
+def test_light_client_behaves_as_the_table_machine_up_to_its_final(events: list, reliable: bool) -> None:
+    """Same retransmissions (E), timeout (F), 1xx and transport errors as ClientTransaction; a
+    final response passes up as there, then the light one terminates at once (no Completed/K)."""
+    timers = TimerSettings()
+    table = ClientTransaction(invite=False, request=b"NOTIFY", reliable=reliable, now=0.0, timers=timers)
+    light = LightClientTransaction(request=b"NOTIFY", reliable=reliable, now=0.0, timers=timers)
+    assert table.start(0.0) == light.start(0.0)
+    now = 0.0
+    for kind, dt in events:
+        assert (table.state, table.deadline, table.active_timers) == (light.state, light.deadline, light.active_timers)
+        now += dt
+        if kind == "timer":
+            assert table.on_timer(now) == light.on_timer(now)
+        elif kind == "1xx":
+            assert table.receive_response(180, now) == light.receive_response(180, now)
+        elif kind == "final":
+            expected = table.receive_response(200, now)  # reliable: K is 0, it terminates there too
+            if table.state is not State.TERMINATED:
+                expected = [*expected, Terminated()]
+            assert expected == light.receive_response(200, now)
+            assert light.state is State.TERMINATED and light.deadline is None and light.last_status == 200
+            assert light.receive_response(200, now + 1) == []  # a retransmission: absorbed
+            return
+        else:
+            assert table.transport_error(now) == light.transport_error(now)
+        if table.state is State.TERMINATED:
+            assert light.state is State.TERMINATED
+            with pytest.raises(TransactionError):
+                light.on_timer(now + 100)
+            return

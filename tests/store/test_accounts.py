@@ -111,6 +111,9 @@ async def test_update_account(store: Store) -> None:
         ({"selected_device": 5}, "has no device at position 5"),
         ({"selected_device": "x"}, "must be a device position"),
         ({"custom_cli": "hello"}, "caller ID 'hello' is not valid"),
+        ({"voicemail_pin": "12a4"}, "voicemail PIN must be 4-12 digits"),
+        ({"voicemail_pin": "123"}, "voicemail PIN must be 4-12 digits"),
+        ({"voicemail_pin": "1234567890123"}, "voicemail PIN must be 4-12 digits"),
         ({"remove_dids": ["999"]}, "999 is not a DID of account 1000"),
         ({"add_dids": ["1001"]}, "already an account number"),
         ({"add_dids": ["111"]}, "already belongs to this account"),
@@ -196,3 +199,15 @@ async def test_forward_to_voicemail_is_the_accounts_box(store: Store) -> None:
     await store.admin.add_account("1000", "Alice")
     account = await store.admin.update_account("1000", forward_no_answer="VoiceMail")
     assert account.forwarding.no_answer == "voicemail"
+
+
+async def test_voicemail_pin_per_account(store: Store) -> None:
+    admin = store.admin
+    await admin.add_account("1000", "Alice")
+    assert (await admin.get_account("1000")).voicemail_pin is None  # the server-wide one
+    account = await admin.update_account("1000", voicemail_pin=" 135790 ")
+    assert account.voicemail_pin == "135790" and (await admin.get_account("1000")).voicemail_pin == "135790"
+    assert (await admin.update_account("1000", dnd=True)).voicemail_pin == "135790"  # other changes keep it
+    assert (await admin.update_account("1000", voicemail_pin="")).voicemail_pin is None
+    await admin.update_account("1000", voicemail_pin="2468")
+    assert (await admin.update_account("1000", voicemail_pin=None)).voicemail_pin is None

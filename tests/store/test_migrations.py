@@ -67,3 +67,38 @@ async def test_concurrent_first_opens(db_url: str) -> None:
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_voicemail_pin_column_upgrades_from_0005_keeping_the_accounts(db_url: str) -> None:
+    """0006 adds accounts.voicemail_pin (NULL for every existing account) and drops it again."""
+    from alembic import command
+    from alembic.config import Config
+
+    from onenumber.store.migrate import MIGRATIONS_DIR
+
+    store = await Store.open(db_url)
+    try:
+        await store.admin.add_account("1000", "Alice")
+        await store.admin.add_device("1000", "deskphone")
+        await store.admin.update_account("1000", voicemail_pin="2468")
+
+        def run(sync_conn, target: str) -> None:  # type: ignore[no-untyped-def]
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+            cfg.attributes["connection"] = sync_conn
+            (command.downgrade if target == "0005" else command.upgrade)(cfg, target)
+
+        async with store.engine.connect() as conn:
+            await conn.run_sync(run, "0005")
+            await conn.commit()
+            cols = await conn.run_sync(lambda c: {x["name"] for x in inspect(c).get_columns("accounts")})
+        assert "voicemail_pin" not in cols and await current_revision(store.engine) == "0005"
+        async with store.engine.connect() as conn:
+            await conn.run_sync(run, "head")
+            await conn.commit()
+        account = await store.admin.get_account("1000")
+        assert account.display_name == "Alice" and account.voicemail_pin is None
+        # the accounts table was altered, not rebuilt: its devices (ON DELETE CASCADE) are still there
+        assert [d.auth_username for d in await store.admin.list_devices("1000")] == ["1000"]
+    finally:
+        await store.close()

@@ -478,7 +478,8 @@ class StandaloneVoicemail:
 
     INVITE to the access number → listen to the caller's own box (the From user: no
     authentication here, the proxy's job); to the access number followed by a box → that
-    box after its PIN (`menu.pin`; refused when none is set); any other INVITE → leave a message in the box
+    box after its PIN (the box's own, `box_pin(box)`, else the server-wide `menu.pin`; refused when
+    neither is set); any other INVITE → leave a message in the box
     named by the Request-URI user; SUBSCRIBE `message-summary` → NOTIFYs on every change
     of the box (`notify_box`, to be set as the service's `on_change`).
     """
@@ -487,6 +488,8 @@ class StandaloneVoicemail:
         self.access_number = access_number
         self.service: VoicemailService | None = None  # attached after the stack exists
         self.menu = MenuSettings()
+        # the box's own PIN (the account's voicemail_pin), None when it has none: `menu.pin` then
+        self.box_pin: Callable[[str], str | None] = lambda box: None
         self.subscriptions = subscriptions
         self.watch = WatchSettings()
         self._expiry: Timer | None = None
@@ -569,11 +572,11 @@ class StandaloneVoicemail:
             elif other:  # access number + a box: from another account's device only the PIN opens it
                 if other == caller:  # the proxy rewrote From to the calling device's account
                     svc.spawn(svc.listen(txn, req, caller, self.menu))
-                elif not self.menu.pin:
+                elif not (pin := self.box_pin(other) or self.menu.pin):
                     reason = "Forbidden (no voicemail PIN is set: dial the access number from the box's own device)"
                     stack.respond(txn, stack.make_response(req, 403, reason), now)
                 else:
-                    svc.spawn(svc.listen(txn, req, other, replace(self.menu, pin_required=True)))
+                    svc.spawn(svc.listen(txn, req, other, replace(self.menu, pin=pin, pin_required=True)))
             elif user and user != self.access_number:
                 svc.spawn(svc.deposit(txn, req, user))
             else:
