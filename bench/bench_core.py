@@ -48,10 +48,14 @@ def _net() -> tuple[Net, list]:
     net = Net(accounts, devices, trunks=(Trunk("gw", TRUNK[0], TRUNK[1]),), record_events=False,
               presence=os.environ.get("ONENUMBER_BENCH_PRESENCE") == "1")
     if os.environ.get("ONENUMBER_BENCH_HISTORY") == "1":  # the history subscriber, as `serve` runs it
+        from onenumber.services.events import CallEnded, CallFailed
         from onenumber.services.history import HistoryWriter
 
         writer = HistoryWriter(None, net.core.events, net.directory)
-        net.core.events.subscribe(lambda event: writer.pending.clear() if len(writer.pending) > 1000 else None)
+        # no store here: drop the rows now and then; subscribed to the events history itself
+        # follows only (a subscriber to every event would make the core build them all)
+        net.core.events.subscribe(lambda event: writer.pending.clear() if len(writer.pending) > 1000 else None,
+                                  CallEnded, CallFailed)
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)  # as onenumber.main does
