@@ -128,7 +128,13 @@ def _run_onenumber(
     if workers > 1:
         import redis
 
-        redis.Redis(host=LOOPBACK, port=6379, db=WORKERS_REDIS_DB).flushdb()
+        client = redis.Redis(host=LOOPBACK, port=6379, db=WORKERS_REDIS_DB)
+        strangers = [k for k in client.scan_iter(count=1000) if not k.startswith(b"onenumber:")]
+        if strangers:  # a database someone else uses: never flushed
+            raise SystemExit(f"Redis db {WORKERS_REDIS_DB} holds keys that are not OneNumber's ({strangers[:3]}): "
+                             "run with --workers 0, or empty that database")
+        client.flushdb()
+        client.close()
         extra = ("--workers", str(workers), "--redis", f"redis://{LOOPBACK}:6379/{WORKERS_REDIS_DB}")
         rpid = redis_pid()
 

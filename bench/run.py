@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kamailio", action="store_true", help="skip the Kamailio reference run")
     ap.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     ap.add_argument("--call-profile-rate", type=float, help="calls/s of the step py-spy records")
-    ap.add_argument("--workers", type=int, default=0,
+    ap.add_argument("--workers", type=int, default=None,
                     help="forked calls also with N worker processes sharing Redis (db 9 on 127.0.0.1:6379, "
-                         "flushed), Redis's CPU included")
+                         "flushed), Redis's CPU included; default 2 (0 with --quick); 0 skips it")
     ap.add_argument("--out", type=Path, default=RESULTS, help="report directory (default bench/results)")
     args = ap.parse_args(argv)
 
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Forked calls: {cfg['accounts']} accounts × 2 devices", flush=True)
             report["calls"] = run_calls(
                 work / "calls", accounts=cfg["accounts"], rates=cfg["call_rates"], seconds=cfg["seconds"],
-                kamailio=not args.no_kamailio, profile_rate=cfg["call_profile_rate"], workers=args.workers,
+                kamailio=not args.no_kamailio, profile_rate=cfg["call_profile_rate"],
+                workers=args.workers if args.workers is not None else (0 if args.quick else 2),
             )
     text = render(report)
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
