@@ -35,6 +35,7 @@ from benchlib import (
     run_sipp,
     start_sipp_uas,
     stop_pid,
+    wait_idle,
     write_csv,
 )
 
@@ -158,7 +159,11 @@ def _run_onenumber(
         for pos, port in ((0, port_a), (1, port_b)):
             rows = [(d.account, d.auth_username, auth_keyword(d)) for d in devs if d.position == pos]
             inf = write_csv(workdir / f"devices-{pos}.csv", rows)
-            for _ in range(2):  # a worker still starting drops the first burst: once more
+            for attempt in range(3):  # a worker still starting, or a server just started and still
+                # shedding (its loop ran late while it started), refuses the first burst: once more
+                if attempt:
+                    time.sleep(1.0)
+                wait_idle(server.sip_port, 10.0)
                 res = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(rows), rate=500, inf=inf,
                                timeout=len(rows) / 500 + 15, local_port=port)
                 if res.successful == len(rows):
