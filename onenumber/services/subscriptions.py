@@ -318,14 +318,18 @@ class Subscriptions:
     def for_target(self, package: Package, target: str) -> Iterable[Subscription]:
         return self.by_target.get((package, target), {}).values()
 
-    def _build(self, sub: Subscription, render: Render, now: float, *, reason: str | None = None) -> Request:
-        body = render(sub)
+    @staticmethod
+    def _next(sub: Subscription, render: Render, now: float, reason: str | None) -> tuple[bytes, str]:
+        """The next NOTIFY's body and Subscription-State (with `reason`: the last one)."""
+        body = render(sub)  # before the count: the body's version is the NOTIFYs sent so far
         sub.notifies += 1
         if reason is None:
-            sub_state = f"active;expires={sub.remaining(now)}"
-        else:
-            sub.state = State.TERMINATED
-            sub_state = f"terminated;reason={reason}"
+            return body, f"active;expires={sub.remaining(now)}"
+        sub.state = State.TERMINATED
+        return body, f"terminated;reason={reason}"
+
+    def _build(self, sub: Subscription, render: Render, now: float, *, reason: str | None = None) -> Request:
+        body, sub_state = self._next(sub, render, now, reason)
         extra = [
             ("Event", sub.package.value + (f";id={sub.event_id}" if sub.event_id else "")),
             ("Subscription-State", sub_state),
@@ -341,13 +345,7 @@ class Subscriptions:
         Via, at a fraction of the cost: a busy account's watchers get three per call."""
         if reason is not None:
             self._remove(sub)
-        body = render(sub)
-        sub.notifies += 1
-        if reason is None:
-            sub_state = f"active;expires={sub.remaining(now)}"
-        else:
-            sub.state = State.TERMINATED
-            sub_state = f"terminated;reason={reason}"
+        body, sub_state = self._next(sub, render, now, reason)
         prepared = sub.prepared
         key = (via, sub.dialog.remote_target, self._contact(sub))
         if prepared is None or prepared.key != key:

@@ -99,22 +99,23 @@ def admin_token(db: str) -> str:
         return pool.submit(lambda: asyncio.run(run())).result(timeout=60)
 
 
-def options_ping(port: int, timeout: float = 0.5) -> bool:
+def options_ping(port: int, timeout: float = 0.5, host: str = LOOPBACK) -> bool:
+    """OPTIONS to host:port from the same host; True on a 200."""
     check_port(port)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOOPBACK, 0))
+        s.bind((host, 0))
         s.settimeout(timeout)
         me = s.getsockname()[1]
         call_id = uuid.uuid4().hex
         msg = (
-            f"OPTIONS sip:{LOOPBACK}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {LOOPBACK}:{me};branch=z9hG4bK{call_id[:10]};rport\r\n"
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {host}:{me};branch=z9hG4bK{call_id[:10]};rport\r\n"
             "Max-Forwards: 70\r\n"
-            f"From: <sip:probe@{LOOPBACK}:{me}>;tag=probe\r\n"
-            f"To: <sip:{LOOPBACK}:{port}>\r\n"
+            f"From: <sip:probe@{host}:{me}>;tag=probe\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
             f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         ).encode()
-        s.sendto(msg, (LOOPBACK, port))
+        s.sendto(msg, (host, port))
         try:
             data, _ = s.recvfrom(65535)
         except OSError:

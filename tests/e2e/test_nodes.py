@@ -37,8 +37,8 @@ from .harness import (
     Device,
     Server,
     admin_token,
-    check_port,
     free_port,
+    options_ping,
     place_call,
     run_store_work,
     start_device,
@@ -73,29 +73,6 @@ def _bindable(host: str) -> bool:
     return True
 
 
-def ping(host: str, port: int, timeout: float = 0.5) -> bool:
-    """OPTIONS to host:port from the same host; True on a 200."""
-    check_port(port)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        s.settimeout(timeout)
-        me = s.getsockname()[1]
-        call_id = uuid.uuid4().hex
-        msg = (
-            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {host}:{me};branch=z9hG4bK{call_id[:10]};rport\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: <sip:probe@{host}:{me}>;tag=probe\r\nTo: <sip:{host}:{port}>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        ).encode()
-        s.sendto(msg, (host, port))
-        try:
-            data, _ = s.recvfrom(65535)
-        except OSError:
-            return False
-        return data.startswith(b"SIP/2.0 200")
-
-
 @dataclass
 class Node(Server):
     """A Server bound to its own loopback address (the harness's Server binds 127.0.0.1)."""
@@ -121,7 +98,7 @@ class Node(Server):
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"node exited early:\n{self.log()}")
-            if ping(self.host, self.sip_port, 0.2):
+            if options_ping(self.sip_port, 0.2, self.host):
                 return self
             time.sleep(0.1)
         raise AssertionError(f"node did not answer OPTIONS:\n{self.log()}")
