@@ -27,23 +27,20 @@ from benchlib import (
     OneNumberServer,
     _sipp_safe,
     auth_keyword,
-    children,
     free_port,
     options_ping,
     provision,
-    redis_pid,
     run_sipp,
     start_sipp_uas,
     stop_pid,
     wait_idle,
+    wait_workers,
+    workers_args,
     write_csv,
 )
 
 KAMAILIO_MODULES = ("tm", "sl", "rr", "maxfwd", "usrloc", "registrar", "textops", "siputils", "pv")
 KAMAILIO_AUTH_MODULES = ("db_text", "auth", "auth_db")
-
-
-WORKERS_REDIS_DB = 9  # the benchmark's own Redis database, flushed before the run
 
 
 def run_calls(
@@ -124,32 +121,12 @@ def _run_onenumber(
     workdir: Path, accounts: int, rates: list[float], seconds: float, profile_rate: float | None,
     workers: int = 1,
 ) -> dict:
-    extra: tuple[str, ...] = ()
-    watch: Callable[[OneNumberServer], list[int]] = lambda s: [s.pid]  # noqa: E731
-    if workers > 1:
-        import redis
-
-        client = redis.Redis(host=LOOPBACK, port=6379, db=WORKERS_REDIS_DB)
-        strangers = [k for k in client.scan_iter(count=1000) if not k.startswith(b"onenumber:")]
-        if strangers:  # a database someone else uses: never flushed
-            raise SystemExit(f"Redis db {WORKERS_REDIS_DB} holds keys that are not OneNumber's ({strangers[:3]}): "
-                             "run with --workers 0, or empty that database")
-        client.flushdb()
-        client.close()
-        extra = ("--workers", str(workers), "--redis", f"redis://{LOOPBACK}:6379/{WORKERS_REDIS_DB}")
-        rpid = redis_pid()
-
-        def watch(s: OneNumberServer) -> list[int]:
-            return [s.pid, *children(s.pid), *([rpid] if rpid else [])]
+    extra, watch = workers_args(workers)
     server = OneNumberServer(workdir / "server", extra=extra)
     devs = provision(server.db, accounts, 2)
     numbers = sorted({d.account for d in devs})
     server.start()
-    deadline = time.monotonic() + 30
-    while workers > 1 and len(children(server.pid)) < workers and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if workers > 1:
-        time.sleep(3.0)  # every worker listening, not only the first to answer OPTIONS
+    wait_workers(server, workers)
     port_a, port_b = free_port(), free_port()
     uas: list[subprocess.Popen] = []
     out: dict = {"note": "caller authenticated with digest (407), UDP"

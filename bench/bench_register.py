@@ -28,6 +28,8 @@ from benchlib import (
     rss_bytes,
     run_sipp,
     wait_idle,
+    wait_workers,
+    workers_args,
     write_csv,
 )
 
@@ -84,14 +86,19 @@ def best_rate(steps: list[Step]) -> Step | None:
 
 def run_register(
     workdir: Path, *, accounts: int, devices: int, rates: list[float], seconds: float,
-    profile_rate: float | None,
+    profile_rate: float | None, workers: int = 1,
 ) -> dict:
-    server = OneNumberServer(workdir / "server")
+    """Authenticated REGISTER at each rate; with `workers` > 1, `serve --workers N` sharing Redis
+    (the CPU of the supervisor, the workers and Redis counted)."""
+    extra, watch = workers_args(workers)
+    server = OneNumberServer(workdir / "server", extra=extra)
     devs = provision(server.db, accounts, devices)
     inf = write_csv(workdir / "users.csv", [(d.account, d.auth_username, auth_keyword(d)) for d in devs])
     server.start()
+    wait_workers(server, workers)
     port = free_port()
-    out: dict = {"accounts": accounts, "devices": len(devs), "step_seconds": seconds, "steps": []}
+    out: dict = {"accounts": accounts, "devices": len(devs), "step_seconds": seconds, "steps": [],
+                 "workers": workers}
     try:
         warm = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(devs),
                         rate=min(500.0, len(devs)), inf=inf, timeout=len(devs) / 500 + 15, local_port=port)
@@ -104,13 +111,14 @@ def run_register(
             prof = None
             if profile_rate is not None and rate == profile_rate:
                 prof = start_profile(server.pid, workdir / "profile.txt", seconds)
-            step = run_step(server, "register.xml", inf, rate, seconds, workdir, port)
+            step = run_step(server, "register.xml", inf, rate, seconds, workdir, port, watch(server))
             if prof is not None:
                 out["profile"] = finish_profile(prof, workdir / "profile.txt")
                 out["profile"]["rate"] = rate
             steps.append(step)
             out["steps"].append(step.row())
-            print(f"  REGISTER {rate:>6.0f}/s: " + row_text(step.row()), flush=True)
+            label = "REGISTER" if workers <= 1 else f"REGISTER ({workers} workers)"
+            print(f"  {label} {rate:>6.0f}/s: " + row_text(step.row()), flush=True)
             if step.result.failure_pct > SATURATED_PCT:
                 break
         best = best_rate(steps)

@@ -114,6 +114,40 @@ def redis_pid() -> int | None:
     return None
 
 
+WORKERS_REDIS_DB = 9  # the benchmark's own Redis database, flushed before a run with workers
+
+
+def workers_args(workers: int) -> tuple[tuple[str, ...], Callable[[OneNumberServer], list[int]]]:
+    """`serve` arguments for N worker processes sharing Redis db 9 (flushed first, unless it holds
+    keys that are not OneNumber's), and which PIDs to count: the supervisor, its workers and, with
+    more than one worker, Redis itself (its CPU is part of the cost of sharing)."""
+    if workers <= 1:
+        return (), lambda s: [s.pid]
+    import redis
+
+    client = redis.Redis(host=LOOPBACK, port=6379, db=WORKERS_REDIS_DB)
+    strangers = [k for k in client.scan_iter(count=1000) if not k.startswith(b"onenumber:")]
+    if strangers:  # a database someone else uses: never flushed
+        raise SystemExit(f"Redis db {WORKERS_REDIS_DB} holds keys that are not OneNumber's ({strangers[:3]}): "
+                         "run with --workers 0, or empty that database")
+    client.flushdb()
+    client.close()
+    rpid = redis_pid()
+    return (("--workers", str(workers), "--redis", f"redis://{LOOPBACK}:6379/{WORKERS_REDIS_DB}"),
+            lambda s: [s.pid, *children(s.pid), *([rpid] if rpid else [])])
+
+
+def wait_workers(server: OneNumberServer, workers: int) -> None:
+    """Until every worker process of `serve --workers N` is up and listening, not only the first
+    to answer OPTIONS."""
+    if workers <= 1:
+        return
+    deadline = time.monotonic() + 30
+    while len(children(server.pid)) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3.0)
+
+
 def tree_cpu_seconds(pids: Sequence[int]) -> float:
     total = 0.0
     for pid in pids:
