@@ -237,7 +237,66 @@ def render(report: dict) -> str:
             out.append(f"Workers: {calls['ratio_workers']}")
         if calls.get("kamailio_skipped"):
             out.append(f"Kamailio reference: skipped ({calls['kamailio_skipped']})")
+    out += summary(report)
     return "\n".join(out) + "\n"
+
+
+def _clean(step: dict) -> bool:
+    return step.get("failure_pct", 100.0) < 1.0 and bool(step.get("ok"))
+
+
+def _cells(step: dict, ref: dict | None) -> str:
+    """p50/p99, CPU per operation and its ratio to the reference's, of one step."""
+    cpu, rcpu = step.get("server_cpu_us_per_call"), (ref or {}).get("server_cpu_us_per_call")
+    return (f"{fmt(step['p50_ms'], 0) + '/' + fmt(step['p99_ms'], 0):>11} {fmt(cpu, 0):>7} "
+            f"{fmt(cpu / rcpu if cpu and rcpu else None, 2):>5}")
+
+
+def summary(report: dict) -> list[str]:
+    """Issue 11's table: per operation and system, the highest clean rate, its p50/p99 and CPU per
+    operation, and the ratio to Kamailio+auth — at each one's best step, and at the highest rate
+    every system ran cleanly (CPU per operation falls as the rate rises, so best steps at different
+    rates flatter the faster system)."""
+    calls = (report.get("calls") or {}).get("runs", {})
+    workers = next((n for n in calls if n.startswith("OneNumber ") and "workers" in n), None)
+    ops = {
+        "authenticated REGISTER": [
+            ("OneNumber, 1 worker", report.get("register")),
+            (f"OneNumber, {(report.get('register_workers') or {}).get('workers')} workers + Redis",
+             report.get("register_workers")),
+            ("Kamailio+auth", report.get("register_kamailio")),
+        ],
+        "authenticated forked call": [
+            ("OneNumber, 1 worker", calls.get("OneNumber")),
+            (f"OneNumber, {workers.split()[1] if workers else '?'} workers + Redis", calls.get(workers or "")),
+            ("Kamailio+auth", calls.get("Kamailio+auth")),
+            ("Kamailio (no auth)", calls.get("Kamailio")),
+        ],
+    }
+    out: list[str] = []
+    for op, systems in ops.items():
+        runs = [(name, run) for name, run in systems if run]
+        if not runs:
+            continue
+        ref = next((run for name, run in runs if name == "Kamailio+auth"), None)
+        ref_best = (ref or {}).get("best") or {}
+        clean_sets = [{s["attempted_per_s"] for s in run.get("steps", []) if _clean(s)} for _, run in runs]
+        common = max(set.intersection(*clean_sets), default=None) if clean_sets else None
+        ref_common = next((s for s in (ref or {}).get("steps", []) if s["attempted_per_s"] == common), None)
+        out += ["", f"Summary, {op} (CPU per operation in µs; ×: OneNumber's CPU over Kamailio+auth's):",
+                f"  {'':<30} {'best rate/s':>11} {'p50/p99 ms':>11} {'CPU µs':>7} {'×':>5}"
+                + (f"   at {common:.0f}/s: {'p50/p99 ms':>11} {'CPU µs':>7} {'×':>5}" if ref_common else "")]
+        for name, run in runs:
+            best = run.get("best")
+            line = f"  {name:<30} " + (f"{best['attempted_per_s']:>11.0f} " + _cells(best, ref_best) if best
+                                       else f"{'no clean step':>11}")
+            step = next((s for s in run.get("steps", []) if s["attempted_per_s"] == common), None)
+            if step and ref_common:
+                line += f"   {'':>{len(f'at {common:.0f}/s:')}} " + _cells(step, ref_common)
+            out.append(line)
+        if ref is None:
+            out.append("  (no Kamailio+auth run: no ratio)")
+    return out
 
 
 if __name__ == "__main__":
