@@ -36,3 +36,4 @@ def test_bench_quick_produces_a_report(tmp_path: Path) -> None:
         assert run["steps"] and run["steps"][0]["ok"] > 0, (name, run)
     text = (tmp_path / "latest.txt").read_text()
     assert "Authenticated REGISTER" in text and "Forked calls against OneNumber" in text
+    assert "Summary, authenticated REGISTER" in text and "Summary, authenticated forked call" in text
