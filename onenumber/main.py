@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import sip_core
 from .config import ServerConfig
 from .media.greeting import DEFAULT_PATH as DEFAULT_GREETING
 from .media.greeting import speak as greeting_speak
@@ -450,8 +451,9 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     if config.http_port:
         transports += f", {'WSS' if tls_port else 'WS'} on {config.http_port}/sip"
     log.info(
-        "OneNumber listening: SIP %s:%d (%s), HTTP %s:%d, realm %s, %d binding(s) restored",
+        "OneNumber listening: SIP %s:%d (%s), HTTP %s:%d, realm %s, %d binding(s) restored; SIP core %s",
         config.bind, config.sip_port, transports, config.bind, config.http_port, realm, location.count(),
+        sip_core(),  # "compiled" (mypyc, `make compiled`) or "pure": docs/compiled.md
     )
     if config.worker == 0:
         print(f"OneNumber is running: SIP on {config.bind}:{config.sip_port} ({transports}), "
