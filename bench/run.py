@@ -133,7 +133,7 @@ def machine() -> dict:
 def _sip_core() -> str:
     """"compiled" (mypyc: `make bench` builds it) or "pure": what the server under test imports,
     asked of a Python started as the server is (same PYTHONPATH, not this script's directory)."""
-    out = subprocess.run([sys.executable, "-c", "import onenumber; print(onenumber.sip_core())"],
+    out = subprocess.run([sys.executable, "-c", "import onenumber.sip as s; print(s.sip_core())"],
                          capture_output=True, text=True, cwd=tempfile.gettempdir())
     return out.stdout.strip() or f"unknown ({out.stderr.strip()[-200:]})"
 

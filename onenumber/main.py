@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import sip_core
 from .config import ServerConfig
 from .media.greeting import DEFAULT_PATH as DEFAULT_GREETING
 from .media.greeting import speak as greeting_speak
@@ -35,6 +34,7 @@ from .services.voicemail.deposit import DepositSettings
 from .services.voicemail.service import Prompts, StandaloneVoicemail, VoicemailService
 from .services.voicemail.store import DatabaseMessageStore, DirectoryMessageStore, MessageStore
 from .settings import Settings
+from .sip import sip_core
 from .sip.bodies import MessageSummary
 from .sip.stack import Stack, Target
 from .store import Store

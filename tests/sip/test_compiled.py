@@ -8,17 +8,16 @@ import os
 
 import pytest
 
-import onenumber
-from onenumber.sip import message, stack
+from onenumber.sip import message, sip_core, stack
 
 
 def test_the_core_under_test_is_the_one_expected() -> None:
     expected = os.environ.get("ONENUMBER_EXPECT_CORE")
     if expected is None:
         pytest.skip("ONENUMBER_EXPECT_CORE not set (make test / make test-compiled set it)")
-    assert onenumber.sip_core() == expected, (message.__file__, stack.__file__)
+    assert sip_core() == expected, (message.__file__, stack.__file__)
 
 
 def test_sip_core_names_the_modules_it_runs() -> None:
-    core = onenumber.sip_core()
+    core = sip_core()
     assert core.startswith("compiled") == (not (message.__file__ or "").endswith(".py"))
