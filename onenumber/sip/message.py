@@ -474,12 +474,15 @@ class _LazyHeaders(Headers):
 
     def _load(self) -> None:
         raw = self._pending
-        if raw is not None:
-            self._pending = None
-            try:
-                self._items = parse(raw, stream=self._stream).headers._items
-            except ParseError:
-                self._items = []
+        if raw is None:
+            return
+        self._pending = None
+        try:
+            parsed = parse(raw, stream=self._stream).headers
+        except ParseError:
+            return  # no header fields
+        # the typed values parsing checked come along (nothing can be cached before the load)
+        self._items, self._cache = parsed._items, parsed._cache
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         self._load()
