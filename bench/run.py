@@ -132,7 +132,16 @@ def machine() -> dict:
         "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
         "sipp": next((line.strip() for line in sipp_v if "SIPp" in line), "?"),
         "kamailio": kam is not None,
+        "sip_core": _sip_core(),
     }
+
+
+def _sip_core() -> str:
+    """"compiled" (mypyc: `make bench` builds it) or "pure": what the server under test imports,
+    asked of a Python started as the server is (same PYTHONPATH, not this script's directory)."""
+    out = subprocess.run([sys.executable, "-c", "import onenumber.sip as s; print(s.sip_core())"],
+                         capture_output=True, text=True, cwd=tempfile.gettempdir())
+    return out.stdout.strip() or f"unknown ({out.stderr.strip()[-200:]})"
 
 
 def _steps_table(title: str, steps: list[dict]) -> list[str]:
@@ -161,7 +170,8 @@ def _profile(prof: dict | None) -> list[str]:
 
 def render(report: dict) -> str:
     out = [f"OneNumber benchmark {report['started']}{' (quick smoke run)' if report['quick'] else ''}",
-           f"machine: {report['machine']}", ""]
+           f"machine: {report['machine']}",
+           f"SIP core: {report['machine'].get('sip_core', '?')} (make bench compiles it: bench/README.md)", ""]
     reg = report.get("register")
     if reg:
         out += _steps_table(

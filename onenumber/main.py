@@ -34,6 +34,7 @@ from .services.voicemail.deposit import DepositSettings
 from .services.voicemail.service import Prompts, StandaloneVoicemail, VoicemailService
 from .services.voicemail.store import DatabaseMessageStore, DirectoryMessageStore, MessageStore
 from .settings import Settings
+from .sip import sip_core
 from .sip.bodies import MessageSummary
 from .sip.stack import Stack, Target
 from .store import Store
@@ -450,8 +451,9 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     if config.http_port:
         transports += f", {'WSS' if tls_port else 'WS'} on {config.http_port}/sip"
     log.info(
-        "OneNumber listening: SIP %s:%d (%s), HTTP %s:%d, realm %s, %d binding(s) restored",
+        "OneNumber listening: SIP %s:%d (%s), HTTP %s:%d, realm %s, %d binding(s) restored; SIP core %s",
         config.bind, config.sip_port, transports, config.bind, config.http_port, realm, location.count(),
+        sip_core(),  # "compiled" (mypyc, `make compiled`) or "pure": docs/compiled.md
     )
     if config.worker == 0:
         print(f"OneNumber is running: SIP on {config.bind}:{config.sip_port} ({transports}), "

@@ -132,7 +132,9 @@ class Gate:
 
     def challenge(self, txn: ServerTxn, proxy: bool, now: float, *, stale: bool) -> None:
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        agent = txn.request.headers.get("user-agent") or ""
+        req = txn.request
+        assert req is not None  # challenged before any final response: not released yet
+        agent = req.headers.get("user-agent") or ""
         auth = self.auth
         if agent and "MD5" in self.auth.algorithms and any(a in agent for a in self.md5_only_agents):
             auth = self.auth_md5
@@ -147,7 +149,7 @@ class Gate:
         if device.credential_expires_at is not None and device.credential_expires_at <= now:
             self.replier.reply(txn, 403, "Credentials expired")
             return False
-        if not device.enabled and txn.request.method != "REGISTER":
+        if not device.enabled and (txn.request is None or txn.request.method != "REGISTER"):
             self.replier.reply(txn, 403, "Forbidden (device disabled)")
             return False
         if not device.internet and not self.is_trusted(txn.source.remote[0]):

@@ -344,7 +344,7 @@ class CallProxy:
         while ctx.next_stage <= upto and ctx.next_stage < len(ctx.plan.stages):
             stage = ctx.plan.stages[ctx.next_stage]
             ctx.next_stage += 1
-            ringing = {b.request.uri for b in ctx.branches.values() if b.attempt == attempt}
+            ringing = {b.request.uri for b in ctx.branches.values() if b.attempt == attempt and b.request is not None}
             positions = {d.auth_username: d.position for d in self.directory.devices(ctx.plan.account)}
             for binding in stage.bindings:
                 if binding.contact not in ringing and binding.auth_username != ctx.caller_device:
@@ -550,7 +550,7 @@ class CallProxy:
         for br in ctx.branches.values():
             br.response = None
             if br.state in (BranchState.ANSWERED, BranchState.FAILED):
-                br.request = None  # type: ignore[assignment]  # released, as above
+                br.request = None  # released, as above
 
     def _branch_failed(self, ctx: CallContext, br: Branch, status: int, resp: Response | None, now: float) -> None:
         was_cancelled = br.state is BranchState.CANCELLED
@@ -770,7 +770,7 @@ class CallProxy:
 
     def _send_cancel(self, ctx: CallContext, br: Branch, reason: str | None, now: float) -> None:
         target = ctx.targets.get(br.branch)
-        if target is not None:
+        if target is not None and br.request is not None:  # a pending branch: not released
             self.stack.send_request(make_cancel(br.request, reason), target, now)
 
     def _hang_up_late_answer(self, ctx: CallContext, br: Branch, resp: Response, now: float) -> None:
@@ -778,16 +778,17 @@ class CallProxy:
         br.state = BranchState.FAILED
         target = ctx.targets.get(br.branch)
         contact = resp.headers.get("contact")
-        if target is None or contact is None:
+        req = br.request
+        if target is None or contact is None or req is None:  # None: released once it failed
             return
         try:
             uri = str(NameAddr.parse(contact).uri)
         except ParseError:
             return
         host, port = self._local(target.transport)
-        for method, cseq in (("ACK", br.request.cseq.number), ("BYE", br.request.cseq.number + 1)):
+        for method, cseq in (("ACK", req.cseq.number), ("BYE", req.cseq.number + 1)):
             branch = self.stack.new_branch()
-            h = br.request.headers.copy()
+            h = req.headers.copy()
             for name in ("via", "route", "record-route", "contact", "content-type", "content-length",
                          "diversion", "history-info", "p-asserted-identity"):
                 h.remove(name)

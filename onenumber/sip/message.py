@@ -122,9 +122,8 @@ class Headers:
 
     @classmethod
     def _raw(cls, items: list[list[str]]) -> Headers:
-        h = cls.__new__(cls)
+        h = cls()  # not cls.__new__: mypyc's native classes have no __new__ to call
         h._items = items
-        h._cache = {}
         return h
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
@@ -137,12 +136,16 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
+        other._load()
         return [(k, v) for k, _, v in self._items] == [(k, v) for k, _, v in other._items]
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
         return f"Headers({[(n, v) for _, n, v in self._items]!r})"
+
+    def _load(self) -> None:
+        """Nothing to do: the fields are there (`_LazyHeaders` parses them here on first use)."""
 
     def copy(self) -> Headers:
         h = Headers._raw([list(i) for i in self._items])
@@ -455,58 +458,118 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-_HEADERS_SLOT = Message.__dict__["headers"]  # the slots a LazyResponse fills on first read
-_BODY_SLOT = Message.__dict__["body"]
+class _LazyHeaders(Headers):
+    """The header fields of a `LazyResponse`, parsed from the raw message on first use: every
+    method loads them first. (A subclass of Headers rather than properties over Message's
+    slots: mypyc compiles attribute reads to direct slot reads, which a property overriding
+    the slot in a subclass would never see.) A message that turns out malformed reads as no
+    header fields."""
 
+    __slots__ = ("_pending", "_stream")
 
-class LazyResponse(Response):
-    """A response known by its status line until more is read: its header fields and body are
-    parsed from the raw bytes on first access. The stack hands these to the transaction user
-    for the client transactions it matched from the bytes alone (`Stack.send_prepared`), whose
-    answers are mostly only looked at for their status (a NOTIFY's 200). A message that turns
-    out malformed reads as no header fields and no body."""
-
-    __slots__ = ("_raw", "_stream")
-
-    def __init__(self, status: int, reason: str, raw: bytes, stream: bool = False) -> None:
-        self.status = status
-        self.reason = reason
-        self.version = "SIP/2.0"
-        self._raw = raw
+    def __init__(self, raw: bytes, stream: bool) -> None:
+        super().__init__()
+        self._pending: bytes | None = raw
         self._stream = stream
 
     def _load(self) -> None:
+        raw = self._pending
+        if raw is None:
+            return
+        self._pending = None
         try:
-            msg = parse(self._raw, stream=self._stream)
-            headers, body = msg.headers, msg.body
+            parsed = parse(raw, stream=self._stream).headers
         except ParseError:
-            headers, body = Headers(), b""
-        _HEADERS_SLOT.__set__(self, headers)
-        _BODY_SLOT.__set__(self, body)
+            return  # no header fields
+        # the typed values parsing checked come along (nothing can be cached before the load)
+        self._items, self._cache = parsed._items, parsed._cache
 
-    @property
-    def headers(self) -> Headers:
-        try:
-            return _HEADERS_SLOT.__get__(self)
-        except AttributeError:
-            self._load()
-            return _HEADERS_SLOT.__get__(self)
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        self._load()
+        return super().__iter__()
 
-    @headers.setter
-    def headers(self, value: Headers) -> None:
-        _HEADERS_SLOT.__set__(self, value)
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
 
-    @property
-    def body(self) -> bytes:
-        try:
-            return _BODY_SLOT.__get__(self)
-        except AttributeError:
-            self._load()
-            return _BODY_SLOT.__get__(self)
+    def __eq__(self, other: object) -> bool:
+        self._load()
+        return super().__eq__(other)
 
-    @body.setter
-    def body(self, value: bytes) -> None:
-        _BODY_SLOT.__set__(self, value)
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        self._load()
+        return super().__repr__()
+
+    def copy(self) -> Headers:
+        self._load()
+        return super().copy()
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        self._load()
+        return super().get(name, default)
+
+    def get_all(self, name: str) -> list[str]:
+        self._load()
+        return super().get_all(name)
+
+    def count(self, name: str) -> int:
+        self._load()
+        return super().count(name)
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return super().__contains__(name)
+
+    def add(self, name: str, value: str) -> None:
+        self._load()
+        super().add(name, value)
+
+    def prepend(self, name: str, value: str) -> None:
+        self._load()
+        super().prepend(name, value)
+
+    def set(self, name: str, value: str) -> None:
+        self._load()
+        super().set(name, value)
+
+    def remove(self, name: str) -> None:
+        self._load()
+        super().remove(name)
+
+    def replace_first(self, name: str, value: str) -> None:
+        self._load()
+        super().replace_first(name, value)
+
+    def pop_first(self, name: str) -> str | None:
+        self._load()
+        return super().pop_first(name)
+
+    def remember(self, key: str, value: Any) -> None:
+        self._load()
+        super().remember(key, value)
+
+    def typed(self, key: str, build: Callable[[Headers], Any]) -> Any:
+        self._load()
+        return super().typed(key, build)
+
+
+class LazyResponse(Response):
+    """A response known by its status line until more is read: its header fields are parsed
+    from the raw bytes on first use (`_LazyHeaders`). The stack hands these to the transaction
+    user for the client transactions it matched from the bytes alone (`Stack.send_prepared`),
+    whose answers are mostly only looked at for their status (a NOTIFY's 200). Only messages
+    without a body come this way (the stack checks), so the body is known: empty."""
+
+    __slots__ = ()
+
+    def __init__(self, status: int, reason: str, raw: bytes, stream: bool = False) -> None:
+        super().__init__(status, reason, _LazyHeaders(raw, stream), b"")
+
+    def __bytes__(self) -> bytes:
+        self.headers._load()  # Message.__bytes__ reads the fields' list directly
+        return super().__bytes__()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -735,7 +798,8 @@ def _validate(msg: Request | Response) -> None:
             contacts = parse_contacts(values)
             cache["contacts"] = None if contacts is None else tuple(contacts)
         else:
-            cache["contacts"] = contacts = ()  # type: ignore[assignment]  # no Contact: an empty tuple, not a list
+            contacts = []  # no Contact (only its being None matters below)
+            cache["contacts"] = ()
         values = multi.get("route")
         cache["routes"] = tuple([NameAddr.parse(v) for v in values]) if values else ()
         ruri = msg.request_uri  # type: ignore[union-attr]  # only reached for requests

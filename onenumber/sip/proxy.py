@@ -190,7 +190,7 @@ class BranchState(StrEnum):
 @dataclass(slots=True)
 class Branch:
     branch: str
-    request: Request
+    request: Request | None  # None once released (the call decided, see services.proxy._release)
     position: int | None  # the device (None for a trunk or forward target)
     auth_username: str | None
     state: BranchState = BranchState.TRYING

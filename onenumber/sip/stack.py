@@ -101,7 +101,7 @@ class ServerTxn:
 
     def __init__(self, key: tuple, request: Request, source: Source, machine: ServerTransaction) -> None:
         self.key = key
-        self.request: Request = request  # None once the final response went out
+        self.request: Request | None = request  # None once the final response went out
         self.via = request.headers.get("via") or ""  # stamped: responses are routed by it
         self.source = source
         self.machine = machine
@@ -123,7 +123,7 @@ class ClientTxn:
     def __init__(self, key: tuple, request: Request | None, target: Target,
                  machine: ClientTransaction | LightClientTransaction, method: str = "") -> None:
         self.key = key
-        self.request: Request = request  # type: ignore[assignment]  # None: sent prepared (`light`)
+        self.request: Request | None = request  # None: sent prepared (`light`), or released once final
         self.method = request.method if request is not None else method
         self.target = target
         self.machine = machine
@@ -306,7 +306,7 @@ class Stack:
         self.server_txns[key] = txn
         self.pending += 1
         if method == "CANCEL":
-            self._receive_cancel(txn, base, now)
+            self._receive_cancel(txn, req, base, now)
             return
         self.tu.on_request(txn, req, now)
 
@@ -381,25 +381,28 @@ class Stack:
                                   [("Retry-After", str(ov.retry_after()))])
         self.send_response_stateless(resp, source)
 
-    def _receive_cancel(self, txn: ServerTxn, base: tuple, now: float) -> None:
+    def _receive_cancel(self, txn: ServerTxn, req: Request, base: tuple, now: float) -> None:
+        # `req`, not txn.request: answering the CANCEL released that (on_cancel was handed None)
         invite = self.server_txns.get((*base, "INVITE"))
         if invite is None:
-            self.respond(txn, self.make_response(txn.request, 481, "Call/Transaction Does Not Exist"), now)
+            self.respond(txn, self.make_response(req, 481, "Call/Transaction Does Not Exist"), now)
             return
-        self.respond(txn, self.make_response(txn.request, 200, "OK"), now)
+        self.respond(txn, self.make_response(req, 200, "OK"), now)
         if invite.final_sent or invite.cancelled:
             return
         invite.cancelled = True
-        self.tu.on_cancel(invite, txn.request, now)
+        self.tu.on_cancel(invite, req, now)
 
     def _receive_light(self, data: bytes, source: Source, now: float) -> bool:
         """A response to a request sent prepared (`send_prepared`), matched from its bytes: the
         status line, the top Via's branch and the CSeq method, and nothing else read (answering
         a NOTIFY with 200 was half the NOTIFY's cost when parsed in full). Anything unusual
-        (folded lines, quotes or a comma in the top Via, a response matching another kind of
-        transaction) returns False and takes the normal path."""
+        (a body, folded lines, quotes or a comma in the top Via, a response matching another
+        kind of transaction) returns False and takes the normal path."""
         end = data.find(b"\r\n\r\n")
-        if end < 0 or data[11:12] != b" " or not data[8:11].isdigit() or data[8:9] == b"0":
+        if end < 0 or end + 4 != len(data):  # a body: parsed in full (a LazyResponse has none)
+            return False
+        if data[11:12] != b" " or not data[8:11].isdigit() or data[8:9] == b"0":
             return False
         if data.find(b"\r\n ", 0, end) >= 0 or data.find(b"\r\n\t", 0, end) >= 0:
             return False
@@ -467,7 +470,7 @@ class Stack:
         if resp.status >= 200:
             if txn.request is not None:
                 self.pending -= 1
-            txn.request = None  # type: ignore[assignment]  # released once final: see ServerTxn/ClientTxn
+            txn.request = None  # released once final: see ServerTxn/ClientTxn
             txn.context = None
         self._run_server(txn, actions)
 
@@ -575,7 +578,7 @@ class Stack:
             elif isinstance(action, PassUp) and resp is not None:
                 self.tu.on_response(txn, resp, now)
                 if resp.status >= 200:
-                    txn.request = None  # type: ignore[assignment]  # released once final: see ServerTxn/ClientTxn
+                    txn.request = None  # released once final: see ServerTxn/ClientTxn
                     if resp.status >= 300 or not txn.machine.invite:
                         txn.context = None  # a 2xx to INVITE keeps it: retransmissions are relayed
             elif isinstance(action, Timeout):

@@ -173,3 +173,56 @@ def test_unusual_answers_to_a_prepared_request_take_the_parsing_path() -> None:
     other = _answer(b"z9hG4bKsomeoneelse")
     assert not stack._receive_light(other, SRC, 0.2)
     assert not stack._receive_light(_answer(branch.encode(), b"2000 OK"), SRC, 0.2)
+
+
+def test_an_answer_with_a_body_to_a_prepared_request_is_parsed_in_full() -> None:
+    stack, tu = make()
+    branch = stack.new_branch()
+    stack.send_prepared(NOTIFY % branch.encode(), branch, "NOTIFY", Target("udp", "10.0.0.5", 40000), 0.0)
+    answer = _answer(branch.encode()).replace(b"Content-Length: 0\r\n\r\n", b"Content-Length: 2\r\n\r\nhi")
+    assert not stack._receive_light(answer, SRC, 0.1)  # a LazyResponse has no body of its own
+    stack.receive(answer, SRC, 0.1)
+    (resp,) = tu.responses
+    assert type(resp) is Response and resp.body == b"hi"
+
+
+def test_a_lazy_response_reads_as_the_parsed_one() -> None:
+    from onenumber.sip.message import LazyResponse
+
+    data = _answer(b"z9hG4bKlazy", b"481 Gone")
+    lazy, full = LazyResponse(481, "Gone", data), parse(data)
+    assert bytes(lazy) == bytes(full)  # bytes: the fields are loaded first
+    lazy = LazyResponse(481, "Gone", data)
+    assert "cseq" in lazy.headers and len(lazy.headers) == len(full.headers)
+    assert lazy.call_id == "n1" and lazy.cseq.method == "NOTIFY" and lazy.top_via.branch == "z9hG4bKlazy"
+    assert list(LazyResponse(481, "Gone", data).headers) == list(full.headers)
+    assert LazyResponse(481, "Gone", data).headers == full.headers == LazyResponse(481, "Gone", data).headers
+    broken = LazyResponse(200, "OK", b"SIP/2.0 200 OK\r\nCSeq: nonsense\r\n\r\n")
+    assert len(broken.headers) == 0 and broken.body == b""  # malformed: no header fields
+
+
+class CancelRecorder(Recorder):
+    """Leaves INVITEs unanswered (so a CANCEL reaches the TU) and keeps what on_cancel is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancels: list[Request] = []
+
+    def on_request(self, txn, req, now):
+        if req.method != "INVITE":
+            super().on_request(txn, req, now)
+
+    def on_cancel(self, txn, req, now):
+        self.cancels.append(req)
+
+
+def test_the_tu_is_handed_the_cancel_request() -> None:
+    tu = CancelRecorder()
+    stack = Stack(tu)
+    tu.stack = stack
+    invite = OPTIONS.replace(b"OPTIONS", b"INVITE")
+    stack.receive(invite, SRC, 0.0)
+    stack.receive(invite.replace(b"INVITE", b"CANCEL"), SRC, 0.1)
+    (cancel,) = tu.cancels  # was None: answering the CANCEL released its transaction's request
+    assert cancel.method == "CANCEL" and cancel.call_id == "c1"
+    assert [parse(s.data).status for s in stack.outbox] == [200]  # the CANCEL's 200 (no 100 for it)
