@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import re
 import subprocess
 import sys
 import time
@@ -51,16 +52,16 @@ STEP = 0.002  # simulated seconds per call (500 calls/s)
 WATCHER_PORT = 40000  # watcher sockets: WATCHER_PORT + i
 
 
-_ECHOED = (b"Via:", b"From:", b"To:", b"Call-ID:", b"CSeq:")
+_ECHOED = re.compile(rb"\r\n((?:Via|From|To|Call-ID|CSeq):[^\r]*)")  # the header fields a 200 echoes
 
 
 def ok_for(notify: bytes) -> bytes:
     """A watcher's 200 to one NOTIFY, cut from its bytes. Cheap, as it is the bench's side and
-    not the server's, yet callgrind counts it: a regex over the header (the first version) cost
-    ~40 k instructions per NOTIFY, a tenth of what the server spent on it then."""
-    lines = notify[: notify.find(b"\r\n\r\n")].split(b"\r\n")
+    not the server's, yet callgrind counts it: a regex over the header per field (the first
+    version) cost ~40 k instructions per NOTIFY, splitting it into lines and keeping those that
+    start with Via/From/To/Call-ID/CSeq ~28 k, one findall over it ~18 k."""
     return b"SIP/2.0 200 OK\r\n%b\r\nContent-Length: 0\r\n\r\n" % b"\r\n".join(
-        [line for line in lines if line.startswith(_ECHOED)])
+        _ECHOED.findall(notify, 0, notify.find(b"\r\n\r\n")))
 
 
 class Bed:
