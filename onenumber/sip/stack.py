@@ -649,11 +649,13 @@ class Stack:
             if not heap or heap[0][0] > now:
                 return
             deadline, _, obj = heapq.heappop(heap)
+            # the transaction first: most entries coming up are of ones already gone (a NOTIFY's
+            # Timer E entry, its 200 long in), and `deadline` is a property
             if isinstance(obj, ServerTxn):
-                if obj.machine.deadline == deadline and self.server_txns.get(obj.key) is obj:
+                if self.server_txns.get(obj.key) is obj and obj.machine.deadline == deadline:
                     self._run_server(obj, obj.machine.on_timer(now))
             elif isinstance(obj, ClientTxn) and (
-                obj.machine.deadline == deadline and self.client_txns.get(obj.key) is obj
+                self.client_txns.get(obj.key) is obj and obj.machine.deadline == deadline
             ):
                 self._run_client(obj, obj.machine.on_timer(now), None, now)
 
