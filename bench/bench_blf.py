@@ -249,7 +249,8 @@ def main() -> int:
           f"{fanned / cpu:,.0f} NOTIFYs/s")
     print(f"  subscriptions still active: {bed.subscriptions}")
 
-    print(f"CPU per forked call (best of {args.repeat} x {args.calls} calls):")
+    print(f"CPU per forked call (best of {args.repeat} x {args.calls} calls; noisy on a shared machine, "
+          f"--instructions gives repeatable figures):")
     per = {v: cpu_per_call(v, args.calls, args.repeat) for v in VARIANTS}
     for v, s in per.items():
         print(f"  {v:13s} {s * 1e6:8.0f} µs")
