@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..routing.model import Device
-from ..routing.presence import DeviceDialog, DialogState, Direction, Presence, account_presence, visible_dialogs
+from ..routing.presence import DeviceDialog, DialogState, Direction, Presence, account_presence, account_view
 from ..sip.bodies import DialogInfo, MessageSummary, Participant, dialog_info, message_summary, pidf
 from ..sip.headers import NameAddr
 from ..sip.message import Request, Response
@@ -54,11 +54,20 @@ class _Leg:
 
     dialog: DeviceDialog
     first: DialogChanged  # the event that made it: where its identities are looked up
-    info: DialogInfo | None = None
+    # (local tag, remote tag, local, remote): what a watcher sees of it besides its state, once
+    # looked up (tags filled in as they become known)
+    parties: _Parties | None = None
     # the last DialogInfo shown for it and what it was made of: a flush re-renders every call of
     # the account, and most of them have not changed since the previous one
     shown: tuple[tuple[object, ...], DialogInfo] | None = None
 
+
+_Parties = tuple[str, str, Participant, "Participant | None"]
+
+
+# enum members read off their class cost ~1 k instructions each in CPython 3.11: the hot paths use these
+_DIALOG, _PRESENCE, _MESSAGE_SUMMARY = Package.DIALOG, Package.PRESENCE, Package.MESSAGE_SUMMARY
+_TERMINATED = DialogState.TERMINATED
 
 _RANK = {DialogState.TRYING: 0, DialogState.PROCEEDING: 1, DialogState.EARLY: 2, DialogState.CONFIRMED: 3}
 
@@ -68,15 +77,11 @@ def _rank(d: DeviceDialog) -> tuple[int, int]:
     return (_RANK.get(d.state, -1), -d.position)
 
 
-def _shown_as(base: DialogInfo, id_: str, state: str, pickup_uri: str) -> DialogInfo:
-    """`replace(base, id=…, state=…, pickup_uri=…)` spelt out: dataclasses.replace reads every
-    field by name, and this runs on every BLF flush."""
-    return DialogInfo(id_, state, base.direction, base.call_id, base.local_tag, base.remote_tag, base.local,
-                      base.remote, base.event, base.code, base.duration, pickup_uri)
-
-
-def _call_dialog_id(call_id: str, direction: Direction) -> str:
-    return f"{call_id}-{direction[0]}"  # a StrEnum: its value's first letter, without the .value descriptor
+def _shown_as(call_id: str, direction: str, parties: _Parties, state: str, pickup_uri: str = "") -> DialogInfo:
+    """The account's side of a call as a watcher sees it: one DialogInfo, made once per state (a
+    frozen dataclass costs ~20 k instructions to make: one per field set through object)."""
+    return DialogInfo(f"{call_id}-{direction[0]}", state, direction, call_id, parties[0], parties[1], parties[2],
+                      parties[3], "", None, None, pickup_uri)
 
 
 class PresenceService:
@@ -135,7 +140,7 @@ class PresenceService:
         direction = Direction(ev.direction)
         state = DialogState(ev.state.value)
         leg = legs.get(key)
-        if state is DialogState.TERMINATED:
+        if state is _TERMINATED:
             legs.pop(key, None)
             if not legs:
                 del self.legs[ev.account]
@@ -147,7 +152,7 @@ class PresenceService:
                 rendered.discard(call)
                 if not rendered:
                     del self.rendered[ev.account]
-                info = replace(self._leg_info(leg), state=state.value, id=_call_dialog_id(ev.call_id, direction))
+                info = _shown_as(ev.call_id, ev.direction, self._parties(leg), "terminated")
                 self.ended.setdefault(ev.account, []).append(info)
         else:
             dialog = DeviceDialog(ev.position if ev.position is not None else -1, state, direction, ev.call_id)
@@ -163,20 +168,22 @@ class PresenceService:
                     return
         self._mark(ev.account)
 
-    def _leg_info(self, leg: _Leg) -> DialogInfo:
+    def _parties(self, leg: _Leg) -> _Parties:
         """The leg's identities and tags (looked up once; tags filled in as they become known)."""
-        ev, direction = leg.first, leg.dialog.direction
-        info = leg.info if leg.info is not None else self._info(ev, direction)
-        if not info.local_tag or not info.remote_tag:
-            local = info.local_tag or self._local_tag(ev, direction)
-            remote = info.remote_tag or self._remote_tag(ev, direction)
-            if local != info.local_tag or remote != info.remote_tag:  # the same object while nothing is new
-                info = replace(info, local_tag=local, remote_tag=remote)
-        leg.info = info
-        return info
+        parties = leg.parties
+        if parties is None:
+            parties = leg.parties = ("", "", *self._identities(leg.first, leg.dialog.direction))
+        if not parties[0] or not parties[1]:
+            ev, direction = leg.first, leg.dialog.direction
+            local = parties[0] or self._local_tag(ev, direction)
+            remote = parties[1] or self._remote_tag(ev, direction)
+            if local != parties[0] or remote != parties[1]:  # the same object while nothing is new
+                parties = leg.parties = (local, remote, parties[2], parties[3])
+        return parties
 
-    def _info(self, ev: DialogChanged, direction: Direction) -> DialogInfo:
-        """The identities of a new leg, from the call's record (gone once the call ended)."""
+    def _identities(self, ev: DialogChanged, direction: Direction) -> tuple[Participant, Participant | None]:
+        """The local and remote identities of a new leg, from the call's record (gone once the
+        call ended)."""
         rec = self.dialogs.get(ev.call_id)
         domain = self.domain()
         me = self.directory.account_for(ev.account)
@@ -188,10 +195,7 @@ class PresenceService:
             elif rec.callee_account:
                 callee = self.directory.account_for(rec.callee_account)
                 remote = Participant(f"sip:{rec.callee_account}@{domain}", callee.display_name if callee else "")
-        return DialogInfo(
-            id=f"{ev.call_id}-{ev.position}-{direction.value[0]}", state=ev.state.value, direction=direction.value,
-            call_id=ev.call_id, local=local, remote=remote,
-        )
+        return local, remote
 
     def _local_tag(self, ev: DialogChanged, direction: Direction) -> str:
         rec = self.dialogs.get(ev.call_id)
@@ -222,10 +226,12 @@ class PresenceService:
             return Presence.OFFLINE, ()
         devices = self.directory.devices(account)
         bindings = self.location.get(account)
-        legs = list(self.legs.get(account, {}).values())
-        dialogs = [leg.dialog for leg in legs]
-        presence = account_presence(acc, devices, bindings, dialogs, now)
-        visible = {id(d) for d in visible_dialogs(acc, devices, bindings, dialogs, now)}  # the legs' own objects
+        by_key = self.legs.get(account)
+        if not by_key:  # idle: nothing to show
+            return account_presence(acc, devices, bindings, (), now), ()
+        legs = list(by_key.values())
+        presence, shown = account_view(acc, devices, bindings, [leg.dialog for leg in legs], now)
+        visible = {id(d) for d in shown}  # the legs' own objects
         pickup = f"sip:{self.pickup_prefix}{account}@{self.domain()}" if self.pickup_prefix else ""
         # One phone in the eyes of others: a call is one dialog of the account, whichever and
         # however many of its devices it rings (the most advanced leg speaks for it), and an
@@ -240,15 +246,16 @@ class PresenceService:
         infos = []
         for (call_id, _), leg in sorted(calls.items()):
             d = leg.dialog
-            base = self._leg_info(leg)
-            made_of = (base, d.direction, d.state, d.ringing, pickup)
+            parties = self._parties(leg)
+            made_of = (parties, d.state, d.ringing, pickup)  # its direction is the leg's, for good
             if leg.shown is not None and leg.shown[0] == made_of:
                 infos.append(leg.shown[1])
                 continue
+            direction = leg.first.direction
             if d.ringing:
-                info = _shown_as(base, _call_dialog_id(call_id, d.direction), "early", pickup)
+                info = _shown_as(call_id, direction, parties, "early", pickup)
             else:
-                info = _shown_as(base, _call_dialog_id(call_id, d.direction), str(d.state), base.pickup_uri)
+                info = _shown_as(call_id, direction, parties, str(d.state))
             leg.shown = (made_of, info)
             infos.append(info)
         if calls:
@@ -257,11 +264,12 @@ class PresenceService:
 
     def render(self, sub: Subscription) -> bytes:
         account = sub.target
-        if sub.package is Package.MESSAGE_SUMMARY:
+        package = sub.package
+        if package is _MESSAGE_SUMMARY:
             summary = self.mailboxes.get(account, MessageSummary())
             return message_summary(replace(summary, account=summary.account or self.mailbox_uri(account)))
         presence, infos = self.shown.get(account) or self.state(account, self.clock())
-        if sub.package is Package.PRESENCE:
+        if package is _PRESENCE:
             return pidf(f"pres:{account}@{self.domain()}", presence.value, contact=f"sip:{account}@{self.domain()}")
         ended = self.ended.get(account)
         dialogs = infos + tuple(ended) if ended else infos
@@ -272,7 +280,7 @@ class PresenceService:
             entity = f"sip:{account}@{self.domain()}"
             head, _, tail = dialog_info(entity, 0, dialogs).partition(b' version="0" ')
             cached = self._bodies[account] = (dialogs, head, tail)
-        return b'%s version="%d" %s' % (cached[1], sub.version, cached[2])
+        return b'%s version="%d" %s' % (cached[1], sub.notifies, cached[2])  # `sub.version`, without the property
 
     def presence_of(self, account: str, now: float) -> Presence:
         """The account's state alone (no dialog rendering)."""
@@ -298,9 +306,9 @@ class PresenceService:
             previous = self.shown.get(account)
             current = self.shown[account] = self.state(account, now)
             if previous is None or current[1] != previous[1] or self.ended.get(account):
-                self._notify_all(Package.DIALOG, account, now)
+                self._notify_all(_DIALOG, account, now)
             if previous is None or current[0] is not previous[0]:
-                self._notify_all(Package.PRESENCE, account, now)
+                self._notify_all(_PRESENCE, account, now)
                 for listener in self.state_listeners:
                     listener(account, current[0])
             self.ended.pop(account, None)
@@ -312,8 +320,10 @@ class PresenceService:
         return self.subscriptions.watched(account)
 
     def _notify_all(self, package: Package, account: str, now: float) -> None:
-        for sub in list(self.subscriptions.for_target(package, account)):
-            self._notify(sub, now)
+        subs = self.subscriptions.by_target.get((package, account))  # `for_target`, without the call
+        if subs:
+            for sub in list(subs.values()):
+                self._notify(sub, now)
 
     def set_mailbox(self, box: str, summary: MessageSummary) -> None:
         """The voicemail service's counts for `box` changed: tell its subscribed devices."""
@@ -387,14 +397,18 @@ class PresenceService:
             self.subscriptions.notify(sub, self.render, now, reason=reason)
             return
         stack = self.stack
-        host, port = stack.local.get(source.transport, source.local)
-        branch = stack.new_branch()
-        data, prepared = self.subscriptions.notify_data(
-            sub, self.render, now, f"SIP/2.0/{source.transport.upper()} {host}:{port}", branch, reason=reason)
+        address = stack.local.get(source.transport, source.local)
         glue = sub.glue
+        if isinstance(glue, _Glue) and glue.source is source and glue.address == address:  # the last Via made
+            via = glue.via
+        else:
+            via = f"SIP/2.0/{source.transport.upper()} {address[0]}:{address[1]}"
+        branch = stack.new_branch()
+        data, prepared = self.subscriptions.notify_data(sub, self.render, now, via, branch, reason=reason)
         if not isinstance(glue, _Glue) or glue.source is not source or glue.prepared is not prepared:
             target = _notify_target(source, prepared.routes)
             glue = sub.glue = _Glue(source, prepared, target, _NotifyContext(self, sub))
+        glue.address, glue.via = address, via
         stack.send_prepared(data, branch, "NOTIFY", glue.target, now, context=glue.context)
         self.stats["notifies"] += 1
 
@@ -450,13 +464,15 @@ class _Glue:
     """What presence keeps on a subscription between its NOTIFYs (`Subscription.glue`): the
     target worked out from its flow and template, and its transactions' context."""
 
-    __slots__ = ("context", "prepared", "source", "target")
+    __slots__ = ("address", "context", "prepared", "source", "target", "via")
 
     def __init__(self, source: Source, prepared: Prepared, target: Target, context: _NotifyContext) -> None:
         self.source = source
         self.prepared = prepared
         self.target = target
         self.context = context
+        self.address: tuple[str, int] | None = None  # our address the last NOTIFY's Via gave…
+        self.via = ""  # …and that Via, without its branch
 
 
 class _Ignore:

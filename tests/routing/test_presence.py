@@ -13,6 +13,7 @@ from onenumber.routing.presence import (
     Direction,
     Presence,
     account_presence,
+    account_view,
     any_device,
     device_state,
     visible_dialogs,
@@ -277,3 +278,15 @@ def test_property_visible_dialogs_give_the_same_state(scene):
     assert set(visible) <= set(dialogs)
     assert all(d.active for d in visible)
     assert presence((account, devices, bindings, visible)) is presence(scene)
+
+
+@settings(max_examples=600, deadline=None)
+@given(scenes(), st.booleans())
+def test_property_account_view_is_presence_and_visible_dialogs(scene, stranger):
+    account, devices, bindings, dialogs = scene
+    if stranger:  # another account's device at a position of this one: ignored by both
+        devices = [*devices, Device("2000", 0, DeviceKind.WEBPHONE, "2000", "s")]
+    presence, visible = account_view(account, devices, bindings, dialogs, NOW)
+    expected = visible_dialogs(account, devices, bindings, dialogs, NOW)
+    assert presence is account_presence(account, devices, bindings, dialogs, NOW)
+    assert len(visible) == len(expected) and all(a is b for a, b in zip(visible, expected, strict=True))

@@ -291,3 +291,41 @@ def test_a_ringing_device_answering_180_causes_no_flush() -> None:
     net.send(reply(inv0, 200, "OK", tag="d0", contact=f"sip:1000@127.0.0.1:{D0}"), ("127.0.0.1", D0))
     (confirmed,) = notifies(net.advance(0))
     assert dialog_states(confirmed) == [("confirmed", "recipient")]
+
+
+def _without_version(body: bytes) -> bytes:
+    root = ET.fromstring(body)
+    root.set("version", "")
+    return ET.tostring(root)
+
+
+def test_a_watcher_added_later_gets_the_current_document_and_the_via_follows_our_address() -> None:
+    """The dialog-info body is rendered once per change for all watchers, a watcher's DialogInfo
+    once per state, its Via once per address: none of it may go stale."""
+    net, devs = office()
+    first = ("127.0.0.1", 33010)
+    for n in notifies(authed_subscribe(net, devs[2].secret, "1000", src=first), first[1]):
+        net.send(reply(n, 200, "OK"), first)
+    out = net.send(invite("1000", TRUNK, from_user="0612345678"), TRUNK)
+    inv0 = requests_to(out, D0, "INVITE")[0]
+    (early,) = notifies(net.advance(0), first[1])
+    net.send(reply(early, 200, "OK"), first)
+    # a second watcher subscribing while it rings: the same document, its own version 0
+    later = ("127.0.0.1", 33012)
+    (initial,) = notifies(authed_subscribe(net, devs[2].secret, "1000", src=later), later[1])
+    assert ET.fromstring(initial.body).get("version") == "0"
+    assert _without_version(initial.body) == _without_version(early.body)
+    assert dialog_states(initial) == [("early", "recipient")]
+    net.send(reply(initial, 200, "OK"), later)
+    # our address changes: the next NOTIFYs say so in their Via; the answer shows to both, tags in
+    net.stack.local["udp"] = ("127.0.0.1", SERVER[1] + 1)
+    net.send(reply(inv0, 200, "OK", tag="d0", contact=f"sip:1000@127.0.0.1:{D0}"), ("127.0.0.1", D0))
+    out = net.advance(0)
+    (a,), (b,) = notifies(out, first[1]), notifies(out, later[1])
+    for n in (a, b):
+        assert dialog_states(n) == [("confirmed", "recipient")]
+        assert n.top_via.port == SERVER[1] + 1
+        el = ET.fromstring(n.body).find(f"{D}dialog")
+        assert el is not None and el.get("local-tag") == "d0" and el.get("remote-tag")
+    assert _without_version(a.body) == _without_version(b.body)
+    assert [ET.fromstring(n.body).get("version") for n in (a, b)] == ["2", "1"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from onenumber.sip.message import Request, Response, parse
-from onenumber.sip.stack import Source, Stack, Target
+from onenumber.sip.stack import _LIGHT_BRANCH, _LIGHT_CSEQ, _LIGHT_VIA, Source, Stack, Target, light_key
 
 SRC = Source("udp", ("10.0.0.5", 40000), ("127.0.0.1", 25060))
 
@@ -226,3 +229,54 @@ def test_the_tu_is_handed_the_cancel_request() -> None:
     (cancel,) = tu.cancels  # was None: answering the CANCEL released its transaction's request
     assert cancel.method == "CANCEL" and cancel.call_id == "c1"
     assert [parse(s.data).status for s in stack.outbox] == [200]  # the CANCEL's 200 (no 100 for it)
+
+
+def _regex_key(data: bytes, end: int) -> tuple[bytes, bytes] | None:
+    """How the light path matched an answer before `light_key` (the general regexes alone)."""
+    via, cseq = _LIGHT_VIA.search(data, 0, end), _LIGHT_CSEQ.search(data, 0, end)
+    if via is None or cseq is None:
+        return None
+    value = via.group(1)
+    if b'"' in value or b"," in value:
+        return None
+    branch = _LIGHT_BRANCH.search(value)
+    return None if branch is None else (branch.group(1), cseq.group(1))
+
+
+def test_light_key_of_the_usual_answer_and_of_odd_ones() -> None:
+    data = _answer(b"z9hG4bKab1")
+    assert light_key(data, data.find(b"\r\n\r\n")) == (b"z9hG4bKab1", b"NOTIFY")
+    odd = (b"SIP/2.0 200 OK\r\nv :\tSIP/2.0/UDP h ; BRANCH = z9hG4bKx ;rport\r\nVia: SIP/2.0/UDP g;branch=y\r\n"
+           b"cseq:7\t\tnotify\r\nCSeq: 8 NOTIFY\r\n\r\n")
+    end = odd.find(b"\r\n\r\n")
+    assert light_key(odd, end) == (b"z9hG4bKx", b"notify") == _regex_key(odd, end)
+
+
+_NAMES = st.sampled_from(["Via", "via", "v", "Vx", "Viax", "CSeq", "cseq", "CSeqx", "Call-ID", "From", "To"])
+_SEPS = st.sampled_from([": ", ":", " : ", "\t:\t", ":  ", ": \t"])
+_BITS = st.lists(st.sampled_from(["SIP/2.0/UDP h:5060", ";branch=", ";BRANCH = ", ";branch= ", "z9hG4bK1", ";rport",
+                                  " ", "\t", '"', ",", ";", "1", "12", " NOTIFY", "\tNOTIFY", "NOT1FY", "x", "\r",
+                                  "\n"]), max_size=6).map("".join)
+_LINES = st.lists(st.tuples(_NAMES, _SEPS, _BITS).map("".join), max_size=3)
+# the usual top Via, and small departures from it
+_VIA = st.tuples(st.sampled_from(["Via: "] * 4 + ["via: ", "VIA:", "v: ", "Via : ", "Via:\t"]), st.sampled_from([
+    *["SIP/2.0/UDP h:5060;branch=z9hG4bK7;rport", "SIP/2.0/UDP h;branch=z9hG4bK7"] * 4, "SIP/2.0/UDP h;rport;branch=b",
+    "SIP/2.0/UDP h;BRANCH=b;rport", "SIP/2.0/UDP h ;branch=x", "SIP/2.0/UDP h;branch=", "SIP/2.0/UDP h;branch=a b",
+    "SIP/2.0/UDP h;branch=a\tb", "SIP/2.0/UDP h;branch=;branch=c", 'SIP/2.0/UDP "h";branch=x',
+    " SIP/2.0/UDP h;branch=y", "SIP/2.0/UDP h;branch=x, SIP/2.0/UDP g;branch=y", "SIP/2.0/UDP h;branch=x\ry",
+    "SIP/2.0/UDP h;branch=x;a\nb",
+    "SIP/2.0/UDP h", ""])).map("".join)
+_CSEQ = st.sampled_from(["CSeq: 1 NOTIFY", "CSeq: 1 NOTIFY", "cseq: 12 INVITE", "CSeq:1\tNOTIFY", "CSeq: x NOTIFY"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_VIA, _LINES, st.none() | _CSEQ, _LINES, st.booleans())
+def test_light_key_finds_what_the_general_regexes_find(via: str, a: list[str], cseq: str | None, b: list[str],
+                                                       via_later: bool) -> None:
+    lines = [*a, *([cseq] if cseq is not None else []), *b]
+    lines.insert(len(lines) if via_later else 0, via)
+    data = ("SIP/2.0 200 OK\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n").encode()
+    end = data.find(b"\r\n\r\n")
+    assert light_key(data, end) == _regex_key(data, end)
+    no_via = data.replace(via.encode() + b"\r\n", b"", 1)
+    assert light_key(no_via, no_via.find(b"\r\n\r\n")) == _regex_key(no_via, no_via.find(b"\r\n\r\n"))
