@@ -383,7 +383,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
         tasks.append(loop.create_task(load_watch.run()))
     from .transport.gcpace import GcPacer
 
-    # young collections every 2,000 messages: short pauses, not a scan of every live transaction
+    # young collections every 1,000 messages: short pauses, not a scan of every live transaction
     # minutes apart (a 140-280 ms stall at half the capacity, and 503s)
     tasks.append(loop.create_task(GcPacer(lambda: stack.stats["received"]).run()))
     if history is not None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 log = logging.getLogger("onenumber.gc")
 
-EVERY = 2000  # messages handled between two young collections (a few ms of scanning at any rate)
+EVERY = 1000  # messages handled between two young collections (a few ms of scanning at any rate)
 
 
 class GcPacer:
