@@ -381,11 +381,12 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     if core.overload is not None:  # overload control: the edge samples loop lag and the UDP queue
         load_watch = LoadWatch(core.overload, lambda: udp_queue_bytes(udp), handled=lambda: stack.stats["received"])
         tasks.append(loop.create_task(load_watch.run()))
-    from .transport.gcpace import GcPacer
+    from .transport.gcpace import GcPacer, malloc_trim
 
     # young collections every 1,000 messages: short pauses, not a scan of every live transaction
-    # minutes apart (a 140-280 ms stall at half the capacity, and 503s)
-    tasks.append(loop.create_task(GcPacer(lambda: stack.stats["received"]).run()))
+    # minutes apart (a 140-280 ms stall at half the capacity, and 503s); free pages of the
+    # database threads' malloc arenas handed back every 30 s
+    tasks.append(loop.create_task(GcPacer(lambda: stack.stats["received"], trim=malloc_trim()).run()))
     if history is not None:
         tasks.append(loop.create_task(history.run()))
     tasks.append(loop.create_task(rotation_loop(store)))  # credential_max_age_days

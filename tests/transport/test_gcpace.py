@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from onenumber.transport.gcpace import GcPacer
+from onenumber.transport.gcpace import GcPacer, malloc_trim
 
 
 def test_collects_the_young_generations_once_enough_messages_were_handled() -> None:
@@ -56,3 +56,27 @@ async def test_runs_on_the_loop_with_the_real_collector() -> None:
     task.cancel()
     assert pacer.collections == 1
     assert gc.get_stats()[1]["collections"] > before
+
+
+def test_trims_malloc_every_interval() -> None:
+    now = [0.0]
+    trims: list[float] = []
+    pacer = GcPacer(lambda: 0, collect=lambda gen: 0, clock=lambda: now[0], trim=lambda: trims.append(now[0]),
+                    trim_interval=30.0)
+    pacer.tick()
+    now[0] = 29.9
+    pacer.tick()
+    assert trims == []
+    now[0] = 30.0
+    pacer.tick()
+    now[0] = 45.0
+    pacer.tick()
+    now[0] = 60.5
+    pacer.tick()
+    assert trims == [30.0, 60.5]
+
+
+def test_malloc_trim_is_callable_where_glibc_is() -> None:
+    trim = malloc_trim()
+    if trim is not None:  # glibc: 1 when memory was released, 0 when there was none to release
+        assert trim() in (0, 1)
