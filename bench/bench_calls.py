@@ -30,10 +30,10 @@ from benchlib import (
     free_port,
     options_ping,
     provision,
+    register_rows,
     run_sipp,
     start_sipp_uas,
     stop_pid,
-    wait_idle,
     wait_workers,
     workers_args,
     write_csv,
@@ -135,18 +135,13 @@ def _run_onenumber(
     try:
         for pos, port in ((0, port_a), (1, port_b)):
             rows = [(d.account, d.auth_username, auth_keyword(d)) for d in devs if d.position == pos]
-            inf = write_csv(workdir / f"devices-{pos}.csv", rows)
-            for attempt in range(3):  # a worker still starting, or a server just started and still
-                # shedding (its loop ran late while it started), refuses the first burst: once more
-                if attempt:
-                    time.sleep(1.0)
-                wait_idle(server.sip_port, 10.0)
-                res = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(rows), rate=500, inf=inf,
-                               timeout=len(rows) / 500 + 15, local_port=port)
-                if res.successful == len(rows):
-                    break
-            if res.successful != len(rows):
-                out["error"] = f"device registrations: {res.successful}/{len(rows)} ok; {res.errors[:400]}"
+            # a worker still starting, or a server just started and still shedding (its loop ran
+            # late while it started), refuses part of the first burst with 503
+            reg = register_rows(server.sip_port, rows, db=server.db, workdir=workdir, local_port=port,
+                                name=f"devices-{pos}")
+            out.setdefault("registrations", []).append(reg.summary())
+            if not reg.complete:
+                out["error"] = f"device registrations: {reg.registered}/{len(rows)} ok; {reg.errors[:400]}"
                 return out
         total = len(rates) * (seconds + 40) + 60
         uas = [start_sipp_uas("uas_answer.xml", port_a, workdir=workdir, timeout=total, remote_port=server.sip_port),

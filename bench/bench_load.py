@@ -25,7 +25,7 @@ from benchlib import (
     auth_keyword,
     free_port,
     provision,
-    run_sipp,
+    register_rows,
     sipp_args,
     start_sipp_uas,
     stop_pid,
@@ -41,6 +41,7 @@ class CallBed:
     uas: list[subprocess.Popen] = field(default_factory=list)
     devices: list[Dev] = field(default_factory=list)  # every provisioned device (position 0 answers)
     uas_ports: tuple[int, int] = (0, 0)  # the answering and the cancelled UAS's ports
+    registrations: list[dict] = field(default_factory=list)  # how the set-up registrations went, per UAS
 
 
 @contextmanager
@@ -61,15 +62,11 @@ def call_bed(workdir: Path, *, accounts: int, lifetime: float, settings: dict[st
         bed.uas_ports = (port_a, port_b)
         for pos, port in ((0, port_a), (1, port_b)):
             rows = [(d.account, d.auth_username, auth_keyword(d)) for d in devs if d.position == pos]
-            inf = write_csv(workdir / f"devices-{pos}.csv", rows)
-            for rate in (500, 200, 100):  # a server just started may refuse some with 503: again, slower
-                res = run_sipp("register.xml", server.sip_port, workdir=workdir, calls=len(rows), rate=rate,
-                               inf=inf, timeout=len(rows) / rate + 15, local_port=port)
-                if res.successful == len(rows):
-                    break
-                time.sleep(2)
-            else:
-                raise RuntimeError(f"device registrations: {res.successful}/{len(rows)} ok; {res.errors[:400]}")
+            reg = register_rows(server.sip_port, rows, db=server.db, workdir=workdir, local_port=port,
+                                name=f"devices-{pos}")
+            bed.registrations.append(reg.summary())
+            if not reg.complete:
+                raise RuntimeError(f"device registrations: {reg.registered}/{len(rows)} ok; {reg.errors[:400]}")
         bed.uas = [
             start_sipp_uas("uas_answer.xml", port_a, workdir=workdir, timeout=lifetime, remote_port=server.sip_port),
             start_sipp_uas("uas_cancelled.xml", port_b, workdir=workdir, timeout=lifetime,

@@ -373,6 +373,28 @@ def count_bindings(db: str) -> int:
     return asyncio.run(_count_bindings(db))
 
 
+async def _registered_contacts(db: str) -> set[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from onenumber.store import Store
+    from onenumber.store import tables as t
+
+    store = await Store.open(db, migrate=False)
+    try:
+        async with store.read() as conn:
+            rows = (await conn.execute(select(t.bindings.c.account, t.bindings.c.contact))).all()
+    finally:
+        await store.close()
+    # the benchmark's contacts are sip:USER@127.0.0.1:PORT;transport=udp
+    return {(str(account), str(contact).removeprefix("sip:").split("@", 1)[0]) for account, contact in rows}
+
+
+def registered_contacts(db: str) -> set[tuple[str, str]]:
+    """(account, contact user) of every binding the server has persisted (its write-behind
+    flushes within 50 ms)."""
+    return asyncio.run(_registered_contacts(db))
+
+
 def auth_keyword(dev: Dev) -> str:
     """SIPp 3.6 does not expand [fieldN] inside [authentication …], but it does expand a whole
     `[authentication username=U password=P]` keyword given as an injection field value."""
@@ -516,6 +538,87 @@ def start_sipp_uas(
     ]
     log = open(run_dir / "uas.log", "wb")  # noqa: SIM115 - the child keeps it
     return subprocess.Popen(args, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT)
+
+
+# ---------------------------------------------------------------------------------------- set-up registrations
+
+
+@dataclass
+class Registration:
+    """How the set-up registrations of a test bed went (not a measured figure)."""
+
+    rows: int
+    first_ok: int  # registered by the first burst
+    registered: int = 0  # registered in the end
+    rounds: int = 1  # SIPp runs, the first one included
+    retried: int = 0  # registrations sent again (refused with 503 while the server shed load, or lost)
+    errors: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.registered == self.rows
+
+    def summary(self) -> dict:
+        return {"of": self.rows, "first_ok": self.first_ok, "registered": self.registered,
+                "rounds": self.rounds, "retried": self.retried}
+
+
+def register_rows(
+    port: int, rows: Sequence[Sequence[str]], *, db: str, workdir: Path, local_port: int, rate: float = 500.0,
+    limit: float = 90.0, first: SippResult | None = None, name: str = "devices",
+) -> Registration:
+    """Set-up registrations (not the measured load): every row (account; contact user; auth
+    keyword) registers with `register.xml` from `local_port`, and the ones that did not make it
+    register again until all are registered or `limit` seconds have passed.
+
+    A burst of REGISTERs at a server that has just started (or is still busy with the previous
+    load) may be refused with 503 by its overload control, and SIPp does not retry. So: wait
+    until the server answers an OPTIONS promptly, register, read back from the database which
+    bindings the server holds (its write-behind flushes within 50 ms), and register the missing
+    ones again after a pause, at half the rate each round. The pause is a second, not the 503's
+    Retry-After (5–10 s, meant to spread thousands of real phones): the test bed asks the server
+    itself whether it is ready (`wait_idle`). `first`: a SIPp run of these rows already made by
+    the caller (a measured load); only what it left unregistered is done here."""
+    deadline = time.monotonic() + limit
+    inf = workdir / f"{name}.csv"
+    if first is None:
+        wait_idle(port, 10.0)
+        first = run_sipp("register.xml", port, workdir=workdir, calls=len(rows), rate=min(rate, len(rows)),
+                         inf=write_csv(inf, rows), timeout=len(rows) / rate + 15, local_port=local_port)
+    reg = Registration(len(rows), first.successful, errors=first.errors)
+    wanted = {(r[0], r[1]) for r in rows}
+    if first.calls == len(rows) and first.successful == len(rows):
+        reg.registered = len(rows)  # one call per row, every one answered 200
+        return reg
+    while True:
+        held = _wait_registered(db, wanted, 2.0)
+        missing = [r for r in rows if (r[0], r[1]) not in held]
+        reg.registered = len(rows) - len(missing)
+        if not missing or time.monotonic() >= deadline:
+            return reg
+        time.sleep(1.0)
+        wait_idle(port, max(0.5, min(10.0, deadline - time.monotonic())))
+        rate = max(100.0, rate / 2)
+        res = run_sipp("register.xml", port, workdir=workdir, calls=len(missing), rate=min(rate, len(missing)),
+                       inf=write_csv(workdir / f"{name}-retry-{reg.rounds}.csv", missing),
+                       timeout=len(missing) / rate + 15, local_port=local_port)
+        reg.rounds += 1
+        reg.retried += len(missing)
+        reg.errors = res.errors or reg.errors
+
+
+def _wait_registered(db: str, wanted: set[tuple[str, str]], settle: float) -> set[tuple[str, str]]:
+    """The wanted bindings the database holds, once all are there or the count has not moved for
+    `settle` seconds (the write-behind may still be writing the last ones)."""
+    held = registered_contacts(db) & wanted
+    stable_since = time.monotonic()
+    while len(held) < len(wanted) and time.monotonic() - stable_since < settle:
+        time.sleep(0.25)
+        now = registered_contacts(db) & wanted
+        if len(now) != len(held):
+            stable_since = time.monotonic()
+        held = now
+    return held
 
 
 def fmt(value: float | None, digits: int = 1) -> str:

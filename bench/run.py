@@ -226,8 +226,11 @@ def render(report: dict) -> str:
     if mem:
         out.append(f"Server RSS: start {mem.get('rss_start_mib')} MiB (registering at {mem['rate']:.0f}/s):")
         for p in mem.get("points", []):
+            again = p.get("registered_again")
             out.append(f"  {p['held']:>7} bindings held: RSS {p['rss_mib']} MiB, "
-                       f"{p['bytes_per_binding_vs_previous']} B/binding vs previous point")
+                       f"{p['bytes_per_binding_vs_previous']} B/binding vs previous point"
+                       + (f" ({p['registrations_ok']}/{p['of']} registrations of the load ok, {again} sent again)"
+                          if again else ""))
         out.append("")
     calls = report.get("calls")
     if calls:

@@ -74,7 +74,7 @@ class Settings:
     # (0 switches a bound off); calls and transactions already accepted are still served
     overload_max_lag_ms: int = 100  # how late the event loop may run its callbacks
     overload_max_transactions: int = 10000  # requests accepted and not answered yet (ringing calls count)
-    overload_max_queue_ms: int = 200  # the UDP receive queue, in milliseconds of work at the current rate
+    overload_max_queue_ms: int = 100  # the UDP receive queue, in milliseconds of work at the current rate
     overload_max_queue_kb: int = 4096  # KiB waiting in the UDP receive queue (~1,800 datagrams)
     overload_retry_after: int = 5  # Retry-After is drawn from [this, 2 × this] seconds
     # OPTIONS keepalive of UDP bindings: a phone that misses this many pings in a row is dropped

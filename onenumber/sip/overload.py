@@ -41,7 +41,7 @@ class OverloadPolicy:
     max_queue: int = 4 << 20  # bytes waiting in the UDP receive queue (kernel accounting: ~2.3 KiB a datagram)
     # how long the UDP queue takes to drain at the rate the server is handling messages: the
     # waiting a new request faces, whatever the machine's speed or the server's share of it
-    max_queue_delay: float = 0.2
+    max_queue_delay: float = 0.1
     retry_after: int = 5  # Retry-After is drawn from [retry_after, 2 × retry_after] seconds
     hold: float = 0.5  # seconds shedding stays on after the last sample over a bound
     lag_weight: float = 0.25  # weight of a new lag sample in the average (1: no smoothing)

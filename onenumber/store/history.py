@@ -47,16 +47,26 @@ class HistoryRow:
 FIELDS = tuple(f.name for f in fields(HistoryRow))
 
 
-def _upsert(store: Store) -> Any:
-    from sqlalchemy.dialects import postgresql, sqlite
+_UPSERTS: dict[str, Any] = {}  # dialect name → the statement, built once
 
-    insert: Any = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
-    stmt = insert(t.call_history)
-    keep = {"id", "seen", *KEY}
-    return stmt.on_conflict_do_update(
-        index_elements=list(KEY),
-        set_={c.name: stmt.excluded[c.name] for c in t.call_history.c if c.name not in keep},
-    )
+
+def _upsert(store: Store) -> Any:
+    """The batch upsert, built once per dialect: `excluded` makes an alias of the table with a
+    copy of every column, reference cycles that only the garbage collector frees. Built per
+    batch (every second under load), they were most of the server's cyclic garbage: the
+    collections they caused took 140-280 ms (503s at half the capacity) and RSS grew meanwhile."""
+    stmt = _UPSERTS.get(store.dialect)
+    if stmt is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Any = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+        base = insert(t.call_history)
+        keep = {"id", "seen", *KEY}
+        stmt = _UPSERTS[store.dialect] = base.on_conflict_do_update(
+            index_elements=list(KEY),
+            set_={c.name: base.excluded[c.name] for c in t.call_history.c if c.name not in keep},
+        )
+    return stmt
 
 
 async def write_history(store: Store, rows: Sequence[HistoryRow]) -> None:
