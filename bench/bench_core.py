@@ -27,6 +27,7 @@ from onenumber.settings import Trunk
 from onenumber.sip.auth import authorize
 from onenumber.sip.message import Request, Response
 from onenumber.sip.stack import Send, Source
+from onenumber.transport.gcpace import THRESHOLDS as GC_THRESHOLDS
 from tests.services.sipnet import SERVER, TRUNK, Net, invite, make_account, reply, requests_to, responses_to
 from tests.services.test_registrar_app import register
 
@@ -58,7 +59,7 @@ def _net() -> tuple[Net, list]:
                                   CallEnded, CallFailed)
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 20, 20)  # as onenumber.main does
+    gc.set_threshold(*GC_THRESHOLDS)  # as onenumber.main does
     return net, devices
 
 

@@ -39,6 +39,7 @@ from .sip.bodies import MessageSummary
 from .sip.stack import Stack, Target
 from .store import Store
 from .transport.driver import Driver, listen_stream, listen_udp
+from .transport.gcpace import THRESHOLDS as GC_THRESHOLDS
 
 log = logging.getLogger("onenumber")
 
@@ -249,7 +250,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     # it stays.
     gc.collect()
     gc.freeze()
-    gc.set_threshold(100_000, 50, 1_000_000_000)
+    gc.set_threshold(*GC_THRESHOLDS)
     host = advertised_host(config.bind)
     realm = config.domain or directory.settings.domain or "onenumber"
     secret = load_secret(config.secret_file or config.data_dir / "nonce.secret")

@@ -23,6 +23,9 @@ from collections.abc import Callable
 
 log = logging.getLogger("onenumber.gc")
 
+# the collector's automatic thresholds in the server (main.py): young collections rarely on
+# their own (the pacer runs them), and the old generation's out of reach (see main.py)
+THRESHOLDS = (100_000, 50, 1_000_000_000)
 EVERY = 1000  # messages handled between two young collections (a few ms of scanning at any rate)
 TRIM_INTERVAL = 30.0  # seconds between two malloc_trim calls (0.1-0.2 ms each)
 
