@@ -37,3 +37,20 @@ def test_bench_quick_produces_a_report(tmp_path: Path) -> None:
     text = (tmp_path / "latest.txt").read_text()
     assert "Authenticated REGISTER" in text and "Forked calls against OneNumber" in text
     assert "Summary, authenticated REGISTER" in text and "Summary, authenticated forked call" in text
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is not installed")
+def test_blf_load_bench_runs(tmp_path: Path) -> None:
+    """`bench/bench_blf_load.py` (watchers against the running server) completes a tiny round:
+    the watchers subscribe, every call is completed and the watchers get NOTIFYs."""
+    out = tmp_path / "blf.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_blf_load.py"), "--accounts", "20", "--rate", "10",
+         "--seconds", "2", "--rounds", "1", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert all(run["ok"] > 0 and run["failed"] == 0 for rs in runs.values() for run in rs), runs
+    (watched,) = runs["watched"]
+    assert watched["subscriptions"] == 30 and watched["notifies_answered"] > 30, watched
