@@ -168,6 +168,23 @@ def _profile(prof: dict | None) -> list[str]:
     return out
 
 
+def _register_vs(title: str, run: dict, one: dict | None, label: str) -> list[str]:
+    """Another REGISTER run's table and how it compares with OneNumber's single process
+    (`one`: its best step): highest clean rates and CPU per registration at those steps."""
+    out = _steps_table(title, run.get("steps", []))
+    if run.get("error"):
+        out.append(f"  ERROR: {run['error']}")
+    best = run.get("best")
+    if not best:
+        out.append("  no step had < 1 % failures")
+    elif one and best.get("server_cpu_us_per_call") and one.get("server_cpu_us_per_call"):
+        cpu, one_cpu = best["server_cpu_us_per_call"], one["server_cpu_us_per_call"]
+        out.append(f"  {label}: highest clean rate {best['attempted_per_s']:.0f}/s vs {one['attempted_per_s']:.0f}/s "
+                   f"with 1 worker in memory; CPU per registration {cpu} µs vs {one_cpu} µs "
+                   f"(×{cpu / one_cpu:.2f}; the summary below gives the ratios to Kamailio+auth)")
+    return [*out, ""]
+
+
 def render(report: dict) -> str:
     out = [f"OneNumber benchmark {report['started']}{' (quick smoke run)' if report['quick'] else ''}",
            f"machine: {report['machine']}",
@@ -186,33 +203,15 @@ def render(report: dict) -> str:
         out.append(f"  bindings persisted: {reg.get('bindings_persisted')}, server RSS {reg.get('server_rss_mib')} MiB")
         out += _profile(reg.get("profile"))
         out.append("")
+    best = (reg or {}).get("best")
     wreg = report.get("register_workers")
     if wreg:
-        out += _steps_table(f"Authenticated REGISTER with {wreg['workers']} workers + Redis (CPU of the workers, "
-                            "the supervisor and Redis):", wreg.get("steps", []))
-        if wreg.get("error"):
-            out.append(f"  ERROR: {wreg['error']}")
-        wbest, best = wreg.get("best"), (reg or {}).get("best")
-        if wbest and best and wbest.get("server_cpu_us_per_call") and best.get("server_cpu_us_per_call"):
-            out.append(f"  {wreg['workers']} workers+Redis: highest clean rate {wbest['attempted_per_s']:.0f}/s vs "
-                       f"{best['attempted_per_s']:.0f}/s; CPU per registration {wbest['server_cpu_us_per_call']} µs "
-                       f"vs {best['server_cpu_us_per_call']} µs with 1 worker in memory "
-                       f"(×{wbest['server_cpu_us_per_call'] / best['server_cpu_us_per_call']:.2f})")
-        else:
-            out.append("  no step had < 1 % failures" if not wbest else "")
-        out.append("")
+        out += _register_vs(f"Authenticated REGISTER with {wreg['workers']} workers + Redis (CPU of the workers, "
+                            "the supervisor and Redis):", wreg, best, f"{wreg['workers']} workers+Redis")
     kreg = report.get("register_kamailio")
     if kreg:
-        out += _steps_table(f"Authenticated REGISTER against Kamailio+auth ({kreg['note']}):", kreg.get("steps", []))
-        if kreg.get("error"):
-            out.append(f"  ERROR: {kreg['error']}")
-        kbest, best = kreg.get("best"), (reg or {}).get("best")
-        if kbest and best and kbest.get("server_cpu_us_per_call") and best.get("server_cpu_us_per_call"):
-            out.append(f"  Kamailio+auth: highest clean rate {kbest['attempted_per_s']:.0f}/s vs "
-                       f"{best['attempted_per_s']:.0f}/s; CPU per registration {kbest['server_cpu_us_per_call']} µs "
-                       f"vs {best['server_cpu_us_per_call']} µs (OneNumber "
-                       f"×{best['server_cpu_us_per_call'] / kbest['server_cpu_us_per_call']:.1f})")
-        out.append("")
+        out += _register_vs(f"Authenticated REGISTER against Kamailio+auth ({kreg['note']}):", kreg, best,
+                            "Kamailio+auth")
     mem_in = report.get("memory_inprocess")
     if mem_in:
         out.append("Memory per binding in Location (tracemalloc, Binding + indexes): "

@@ -145,24 +145,8 @@ def account_presence(
     dialogs: Sequence[DeviceDialog],
     now: float,
 ) -> Presence:
-    """The one state colleagues see for `account`."""
-    own = [d for d in devices if d.account == account.number]
-    live = [b for b in bindings if b.account == account.number]
-    states = {d.position: device_state(d, live, dialogs, now) for d in own}
-    exclusive = account.ring_mode == RingMode.EXCLUSIVE
-    web = exclusive and _webphone_registered(own, live, now)
-    if exclusive and not web:
-        # XiVO: without the web phone "the state is the deskphone's" (every other device)
-        counted = [states[d.position] for d in own if d.kind != DeviceKind.WEBPHONE]
-    else:
-        counted = list(states.values())
-    if Presence.IN_USE in counted:  # a call on any counted device shows, whatever is selected
-        return Presence.IN_USE
-    if account.dnd:
-        return Presence.DND
-    if web and (chosen := _selected(account, own, live, now)) is not None:
-        return states[chosen.position]  # the selected device's state wins
-    return any_device(counted)
+    """The one state colleagues see for `account` (`account_view`'s first half)."""
+    return account_view(account, devices, bindings, dialogs, now)[0]
 
 
 def visible_dialogs(
@@ -179,19 +163,7 @@ def visible_dialogs(
     the calls (not the rings) of the others; otherwise every device's. Feeding only these
     to `account_presence` gives the same state (a property the tests check).
     """
-    own = [d for d in devices if d.account == account.number]
-    positions = {d.position for d in own}
-    active = [d for d in dialogs if d.state is not _TERMINATED and d.position in positions]  # `active`, inlined
-    if account.ring_mode != RingMode.EXCLUSIVE:
-        return active
-    live = [b for b in bindings if b.account == account.number]
-    if not _webphone_registered(own, live, now):
-        web = {d.position for d in own if d.kind == DeviceKind.WEBPHONE}
-        return [d for d in active if d.position not in web]
-    chosen = _selected(account, own, live, now)
-    if chosen is None:
-        return active
-    return [d for d in active if d.position == chosen.position or d.in_call]
+    return account_view(account, devices, bindings, dialogs, now)[1]
 
 
 _IN_USE, _DND = Presence.IN_USE, Presence.DND  # an enum member read off its class costs ~10 attribute reads
@@ -205,8 +177,13 @@ def account_view(
     dialogs: Sequence[DeviceDialog],
     now: float,
 ) -> tuple[Presence, list[DeviceDialog]]:
-    """`(account_presence(…), visible_dialogs(…))`, the same values (the same dialog objects)
-    in one pass over the inputs: a BLF flush needs both, and they share most of their work."""
+    """`(account_presence(…), visible_dialogs(…))` in one pass over the inputs (a BLF flush needs
+    both, and they share most of their work): the account's presence policy, in one place.
+
+    A call on any counted device shows as in use, whatever is selected; then DND; then, in
+    exclusive mode with the web phone registered, the selected device's state; else the "any
+    device" rule. Exclusive mode without the web phone registered counts the other devices
+    (XiVO: "the state is the deskphone's")."""
     number = account.number
     own = [d for d in devices if d.account == number]
     live = [b for b in bindings if b.account == number]
