@@ -282,14 +282,14 @@ def authorize(
     return str(replace(creds, response=expected_response(creds, method, password)))
 
 
-@dataclass(frozen=True, slots=True)
-class _NonceState:
-    top: int  # highest nc accepted
-    mask: int  # bit i set: nc == top - i was accepted
-    expires: float  # after this the nonce is stale and need not be tracked
-
-
-_SINGLE_USE = -1  # `top` of a nonce already used without qop (RFC 2069): it may not be used again
+# The replay memory keeps, per nonce, one int: `top << _REPLAY_WINDOW | mask`, where `top` is the
+# highest nc accepted and bit i of `mask` says nc == top - i was accepted. Its key is the nonce's
+# first 14 bytes (issue time and salt; the MAC was checked) as an int, which also gives its expiry.
+# A nonce used once with nc 1, the usual case, shares one value object: an entry costs ~100 bytes
+# (it was ~300 with a str key, a state object and a float), and nothing the GC must track.
+_SINGLE_USE = 0  # the value of a nonce already used without qop (RFC 2069): it may not be used again
+_FIRST_USE = (1 << _REPLAY_WINDOW) | 1  # top 1, mask 1 (nc 1 accepted)
+_WINDOW_MASK = (1 << _REPLAY_WINDOW) - 1
 
 
 class DigestAuthenticator:
@@ -343,7 +343,9 @@ class DigestAuthenticator:
         op = f", opaque={_quote(opaque)}" if opaque is not None else ""
         self._tails = [f'{op}, algorithm={a}, qop="auth"' for a in algos]
         self._head = f"Digest realm={_quote(realm)}, nonce="
-        self._seen: OrderedDict[str, _NonceState] = OrderedDict()
+        self._seen: dict[int, int] = {}  # nonce key → nc state (see _FIRST_USE)
+        self._order: deque[int] = deque()  # the keys in the order they came: the oldest leave first
+        self._ttl_ms = int(self.nonce_ttl * 1000)
         # expiry of the newest still-fresh nonce evicted for room: older untracked nonces are STALE
         self._evicted_until = float("-inf")
 
@@ -419,40 +421,52 @@ class DigestAuthenticator:
         return self._accept_nc(creds.nonce, nc, expires, now)
 
     def _accept_nc(self, nonce: str, nc: int | None, expires: float, now: float) -> Verdict:
+        key = int(nonce[:28], 16)  # issue time and salt: unique per nonce (the MAC was checked)
         seen = self._seen
-        state = seen.get(nonce)
+        state = seen.get(key)
         if state is None:
             if expires <= self._evicted_until:
                 return Verdict.STALE  # we may have forgotten its nc values: safer to renew it
-            new = _NonceState(_SINGLE_USE, 0, expires) if nc is None else _NonceState(nc, 1, expires)
-            self._remember(nonce, new, now)
+            if nc is None:
+                new = _SINGLE_USE
+            elif nc == 1:
+                new = _FIRST_USE
+            else:
+                new = nc << _REPLAY_WINDOW | 1
+            self._remember(key, new, now)
             return Verdict.OK
-        if nc is None or state.top == _SINGLE_USE:
+        if nc is None or state == _SINGLE_USE:
             return Verdict.STALE if nc is None else Verdict.FAILED
-        if nc > state.top:
-            shift = nc - state.top
-            mask = ((state.mask << shift) | 1) & ((1 << _REPLAY_WINDOW) - 1) if shift < _REPLAY_WINDOW else 1
-            seen[nonce] = _NonceState(nc, mask, state.expires)
+        top, mask = state >> _REPLAY_WINDOW, state & _WINDOW_MASK
+        if nc > top:
+            shift = nc - top
+            mask = ((mask << shift) | 1) & _WINDOW_MASK if shift < _REPLAY_WINDOW else 1
+            seen[key] = nc << _REPLAY_WINDOW | mask
             return Verdict.OK
-        back = state.top - nc
-        if back >= _REPLAY_WINDOW or state.mask >> back & 1:
+        back = top - nc
+        if back >= _REPLAY_WINDOW or mask >> back & 1:
             return Verdict.FAILED  # replayed, or too far behind to tell
-        seen[nonce] = _NonceState(state.top, state.mask | (1 << back), state.expires)
+        seen[key] = state | (1 << back)
         return Verdict.OK
 
-    def _remember(self, nonce: str, state: _NonceState, now: float) -> None:
-        seen = self._seen
-        # entries are roughly in issue order: drop expired ones from the front (amortised O(1))
-        while seen:
-            first = next(iter(seen.values()))
-            if first.expires > now:
-                break
-            seen.popitem(last=False)
+    def _expires(self, key: int) -> float:
+        return ((key >> 48) + self._ttl_ms) / 1000.0  # the issue time in ms is the key's top 8 bytes
+
+    def _remember(self, key: int, state: int, now: float) -> None:
+        seen, order = self._seen, self._order
+        # keys come roughly in issue order: drop expired ones from the front (amortised O(1))
+        now_ms = now * 1000.0
+        ttl_ms = self._ttl_ms
+        while order and (order[0] >> 48) + ttl_ms <= now_ms:
+            del seen[order.popleft()]
         while len(seen) >= self.max_nonces:
-            _, old = seen.popitem(last=False)
-            if old.expires > now:
-                self._evicted_until = max(self._evicted_until, old.expires)
-        seen[nonce] = state
+            old = order.popleft()
+            del seen[old]
+            expires = self._expires(old)
+            if expires > now:
+                self._evicted_until = max(self._evicted_until, expires)
+        seen[key] = state
+        order.append(key)
 
     @property
     def tracked_nonces(self) -> int:

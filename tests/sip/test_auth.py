@@ -669,3 +669,34 @@ def test_parse_params_escaped_quotes_and_junk() -> None:
     with pytest.raises(AuthError, match="near"):
         _parse_params('Digest a="x", junk b=c')
     assert _parse_params("Digest a=b, ,  ")[1] == {"a": "b"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=300), max_size=40))
+def test_nc_memory_matches_a_plain_model(ncs: list[int]) -> None:
+    """The packed replay state (one int per nonce) accepts exactly what a set of seen nc values
+    within the window behind the highest would."""
+    a = make()
+    ch = a.challenges(T0)[0]
+    seen: set[int] = set()
+    for nc in ncs:
+        top = max(seen, default=0)
+        fresh = nc > top or (top - nc < 64 and nc not in seen)
+        got = a.verify(answer(ch, nc=nc), "REGISTER", "s3cret", T0)
+        assert got is (Verdict.OK if fresh else Verdict.FAILED), (nc, sorted(seen))
+        if fresh:
+            seen.add(nc)
+
+
+def test_nonce_memory_holds_no_objects_for_the_gc() -> None:
+    import gc
+
+    a = make()
+    for i in range(50):
+        ch = a.challenges(T0 + i)[0]
+        assert a.verify(answer(ch, nc=1), "REGISTER", "s3cret", T0 + i) is Verdict.OK
+        if i % 2:
+            assert a.verify(answer(ch, nc=2), "REGISTER", "s3cret", T0 + i) is Verdict.OK
+    assert a.tracked_nonces == 50
+    assert not any(gc.is_tracked(v) for v in a._seen.values())
+    assert not gc.is_tracked(a._seen)  # a dict of ints only: untracked
