@@ -9,6 +9,12 @@ a burst of calls. Collecting the two young generations every `every` messages in
 only what those messages left alive (a bounded pause whatever the rate); what survives moves
 to the old generation, which refcounting frees as usual. The start-up state is frozen out of
 the collector and the automatic thresholds stay as a safety net (main.py).
+
+The old generation is out of the automatic collector's reach (a scan of the whole heap under
+load is a pause of a second or more), so a reference cycle that reached it would stay for good.
+The pacer collects it itself: at a quiet moment (under `quiet_rate` messages a second for
+`quiet_window` seconds) at most every `full_every` seconds, and after `full_at_latest` seconds
+whatever the load, logging the pause.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ log = logging.getLogger("onenumber.gc")
 THRESHOLDS = (100_000, 50, 1_000_000_000)
 EVERY = 1000  # messages handled between two young collections (a few ms of scanning at any rate)
 TRIM_INTERVAL = 30.0  # seconds between two malloc_trim calls (0.1-0.2 ms each)
+FULL_EVERY = 600.0  # seconds: at most one full collection this often, when the server is quiet…
+FULL_AT_LATEST = 6 * 3600.0  # …and one at least this often, quiet or not
+QUIET_RATE = 20.0  # messages a second under which the server counts as quiet…
+QUIET_WINDOW = 10.0  # …over this many seconds
 
 
 def malloc_trim() -> Callable[[], object] | None:
@@ -49,14 +59,20 @@ def malloc_trim() -> Callable[[], object] | None:
 
 class GcPacer:
     """Checks every `interval` seconds; collects generations 0 and 1 once `every` more messages
-    have been handled, and calls `trim` (malloc_trim) every `trim_interval` seconds."""
+    have been handled, the whole heap now and then (see the module's text), and calls `trim`
+    (malloc_trim) every `trim_interval` seconds."""
 
     def __init__(self, handled: Callable[[], int], *, every: int = EVERY, interval: float = 0.05,
                  collect: Callable[[int], int] = gc.collect, clock: Callable[[], float] = time.perf_counter,
-                 trim: Callable[[], object] | None = None, trim_interval: float = TRIM_INTERVAL) -> None:
+                 trim: Callable[[], object] | None = None, trim_interval: float = TRIM_INTERVAL,
+                 full_every: float = FULL_EVERY, full_at_latest: float = FULL_AT_LATEST,
+                 quiet_rate: float = QUIET_RATE, quiet_window: float = QUIET_WINDOW) -> None:
         if every < 1 or interval <= 0 or trim_interval <= 0:
             raise ValueError(f"every must be >= 1, interval and trim_interval > 0, got {every}, {interval}, "
                              f"{trim_interval}")
+        if not 0 < full_every <= full_at_latest or quiet_rate < 0 or quiet_window <= 0:
+            raise ValueError(f"need 0 < full_every <= full_at_latest, quiet_rate >= 0, quiet_window > 0, got "
+                             f"{full_every}, {full_at_latest}, {quiet_rate}, {quiet_window}")
         self.handled = handled
         self.every = every
         self.interval = interval
@@ -64,28 +80,55 @@ class GcPacer:
         self.clock = clock
         self.trim = trim  # malloc_trim() in the server; None: no trimming
         self.trim_interval = trim_interval
-        self.trimmed_at = clock() if trim is not None else 0.0
+        self.full_every = full_every
+        self.full_at_latest = full_at_latest
+        self.quiet_rate = quiet_rate
+        self.quiet_window = quiet_window
+        start = clock()
+        self.trimmed_at = start
         self.last = handled()
         self.collections = 0
         self.longest = 0.0  # seconds, the longest paced collection
+        self.full_collections = 0
+        self.full_longest = 0.0  # seconds, the longest full collection
+        self.full_at = start  # the last full collection (start-up collected everything: main.py)
+        self.window_at, self.window_handled = start, self.last  # the current quiet window
 
     def tick(self) -> bool:
         """One check; True when it collected."""
-        if self.trim is not None and self.clock() - self.trimmed_at >= self.trim_interval:
-            self.trimmed_at = self.clock()
+        now = self.clock()
+        if self.trim is not None and now - self.trimmed_at >= self.trim_interval:
+            self.trimmed_at = now
             self.trim()
         handled = self.handled()
+        if now - self.window_at >= self.quiet_window:
+            rate = (handled - self.window_handled) / (now - self.window_at)
+            self.window_at, self.window_handled = now, handled
+            since = now - self.full_at
+            if (since >= self.full_every and rate <= self.quiet_rate) or since >= self.full_at_latest:
+                self._full(rate)
+                self.last = handled  # the young generations were collected with it
+                return True
         if handled - self.last < self.every:
             return False
         self.last = handled
-        start = self.clock()
         self.collect(1)  # generation 1 and the younger one: both hold only what was allocated lately
-        took = self.clock() - start
+        took = self.clock() - now
         self.collections += 1
         if took > self.longest:
             self.longest = took
             log.debug("paced collection took %.1f ms", took * 1000)
         return True
+
+    def _full(self, rate: float) -> None:
+        start = self.clock()
+        found = self.collect(2)
+        end = self.clock()
+        took = end - start
+        self.full_at = end
+        self.full_collections += 1
+        self.full_longest = max(self.full_longest, took)
+        log.info("full collection: %d unreachable objects, %.1f ms, at %.0f messages/s", found, took * 1000, rate)
 
     async def run(self) -> None:
         while True:

@@ -25,15 +25,59 @@ def test_collects_the_young_generations_once_enough_messages_were_handled() -> N
     assert pacer.tick() and collected == [1, 1] and pacer.collections == 2
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_records_the_longest_pause() -> None:
-    times = iter([0.0, 0.004, 1.0, 1.002])
+    clock = FakeClock()
+    pauses = iter([0.004, 0.002])
+
+    def collect(gen: int) -> int:
+        clock.now += next(pauses)
+        return 0
+
     handled = [0]
-    pacer = GcPacer(lambda: handled[0], every=1, collect=lambda gen: 0, clock=lambda: next(times))
+    pacer = GcPacer(lambda: handled[0], every=1, collect=collect, clock=clock)
     handled[0] = 1
     pacer.tick()
+    clock.now += 1.0
     handled[0] = 2
     pacer.tick()
     assert pacer.longest == pytest.approx(0.004)
+
+
+def test_the_old_generation_is_collected_when_quiet_and_at_the_latest_after_hours() -> None:
+    clock = FakeClock()
+    handled = [0]
+    collected: list[int] = []
+    pacer = GcPacer(lambda: handled[0], every=10**9, collect=lambda gen: collected.append(gen) or 0, clock=clock,
+                    full_every=600, full_at_latest=3600, quiet_rate=20, quiet_window=10)
+
+    total = [0.0]
+
+    def run(seconds: float, rate: float) -> None:  # ticks every 50 ms at `rate` messages a second
+        for _ in range(int(seconds * 20)):
+            clock.now += 0.05
+            total[0] += rate * 0.05
+            handled[0] = int(total[0])
+            pacer.tick()
+
+    run(300, 0)
+    assert collected == []  # quiet, but the last full collection (start-up) is recent
+    run(400, 100)
+    assert collected == []  # due, but busy: it waits for a quiet moment
+    run(20, 10)
+    assert collected == [2] and pacer.full_collections == 1  # quiet enough: collected once
+    run(120, 0)
+    assert collected == [2]  # at most once every full_every
+    run(3600, 100)
+    assert collected == [2, 2]  # busy for full_at_latest: collected all the same
+    assert pacer.full_at == pytest.approx(clock.now, abs=700)
 
 
 def test_bad_settings_are_refused() -> None:
@@ -41,6 +85,8 @@ def test_bad_settings_are_refused() -> None:
         GcPacer(lambda: 0, every=0)
     with pytest.raises(ValueError):
         GcPacer(lambda: 0, interval=0)
+    with pytest.raises(ValueError):
+        GcPacer(lambda: 0, full_every=100, full_at_latest=50)
 
 
 async def test_runs_on_the_loop_with_the_real_collector() -> None:
