@@ -491,9 +491,9 @@ def account_set_password(
 
     async def run(store: Store) -> int:
         await set_account_password(store, number, password)
-        # logged-in browsers keep going only with the new password (the server sees them gone
-        # on their next request, and its sweep revokes their web phone credential)
-        return len(await delete_sessions_of(store, "user", number))
+        # logged-in browsers keep going only with the new password: the servers reload on the
+        # announced change and revoke those sessions' web phone credentials at once
+        return len(await delete_sessions_of(store, "user", number, announce=True))
 
     ended = _with_store(db, data_dir, run)
     typer.echo(f"password of account {number} set" + (f"; {ended} session(s) logged out" if ended else ""))
@@ -542,7 +542,7 @@ def admin_set_password(
 
     async def run(store: Store) -> None:
         await set_admin_password(store, username, password)
-        await delete_sessions_of(store, "admin", username)
+        await delete_sessions_of(store, "admin", username, announce=True)
 
     _with_store(db, data_dir, run)
     typer.echo(f"password of admin {username} set")

@@ -430,6 +430,9 @@ async def _serve(config: ServerConfig, store: Store) -> None:
 
         login_limits(directory)
         directory.listeners.append(login_limits)
+        # a reload may come from the CLI's set-password, which ended sessions in the database:
+        # their web phone credentials go now, not at the next periodic sweep
+        directory.listeners.append(lambda _d: logins.sweep_soon())
         ws_transport = "wss" if config.tls_cert and config.tls_key else "ws"
         endpoint = SipEndpoint(
             server=host, sip_port=config.sip_port, tls_port=stack.local.get("tls", (None, None))[1],

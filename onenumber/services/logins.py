@@ -80,6 +80,8 @@ class LoginService:
         # run after each sweep with the ids of the live sessions: state kept elsewhere (web phone
         # credentials) is reconciled with sessions removed behind our back (the CLI's set-password)
         self.on_sweep: list[Callable[[set[str]], Awaitable[None]]] = []
+        self._sweeping: asyncio.Task[None] | None = None
+        self._sweep_again = False
 
     def configure(self, max_failures: int, max_usernames: int, block_seconds: float) -> None:
         """The SIP login limits apply here too (settings auth_*); a change starts a fresh count."""
@@ -165,6 +167,28 @@ class LoginService:
                 except Exception:
                     log.exception("a sweep hook failed")
         return len(ended)
+
+    def sweep_soon(self) -> None:
+        """A sweep now, in the background: the configuration changed, maybe with sessions removed
+        behind our back (the CLI's set-password). Calls while one runs make one more after it."""
+        if self._sweeping is not None and not self._sweeping.done():
+            self._sweep_again = True
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a reload outside the server): the periodic sweep will do
+            return
+        self._sweeping = loop.create_task(self._sweep_until_settled())
+
+    async def _sweep_until_settled(self) -> None:
+        while True:
+            self._sweep_again = False
+            try:
+                await self.sweep()
+            except Exception:  # the periodic sweep catches up
+                log.exception("session sweep failed")
+            if not self._sweep_again:
+                return
 
     async def run_sweeper(self) -> None:
         while True:

@@ -197,9 +197,13 @@ async def delete_expired_sessions(store: Store, now: float) -> list[WebSession]:
     return [_session(r) for r in rows]
 
 
-async def delete_sessions_of(store: Store, kind: Kind, subject: str, *, keep: str | None = None) -> list[WebSession]:
-    """End every session of one admin or account (e.g. after its password changed), but `keep`."""
-    async with store.write(config=False) as conn:
+async def delete_sessions_of(store: Store, kind: Kind, subject: str, *, keep: str | None = None,
+                             announce: bool = False) -> list[WebSession]:
+    """End every session of one admin or account (e.g. after its password changed), but `keep`.
+    `announce` (the CLI, outside the server) bumps the configuration revision in the same
+    transaction: the servers reload and sweep at once (services/logins.py `sweep_soon`), so the
+    web phone credentials of those sessions are revoked within a second, not at the next sweep."""
+    async with store.write(config=announce) as conn:
         where = [t.web_sessions.c.kind == kind, t.web_sessions.c.subject == subject]
         if keep is not None:
             where.append(t.web_sessions.c.id != keep)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 from .harness import LOOPBACK, ONENUMBER, Server, add_accounts
-from .test_websocket import http_bindings
+from .test_websocket import http_bindings, time_until_no_binding
 from .wsua import WsUA, wait_http
 
 PASSWORD = "alice-web-password"
@@ -81,6 +82,32 @@ def test_session_webphone_credential_registers_and_dies_with_logout(server: Serv
         assert http_bindings(server, "1000") == []
     finally:
         again.close()
+
+
+def test_a_password_set_with_the_cli_revokes_the_session_credential_at_once(server: Server) -> None:
+    """The CLI ends the account's sessions in the database, behind the server's back; the change
+    is announced (configuration revision), so the server revokes their web phone credentials and
+    drops the binding within a second or two, not at its next periodic sweep (60 s)."""
+    add_accounts(server, [("1000", "Alice", 1)])
+    set_password(server, "1000", PASSWORD)
+    wait_http(server)
+    browser = Browser(server)
+    status, body = browser.call("POST", "/api/login", {"username": "1000", "password": PASSWORD})
+    assert status == 200, body
+    browser.csrf = body["csrf"]
+    status, cred = browser.call("GET", "/api/me/webphone")
+    assert status == 200, cred
+    ua = WsUA(server)
+    try:
+        assert ua.register("1000", (cred["auth_username"], cred["password"])).status == 200
+        start = time.perf_counter()
+        set_password(server, "1000", "a-new-password")
+        gone = time_until_no_binding(server, "1000", start, limit=5.0)
+        print(f"\nCLI set-password -> web phone binding gone: {gone * 1000:.0f} ms (CLI run included)")
+        reply = ua.register("1000", (cred["auth_username"], cred["password"]))
+        assert reply.status in (401, 403), reply.raw
+    finally:
+        ua.close()
 
 
 def test_selected_device_through_the_api_holds_for_the_next_call(server: Server) -> None:

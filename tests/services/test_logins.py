@@ -123,3 +123,43 @@ async def test_logout_and_sweep(store: Store) -> None:
     assert await s.sweep() == 1
     assert ended == ["1000", "root"]
     assert await s.end_sessions_of("user", "1000") == 0
+
+
+async def test_sweep_soon_runs_in_the_background_and_coalesces(store: Store) -> None:
+    import asyncio
+
+    s = service(store, Clock())
+    seen: list[set[str]] = []
+    gate = asyncio.Event()
+
+    async def hook(live: set[str]) -> None:
+        seen.append(live)
+        await gate.wait()
+
+    s.on_sweep.append(hook)
+    a = await s.login("1000", "alice-password", "127.0.0.1")
+    assert isinstance(a, LoggedIn)
+    s.sweep_soon()
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if seen:
+            break
+    assert seen == [{a.session.id}]
+    # the CLI removed the session meanwhile, and announced it twice: one more sweep, not two
+    await db.delete_sessions_of(store, "user", "1000", announce=True)
+    s.sweep_soon()
+    s.sweep_soon()
+    gate.set()
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(seen) == 2 and s._sweeping is not None and s._sweeping.done():
+            break
+    assert seen == [{a.session.id}, set()]
+
+
+async def test_announced_session_removal_bumps_the_revision(store: Store) -> None:
+    before = await store.revision()
+    await db.delete_sessions_of(store, "user", "1000")
+    assert await store.revision() == before  # the server's own removals need no reload
+    await db.delete_sessions_of(store, "user", "1000", announce=True)
+    assert await store.revision() == before + 1
