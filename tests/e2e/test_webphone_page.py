@@ -423,6 +423,37 @@ def test_wrong_password_throttling_and_accounts_kept_apart(office: Office, brows
         ua.close()
 
 
+def test_typing_before_the_session_check_answers_stays_where_it_was_typed(
+    office: Office, browser: Browser
+) -> None:
+    """The page checks for an earlier session at load and shows the sign-in form when there is
+    none; a user already typing then must keep their focus (it once moved the password into the
+    Number field). The check is held back here until both fields are filled."""
+    server = office.server
+    held: list[Any] = []
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.route("**/api/me/webphone", lambda route: held.append(route))
+    page = context.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{server.http_port}/phone")
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        assert held, "the page did not check for a session at load"
+        page.fill("#login-username", "1000")
+        page.click("#login-password")  # the user moves on to the password…
+        context.unroute("**/api/me/webphone")
+        held.pop().fallback()  # …when the check answers (401: no session)
+        page.wait_for_function("() => document.body.dataset.booted === '1'")
+        page.keyboard.type(ALICE_PW)  # and goes on typing where they were
+        assert page.input_value("#login-username") == "1000"
+        assert page.input_value("#login-password") == ALICE_PW
+        page.press("#login-password", "Enter")
+        expect(page.locator("#phone")).to_be_visible(timeout=10_000)
+    finally:
+        context.close()
+
+
 def test_logout_and_unreachable_server(office: Office, browser: Browser) -> None:
     server = office.server
     page = open_page(browser, server, width=375)

@@ -343,6 +343,7 @@ async function boot() {
     ui.showScreen('login');
     if (err.status === 0) ui.showLoginError(err.message);
   }
+  document.body.dataset.booted = '1'; // for tests: the session check has answered
 }
 
 boot();

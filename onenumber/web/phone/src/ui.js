@@ -37,7 +37,9 @@ export function showLoginError(message) {
 export function showScreen(name) {
   $('login').hidden = name !== 'login';
   $('phone').hidden = name !== 'phone';
-  if (name === 'login') $('login-username').focus();
+  // the first field gets focus unless the user is already typing in the form (the session check
+  // at boot answers after the page is usable: taking focus then would move their keystrokes)
+  if (name === 'login' && !$('login').contains(document.activeElement)) $('login-username').focus();
 }
 
 export function showMe(me) {
