@@ -83,9 +83,7 @@ class OneNumberCollector(Collector):
             yield GaugeMetricFamily("onenumber_dialogs", "calls whose dialog state is held (set up or answered, "
                                     "not ended yet)", value=s.dialogs())
         if s.location is not None:
-            by: dict[str, int] = {}
-            for b in s.location.all():
-                by[b.transport] = by.get(b.transport, 0) + 1
+            by = s.location.count_by_transport()
             bindings = GaugeMetricFamily("onenumber_bindings", "registered contacts, by transport",
                                          labels=["transport"])
             for transport in sorted(set(by) | {"udp", "tcp", "tls", "ws", "wss"}):

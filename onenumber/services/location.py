@@ -40,6 +40,7 @@ class Location:
         self._by_flow: dict[str, set[tuple[str, str]]] = {}
         self._by_contact: dict[str, Binding] = {}  # for in-dialog requests to a device's contact
         self._expiry: list[tuple[float, str, str]] = []
+        self._by_transport: dict[str, int] = {}  # kept as bindings come and go: /metrics reads it
         self._pending_up: dict[tuple[str, str], Binding] = {}
         self._pending_del: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
@@ -71,7 +72,11 @@ class Location:
         return self._by_contact.get(contact)
 
     def count(self) -> int:
-        return sum(len(b) for b in self._by_account.values())
+        return sum(self._by_transport.values())
+
+    def count_by_transport(self) -> dict[str, int]:
+        """Bindings per transport (udp, tcp, tls, ws, wss), without a walk over them."""
+        return {t: n for t, n in self._by_transport.items() if n}
 
     # ------------------------------------------------------------------ writes
     def load(self, bindings: Iterable[Binding]) -> None:
@@ -172,6 +177,11 @@ class Location:
         if old is not None and old.flow and old.flow != b.flow:
             self._unindex_flow(old)
         slot[b.key] = b
+        counts = self._by_transport
+        if old is None or old.transport != b.transport:
+            counts[b.transport] = counts.get(b.transport, 0) + 1
+            if old is not None:
+                counts[old.transport] -= 1
         self._by_contact[b.contact] = b
         if b.flow:
             self._by_flow.setdefault(b.flow, set()).add((b.account, b.key))
@@ -188,6 +198,7 @@ class Location:
         if not slot or key not in slot:
             return False
         b = slot.pop(key)
+        self._by_transport[b.transport] -= 1
         self._remote.discard((account, key))
         if local:
             self._changed(b, "removed", reason)
