@@ -34,7 +34,8 @@ class Runner:
 
 def main() -> None:
     what, n = sys.argv[1], int(sys.argv[2])
-    test = {"call": bench_core.test_forked_call, "register": bench_core.test_authenticated_registration}[what]
+    test = {"call": bench_core.test_forked_call, "register": bench_core.test_authenticated_registration,
+            "authcall": bench_core.test_authenticated_forked_call}[what]
     test(Runner(n))
 
 
