@@ -354,9 +354,6 @@ class DigestAuthenticator:
         self.allow_rfc2069 = allow_rfc2069
         self._secret = bytes(secret)
         self._realm_bytes = realm.encode()
-        # the HMAC keyed once: each nonce copies it (hmac.digest set up the key every time,
-        # two of the four SHA-256 blocks of a MAC over these few bytes)
-        self._keyed = hmac.new(self._secret, digestmod="sha256")
         self._random = random_bytes
         self._hashes = {a: _hash_for(a) for a in algos}
         # everything of a challenge but the nonce and stale flag, per algorithm
@@ -370,9 +367,7 @@ class DigestAuthenticator:
     # -- nonces --------------------------------------------------------------------------
 
     def _mac(self, stamp: bytes) -> bytes:
-        mac = self._keyed.copy()
-        mac.update(stamp + self._realm_bytes)
-        return mac.digest()[:16]
+        return hmac.digest(self._secret, stamp + self._realm_bytes, "sha256")[:16]
 
     def new_nonce(self, now: float) -> str:
         stamp = max(0, int(now * 1000)).to_bytes(8, "big") + self._random(6)
