@@ -259,7 +259,11 @@ class Stack:
                 break
         if changed:
             via = Via(via.transport, via.host, via.port, tuple(params))
-            req.headers.replace_first("via", str(via))
+            value = str(via)
+            req.headers.replace_first("via", value)
+            # every response goes out along this value (`_queue_response`): parsing it back
+            # would give `via` (a Via's text round-trips), so it is remembered instead
+            Via.remember(value, via)
         return via
 
     def _receive_request(self, req: Request, source: Source, now: float) -> None:

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("onenumber.store")
 
 CONFIG_CHANNEL = "onenumber_config"  # PostgreSQL NOTIFY channel of configuration writes
+# the configuration revision, polled 4 times a second (SQLite): built once, not per poll
+_REVISION = select(t.meta.c.revision).where(t.meta.c.id == 1)
 
 
 async def notify_config(conn: AsyncConnection) -> None:
@@ -147,13 +149,13 @@ class Store:
 
     async def revision(self) -> int:
         async with self.engine.connect() as conn:
-            value = await conn.scalar(select(t.meta.c.revision).where(t.meta.c.id == 1))
+            value = await conn.scalar(_REVISION)
         return int(value or 0)
 
     async def snapshot(self) -> Snapshot:
         async with self.read() as conn:
             # revision first: a write that lands during our reads makes the next poll reload again
-            revision = await conn.scalar(select(t.meta.c.revision).where(t.meta.c.id == 1))
+            revision = await conn.scalar(_REVISION)
             accounts = await load_accounts(conn)
             devices = await load_devices(conn)
             settings = await load_settings(conn)

@@ -12,6 +12,7 @@ import functools
 import ipaddress
 import itertools
 import logging
+import math
 import socket
 import ssl
 import time
@@ -24,6 +25,14 @@ from ..sip.framing import StreamFramer
 from ..sip.stack import Send, Source, Stack
 
 log = logging.getLogger("onenumber.transport")
+
+# The stack's deadlines are served on a 10 ms grid: one wake-up serves every deadline due in
+# that slot (a transaction timer a few ms late is nothing next to T1 = 500 ms). Armed for each
+# deadline, the loop woke ~60 times per forked call at 100 calls/s: a deadline every few ms,
+# and the loop's timers fire up to a millisecond early (its clock is read once per iteration),
+# so each was followed by re-arms of under a millisecond, which fire at once, until it was due.
+TIMER_GRID = 0.01
+EARLY = 0.002  # a timer firing at most this early serves its slot as if on time
 
 
 class Connection(Protocol):
@@ -90,18 +99,24 @@ class Driver:
             if not self.stack.outbox and not events.queue:
                 break
         deadline = self.stack.next_timer()
-        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+        if deadline is None:
+            return
+        at = math.ceil(deadline / TIMER_GRID) * TIMER_GRID  # the end of its slot on the grid
+        if self._timer_at is None or at < self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer_at = deadline
-            delay = max(0.0, deadline - self.clock())
-            self._timer = self.loop.call_later(delay, self._on_timer)
+            self._timer_at = at
+            self._timer = self.loop.call_later(max(0.0, at - self.clock()), self._on_timer)
 
     def _on_timer(self) -> None:
+        at = self._timer_at
         self._timer = None
         self._timer_at = None
+        now = self.clock()
+        if at is not None and now < at <= now + EARLY:
+            now = at  # fired a little early (see TIMER_GRID): serve the slot, do not re-arm for it
         try:
-            self.stack.handle_timer(self.clock())
+            self.stack.handle_timer(now)
         except Exception:
             log.exception("timer handling failed")
         self.pump()

@@ -280,3 +280,27 @@ def test_light_key_finds_what_the_general_regexes_find(via: str, a: list[str], c
     assert light_key(data, end) == _regex_key(data, end)
     no_via = data.replace(via.encode() + b"\r\n", b"", 1)
     assert light_key(no_via, no_via.find(b"\r\n\r\n")) == _regex_key(no_via, no_via.find(b"\r\n\r\n"))
+
+
+VIA_SHAPES = [
+    "SIP/2.0/UDP 192.168.1.9:5062;branch=z9hG4bKabc;rport",
+    "SIP/2.0/UDP 192.168.1.9;branch=z9hG4bKabc;rport",
+    "SIP/2.0/TCP host.example.com:5060 ; branch = z9hG4bKx ; rport ; x=\"a b\"",
+    "SIP/2.0/UDP [2001:db8::9]:5062;branch=z9hG4bKv6;rport;received=10.9.9.9",
+    "SIP/2.0/UDP 10.0.0.5:40000;branch=z9hG4bKsame;rport",
+    "sip/2.0/udp 192.168.1.9:5062;rport;branch=z9hG4bKlower;maddr=1.2.3.4;ttl=1",
+]
+
+
+def test_stamped_via_remembered_is_what_parsing_it_gives() -> None:
+    """_stamp_via caches the Via it built under its text: the same as parsing that text."""
+    from onenumber.sip import headers
+
+    for shape in VIA_SHAPES:
+        for source in (SRC, Source("udp", ("2001:db8::1", 5070), ("127.0.0.1", 25060))):
+            raw = OPTIONS.replace(b"SIP/2.0/UDP 192.168.1.9:5062;branch=z9hG4bKabc;rport", shape.encode())
+            req = parse(raw)
+            stack, _ = make()
+            via = stack._stamp_via(req, source)
+            value = req.headers.get("via") or ""
+            assert headers.Via._parse(value) == via
