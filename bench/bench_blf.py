@@ -84,7 +84,7 @@ class Bed:
             devices += d
         self.net = Net(accounts, devices, trunks=(Trunk("gw", TRUNK[0], TRUNK[1]),), record_events=False,
                        presence=presence)
-        self.pacer = GcPacer(lambda: self.net.stack.stats["received"])
+        self.pacer = GcPacer(self.net.stack.gc_paced)
         for i, dev in enumerate(devices):
             self.net.bind(dev, D0 + (i % 2) * 2)
         self.devices = devices
@@ -105,7 +105,7 @@ class Bed:
         # and, as the server does, young collections every 1,000 messages (transport/gcpace.py),
         # counted as the server's time (the watched run handles twice the messages: ~90 against
         # ~60 µs of collecting per call)
-        self.pacer.last = self.net.stack.stats["received"]
+        self.pacer.last = self.net.stack.gc_paced()
         self.counter = itertools.count(1)
 
     @property
