@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import deque
 import logging
 import os
 import re
+from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
