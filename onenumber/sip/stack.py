@@ -538,8 +538,7 @@ class Stack:
         transaction user as `LazyResponse`s (parsed only if more than the status is read): the
         NOTIFYs of subscriptions, sent by the thousand, go this way. Its final response ends it
         at once (see `_receive_light`)."""
-        machine = LightClientTransaction(request=data, reliable=target.transport in RELIABLE, now=now,
-                                         timers=self.timers)
+        machine = LightClientTransaction(data, target.transport in RELIABLE, now, self.timers)
         key = (branch, method)
         txn = ClientTxn(key, None, target, machine, method)
         txn.context = context
