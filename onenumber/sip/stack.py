@@ -674,14 +674,17 @@ class Stack:
         return a if b is None or a <= b else b
 
     def handle_timer(self, now: float) -> None:
-        due = self._light_due
-        while due and due[0][0] <= now:
-            at, txn = due.popleft()
-            if self.client_txns.get(txn.key) is txn and txn.machine.deadline == at:
-                self._run_client(txn, txn.machine.on_timer(now), None, now)  # E: retransmitted
         heap = self._heap
+        due = self._light_due
         while True:
             timers = self._timers  # a callback may have compacted it (a new list)
+            if due:  # the queue's head when it comes before both heaps (deadline order kept)
+                at = due[0][0]
+                if at <= now and (not timers or at < timers[0][0]) and (not heap or at < heap[0][0]):
+                    txn = due.popleft()[1]
+                    if self.client_txns.get(txn.key) is txn and txn.machine.deadline == at:
+                        self._run_client(txn, txn.machine.on_timer(now), None, now)  # E: retransmitted
+                    continue
             if timers and timers[0][0] <= now and (not heap or timers[0][0] <= heap[0][0]):
                 _, _, timer = heapq.heappop(timers)
                 callback = timer.callback
