@@ -393,7 +393,7 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     # young collections every 1,000 messages: short pauses, not a scan of every live transaction
     # minutes apart (a 140-280 ms stall at half the capacity, and 503s); free pages of the
     # database threads' malloc arenas handed back every 30 s
-    tasks.append(loop.create_task(GcPacer(lambda: stack.stats["received"], trim=malloc_trim()).run()))
+    tasks.append(loop.create_task(GcPacer(stack.gc_paced, trim=malloc_trim()).run()))
     if history is not None:
         tasks.append(loop.create_task(history.run()))
     tasks.append(loop.create_task(rotation_loop(store)))  # credential_max_age_days

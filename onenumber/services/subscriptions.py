@@ -295,7 +295,8 @@ class Subscriptions:
         return Answer(200, "OK", self._ok_headers(sub, expires), sub, self._build(sub, render, now))
 
     def _contact(self, sub: Subscription) -> str:
-        return self.contact(sub.target) if callable(self.contact) else self.contact
+        contact = self.contact
+        return contact if isinstance(contact, str) else contact(sub.target)
 
     def _ok_headers(self, sub: Subscription, expires: int) -> tuple[tuple[str, str], ...]:
         return (("Expires", str(expires)), ("Contact", f"<{self._contact(sub)}>"))
@@ -343,16 +344,22 @@ class Subscriptions:
         "SIP/2.0/UDP 192.0.2.1:5060") with `branch` and rport, filled into the subscription's
         template, and the template (for its routes). The same message `notify` builds, plus that
         Via, at a fraction of the cost: a busy account's watchers get three per call."""
-        if reason is not None:
-            self._remove(sub)
-        body, sub_state = self._next(sub, render, now, reason)
-        prepared = sub.prepared
-        key = (via, sub.dialog.remote_target, self._contact(sub))
-        if prepared is None or prepared.key != key:
-            prepared = sub.prepared = self._prepare(sub, key)
         d = sub.dialog
+        if reason is None:  # `_next`, written out for the usual NOTIFY (an active subscription's)
+            body = render(sub)
+            sub.notifies += 1
+            state = b"active;expires=%d" % max(0, int(sub.expires_at - now + 0.5))  # `remaining`
+        else:
+            self._remove(sub)
+            body, sub_state = self._next(sub, render, now, reason)
+            state = sub_state.encode()
+        prepared = sub.prepared
+        contact = self._contact(sub)
+        if prepared is None or prepared.key[0] != via or prepared.key[1] != d.remote_target \
+                or prepared.key[2] != contact:
+            prepared = sub.prepared = self._prepare(sub, (via, d.remote_target, contact))
         d.local_cseq += 1
-        data = prepared.template % (branch.encode(), d.local_cseq, sub_state.encode(), len(body), body)
+        data = prepared.template % (branch.encode(), d.local_cseq, state, len(body), body)
         return data, prepared
 
     def prepare(self, sub: Subscription, via: str, notify: Request) -> None:

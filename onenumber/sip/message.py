@@ -468,7 +468,8 @@ class _LazyHeaders(Headers):
     __slots__ = ("_pending", "_stream")
 
     def __init__(self, raw: bytes, stream: bool) -> None:
-        super().__init__()
+        self._items = []  # Headers' two fields, set here: one for each of a NOTIFY's 200s
+        self._cache = {}
         self._pending: bytes | None = raw
         self._stream = stream
 
@@ -565,7 +566,11 @@ class LazyResponse(Response):
     __slots__ = ()
 
     def __init__(self, status: int, reason: str, raw: bytes, stream: bool = False) -> None:
-        super().__init__(status, reason, _LazyHeaders(raw, stream), b"")
+        self.status = status  # Response's fields, set here (one call less per NOTIFY's 200)
+        self.reason = reason
+        self.headers = _LazyHeaders(raw, stream)
+        self.body = b""
+        self.version = "SIP/2.0"
 
     def __bytes__(self) -> bytes:
         self.headers._load()  # Message.__bytes__ reads the fields' list directly

@@ -634,7 +634,8 @@ class LightClientTransaction:
 
     invite = False
 
-    def __init__(self, *, request: bytes, reliable: bool, now: float, timers: TimerSettings = TimerSettings()) -> None:
+    def __init__(self, request: bytes, reliable: bool, now: float, timers: TimerSettings = TimerSettings()) -> None:
+        # positional (the stack makes one per NOTIFY): a class called with keywords builds a dict
         self._data = request  # its Transmit made when sent (most are sent once: by the stack, not start())
         self.reliable = reliable
         self.state = _TRYING

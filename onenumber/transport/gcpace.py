@@ -8,7 +8,9 @@ transactions, 140-280 ms on the soak's machine, long enough for the overload con
 a burst of calls. Collecting the two young generations every `every` messages instead scans
 only what those messages left alive (a bounded pause whatever the rate); what survives moves
 to the old generation, which refcounting frees as usual. The start-up state is frozen out of
-the collector and the automatic thresholds stay as a safety net (main.py).
+the collector and the automatic thresholds stay as a safety net (main.py). The server counts
+the messages `Stack.gc_paced` says: all but the NOTIFYs' 200s (matched from their bytes, they end
+their transaction and leave nothing alive).
 
 The old generation is out of the automatic collector's reach (a scan of the whole heap under
 load is a pause of a second or more), so a reference cycle that reached it would stay for good.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,6 +163,68 @@ def test_prepared_request_retransmits_and_times_out() -> None:
         now = stack.next_timer()  # type: ignore[assignment]
         stack.handle_timer(now)
     assert tu.timeouts == 1 and len(stack.outbox) > 3 and stack.client_txns == {}
+
+
+def _send_times(stack: Stack, until: float) -> list[float]:
+    """When the stack (re)sends, stepping its timers as the driver does."""
+    times = [0.0] * len(stack.outbox)
+    stack.outbox.clear()
+    while (at := stack.next_timer()) is not None and at <= until:
+        stack.handle_timer(at)
+        times += [at] * len(stack.outbox)
+        stack.outbox.clear()
+    return times
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_prepared_requests_retransmit_as_the_general_transaction_does(transport: str) -> None:
+    """The queue of first deadlines (UDP) gives the schedule of RFC 3261 §17.1.2.2, as the
+    table-driven transaction: Timer E from T1 doubling to T2, Timer F at 64·T1."""
+    light, tu = make()
+    light.send_prepared(NOTIFY % b"z9hG4bKl1", "z9hG4bKl1", "NOTIFY", Target(transport, "10.0.0.5", 40000), 0.0)
+    general, tu2 = make()
+    req = parse(NOTIFY % b"z9hG4bKg1")
+    assert isinstance(req, Request)
+    general.send_request(req, Target(transport, "10.0.0.5", 40000), 0.0)
+    assert _send_times(light, 40.0) == _send_times(general, 40.0)
+    assert tu.timeouts == tu2.timeouts == 1 and light.client_txns == {} and light.timer_entries == 0
+
+
+def test_answered_prepared_requests_leave_no_timer_to_arm() -> None:
+    """Answered NOTIFYs are dropped from the head of the queue by next_timer: the driver arms
+    nothing for them, and their transactions are freed at once."""
+    stack, tu = make()
+    target = Target("udp", "10.0.0.5", 40000)
+    branches = [stack.new_branch() for _ in range(3)]
+    for i, branch in enumerate(branches):
+        stack.send_prepared(NOTIFY % branch.encode(), branch, "NOTIFY", target, 0.01 * i)
+    assert stack.next_timer() == 0.5
+    for branch in branches[:2]:
+        stack.receive(_answer(branch.encode()), SRC, 0.1)
+    assert stack.next_timer() == 0.52 and stack.timer_entries == 1  # the third, unanswered
+    stack.outbox.clear()
+    stack.handle_timer(0.52)  # its Timer E: retransmitted, the next deadline in the heap
+    assert [s.data for s in stack.outbox] == [NOTIFY % branches[2].encode()] and stack.next_timer() == 1.52
+    stack.receive(_answer(branches[2].encode()), SRC, 0.6)
+    assert stack.gc_paced() == stack.stats["received"] - 3 == 0  # the three light answers
+    assert stack.client_txns == {} and tu.timeouts == 0
+    stack.handle_timer(40.0)
+    assert stack.next_timer() is None and tu.timeouts == 0
+
+
+def test_prepared_request_sent_after_the_clock_went_back_keeps_its_deadline() -> None:
+    """A first deadline earlier than the queue's last goes to the heap (the queue stays in order)."""
+    stack, _tu = make()
+    target = Target("udp", "10.0.0.5", 40000)
+    stack.send_prepared(NOTIFY % b"z9hG4bKa", "z9hG4bKa", "NOTIFY", target, 10.0)
+    stack.send_prepared(NOTIFY % b"z9hG4bKb", "z9hG4bKb", "NOTIFY", target, 5.0)  # the clock stepped back
+    stack.outbox.clear()
+    assert stack.next_timer() == 5.5
+    stack.handle_timer(5.5)
+    assert [s.data for s in stack.outbox] == [NOTIFY % b"z9hG4bKb"]
+    stack.outbox.clear()
+    stack.handle_timer(10.5)
+    assert NOTIFY % b"z9hG4bKa" in [s.data for s in stack.outbox]
 
 
 def test_unusual_answers_to_a_prepared_request_take_the_parsing_path() -> None:
