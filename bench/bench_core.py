@@ -159,11 +159,17 @@ def _ack_for(invite_req: Request, resp: Response) -> bytes:
     ).encode()
 
 
-def test_authenticated_forked_call(benchmark) -> None:
-    """The forked call of `test_forked_call` placed by a device, digest-authenticated (407)."""
+def _bound_net() -> tuple[Net, list]:
+    """The test bed with every account's two devices registered (first at D0, second at D1)."""
     net, devices = _net()
     for i, dev in enumerate(devices):
         net.bind(dev, D0 + (i % 2) * 2)
+    return net, devices
+
+
+def test_authenticated_forked_call(benchmark) -> None:
+    """The forked call of `test_forked_call` placed by a device, digest-authenticated (407)."""
+    net, devices = _bound_net()
     counter = itertools.count(1)
 
     def one() -> None:
@@ -177,9 +183,7 @@ def test_authenticated_forked_call(benchmark) -> None:
 
 
 def test_forked_call(benchmark) -> None:
-    net, devices = _net()
-    for i, dev in enumerate(devices):
-        net.bind(dev, D0 + (i % 2) * 2)
+    net, _ = _bound_net()
     counter = itertools.count(1)
 
     def one() -> None:

@@ -253,11 +253,7 @@ def _max_forwards(req: Request) -> int:
 def _unsupported(req: Request) -> list[str]:
     if req.method in ("ACK", "CANCEL"):
         return []
-    # most requests carry neither header: one pass over the fields instead of two lookups
-    for item in req.headers._items:
-        if item[0] in _REQUIRE_KEYS:
-            break
-    else:
+    if not req.headers.has_any(_REQUIRE_KEYS):  # most requests carry neither
         return []
     out: list[str] = []
     for name in ("proxy-require", "require"):

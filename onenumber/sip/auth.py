@@ -472,9 +472,7 @@ class DigestAuthenticator:
     def _remember(self, key: int, state: int, now: float) -> None:
         seen, order = self._seen, self._order
         # keys come roughly in issue order: drop expired ones from the front (amortised O(1))
-        now_ms = now * 1000.0
-        ttl_ms = self._ttl_ms
-        while order and (order[0] >> 48) + ttl_ms <= now_ms:
+        while order and self._expires(order[0]) <= now:
             del seen[order.popleft()]
         while len(seen) >= self.max_nonces:
             old = order.popleft()

@@ -176,6 +176,15 @@ class Headers:
                 return True
         return False
 
+    def has_any(self, keys: frozenset[str]) -> bool:
+        """Whether a field is named by one of `keys` (lower-case long names): one pass for
+        several names, where most messages have none of them."""
+        self._load()
+        for item in self._items:  # noqa: SIM110 - a plain loop: this runs for every request
+            if item[0] in keys:
+                return True
+        return False
+
     def add(self, name: str, value: str) -> None:
         """Append a field (after any others of the same name)."""
         key = _canon(name)

@@ -637,9 +637,7 @@ class Stack:
         (the same test `handle_timer` applies). For tests and tools, not the hot path."""
         self._heap = [e for e in self._heap if self._live_entry(e)]
         heapq.heapify(self._heap)
-        txns = self.client_txns
-        self._light_due = deque(e for e in self._light_due
-                                if txns.get(e[1].key) is e[1] and e[1].machine.deadline == e[0])
+        self._light_due = deque(e for e in self._light_due if self._light_waiting(*e))
 
     def _live_entry(self, entry: tuple[float, int, object]) -> bool:
         deadline, _, obj = entry
@@ -658,13 +656,17 @@ class Stack:
         """The first deadline in the queue of prepared requests, once the answered (or
         retransmitted: their next deadline is in the heap) are dropped from its head."""
         due = self._light_due
-        txns = self.client_txns
         while due:
             at, txn = due[0]
-            if txns.get(txn.key) is txn and txn.machine.deadline == at:
+            if self._light_waiting(at, txn):
                 return at
             due.popleft()
         return None
+
+    def _light_waiting(self, at: float, txn: ClientTxn) -> bool:
+        """Whether the queue's entry `(at, txn)` is still due: its transaction unanswered and
+        this still its next deadline (a retransmission's next one is in the heap)."""
+        return self.client_txns.get(txn.key) is txn and txn.machine.deadline == at
 
     def next_timer(self) -> float | None:
         a = self._heap[0][0] if self._heap else None
@@ -686,7 +688,7 @@ class Stack:
                 at = due[0][0]
                 if at <= now and (not timers or at < timers[0][0]) and (not heap or at < heap[0][0]):
                     txn = due.popleft()[1]
-                    if self.client_txns.get(txn.key) is txn and txn.machine.deadline == at:
+                    if self._light_waiting(at, txn):
                         self._run_client(txn, txn.machine.on_timer(now), None, now)  # E: retransmitted
                     continue
             if timers and timers[0][0] <= now and (not heap or timers[0][0] <= heap[0][0]):

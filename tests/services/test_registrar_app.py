@@ -235,3 +235,14 @@ def test_failed_logins_shared_between_workers_block_at_the_same_try_and_success_
     assert shared == [(0, True), (1, True), (0, True)]
     for net in workers:
         assert do_register(net, "1000", "1000", devs[0].secret, call_id="ok").status == 403
+
+
+def test_a_change_of_trusted_networks_holds_for_an_address_already_seen() -> None:
+    """The gate remembers each address's answer; a new trusted_networks list starts afresh."""
+    net, devs = setup(trusted_networks=("127.0.0.1/32",))
+    outside = ("127.0.0.2", 33010)
+    assert do_register(net, "1000", "1000", devs[0].secret, src=outside).status == 403
+    _reload(net, Settings(trusted_networks=("127.0.0.0/8",)))
+    assert do_register(net, "1000", "1000", devs[0].secret, src=outside, call_id="reg-2").status == 200
+    _reload(net, Settings(trusted_networks=("127.0.0.1/32",)))
+    assert do_register(net, "1000", "1000", devs[0].secret, src=outside, call_id="reg-3").status == 403

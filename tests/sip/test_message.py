@@ -410,3 +410,13 @@ def test_typed_cache_follows_changes() -> None:
 def test_name_addr_without_brackets_is_rebracketed() -> None:
     na = NameAddr.parse("sip:a@b;tag=x")
     assert str(na) == "<sip:a@b>;tag=x" and not na.bracketed
+
+
+def test_has_any_finds_a_field_by_its_long_or_compact_name() -> None:
+    req = parse(b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nRequire: foo\r\n"
+                b"From: <sip:x@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+                b"Content-Length: 0\r\n\r\n")
+    assert req.headers.has_any(frozenset({"proxy-require", "require"}))
+    assert req.headers.has_any(frozenset({"via"}))  # `v`, the compact form, is stored as via
+    assert not req.headers.has_any(frozenset({"proxy-require", "supported"}))
+    assert not Headers().has_any(frozenset({"require"}))

@@ -263,6 +263,9 @@ def test_a_lazy_response_reads_as_the_parsed_one() -> None:
     assert lazy.call_id == "n1" and lazy.cseq.method == "NOTIFY" and lazy.top_via.branch == "z9hG4bKlazy"
     assert list(LazyResponse(481, "Gone", data).headers) == list(full.headers)
     assert LazyResponse(481, "Gone", data).headers == full.headers == LazyResponse(481, "Gone", data).headers
+    keys = frozenset({"cseq", "require"})
+    assert LazyResponse(481, "Gone", data).headers.has_any(keys) and full.headers.has_any(keys)
+    assert not LazyResponse(481, "Gone", data).headers.has_any(frozenset({"require"}))
     broken = LazyResponse(200, "OK", b"SIP/2.0 200 OK\r\nCSeq: nonsense\r\n\r\n")
     assert len(broken.headers) == 0 and broken.body == b""  # malformed: no header fields
 
