@@ -98,6 +98,15 @@ def judge(report: dict, rss_tolerance: float, live_slack: float) -> list[str]:
     return bad
 
 
+def server_warnings(bed: CallBed, limit: int = 50) -> list[str]:
+    """The server's log lines (it logs at warning level here: overload starting and ending, slow
+    collections, errors), the first `limit` of them: what a failed call's second shows."""
+    lines: list[str] = []
+    for log in sorted(bed.workdir.rglob("server.log")):
+        lines += [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[:limit]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--capacity", type=float, help=f"clean capacity in calls/s (default {DEFAULT_CAPACITY:.0f})")
@@ -157,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         res = caller.wait(90)
         fails = failures_by_kind(caller)
         failed_when = [(round(r["t"]), int(r["failed"])) for r in caller.timeline() if r["failed"]]
+        warnings = server_warnings(bed)
     # the windows compared: the minute after the first one, and the load's last minute (a short
     # run: a quarter of it after its first quarter, and its last quarter)
     span = min(60.0, args.seconds / 4)
@@ -164,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {
         "rate": rate, "capacity": capacity, "seconds": args.seconds, "workers": args.workers,
         "calls": res.calls, "ok": res.successful, "failed_calls": res.calls - res.successful,
-        "sipp_failures": fails, "failed_per_second": failed_when, "p50_ms": res.pct(50), "p99_ms": res.pct(99),
+        "sipp_failures": fails, "failed_per_second": failed_when, "server_warnings": warnings,
+        "p50_ms": res.pct(50), "p99_ms": res.pct(99),
         "rss_start_mib": samples[0]["rss_mib"],
         "windows_s": [early, late],
         "rss_early_mib": window_mean(samples, "rss_mib", *early),
@@ -182,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report))
     if args.json:
         args.json.write_text(json.dumps(report | {"samples": samples}, indent=2, default=str))
+    for line in warnings:
+        print(f"  server: {line}")
     print(f"soak {report['verdict']}: {res.successful}/{res.calls} calls ok at {rate:.0f}/s, "
           f"RSS {a} → {b} MiB ({report['rss_change_pct']} %), transactions {report['transactions_early']} → "
           f"{report['transactions_late']}, dialogs {report['dialogs_early']} → "

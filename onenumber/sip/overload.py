@@ -19,6 +19,16 @@ timer — a collection, another process taking the core for a moment — is not 
 that keeps running late is. Being over a bound switches shedding on; it stays on for `hold`
 seconds after the last sample over a bound, so a single quiet sample in a storm does not let a
 burst in.
+
+The UDP queue counts in time: its datagrams divided by the rate the server drains them when it
+has work (`DrainRate`: messages per second of the event loop's busy time, running or waiting
+for a core; idle time left out). Messages per second of wall-clock time would not do: under a
+modest load that is the offered rate, not how fast the server can go, and a stall of 200 ms (a
+collection, the core taken by another process for a moment) handles no message at all, so right
+after it the rate was near 0 and the few dozen datagrams that queued meanwhile counted as
+seconds of work: a soak at half the capacity refused 177 calls in four such seconds
+(bench/soak.py). A server short of CPU for good (a share of a core) has its busy rate fall to
+what it manages.
 """
 
 from __future__ import annotations
@@ -30,6 +40,29 @@ from dataclasses import dataclass, field
 STARTS_WORK = frozenset({"INVITE", "REGISTER"})
 DATAGRAM_BYTES = 2304  # what the kernel charges a queued SIP-sized datagram (skb truesize on Linux)
 MIN_RATE = 50.0  # messages/s assumed when the server handled fewer: a stalled server has a long queue
+
+
+@dataclass(slots=True)
+class DrainRate:
+    """Messages handled per second of the event loop's busy time (running or waiting for a
+    core), smoothed: how fast a queue drains once there is work, however long the loop idled;
+    one stall moves it by a fraction (`weight`), a lasting shortage of CPU all the way."""
+
+    weight: float = 0.2  # of a new sample in the average
+    min_messages: int = 20  # a sample spans at least this many messages (a quiet server's add up)
+    rate: float = 0.0  # messages per busy second; 0: not known yet
+    _messages: int = 0  # what the sample being gathered holds so far
+    _busy: float = 0.0
+
+    def update(self, messages: int, busy: float) -> float:
+        """Record `messages` handled in `busy` seconds; the smoothed rate."""
+        self._messages += messages
+        self._busy += busy
+        if self._messages >= self.min_messages and self._busy > 0:
+            sample = self._messages / self._busy
+            self.rate = sample if not self.rate else self.rate + self.weight * (sample - self.rate)
+            self._messages, self._busy = 0, 0.0
+        return self.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +103,8 @@ class Overload:
 
     def sample(self, now: float, *, lag: float | None = None, queue: int | None = None,
                rate: float | None = None) -> bool:
-        """Record the edge's measurements (loop lag in seconds, UDP queue in bytes, messages
-        handled per second since the last sample); True when they put the server over a bound."""
+        """Record the edge's measurements (loop lag in seconds, UDP queue in bytes, the rate the
+        server drains messages: `DrainRate`); True when they put the server over a bound."""
         p = self.policy
         if lag is not None:
             self.lag = lag

@@ -40,6 +40,7 @@ FULL_EVERY = 600.0  # seconds: at most one full collection this often, when the 
 FULL_AT_LATEST = 6 * 3600.0  # …and one at least this often, quiet or not
 QUIET_RATE = 20.0  # messages a second under which the server counts as quiet…
 QUIET_WINDOW = 10.0  # …over this many seconds
+SLOW = 0.05  # seconds: a collection this long is logged as a warning (it delays every message waiting)
 
 
 def malloc_trim() -> Callable[[], object] | None:
@@ -120,6 +121,8 @@ class GcPacer:
         if took > self.longest:
             self.longest = took
             log.debug("paced collection took %.1f ms", took * 1000)
+        if took > SLOW:
+            log.warning("slow paced collection: %.1f ms", took * 1000)
         return True
 
     def _full(self, rate: float) -> None:
@@ -130,7 +133,8 @@ class GcPacer:
         self.full_at = end
         self.full_collections += 1
         self.full_longest = max(self.full_longest, took)
-        log.info("full collection: %d unreachable objects, %.1f ms, at %.0f messages/s", found, took * 1000, rate)
+        log.log(logging.WARNING if took > SLOW else logging.INFO,
+                "full collection: %d unreachable objects, %.1f ms, at %.0f messages/s", found, took * 1000, rate)
 
     async def run(self) -> None:
         while True:

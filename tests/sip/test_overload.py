@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from onenumber.sip.message import Response, parse
-from onenumber.sip.overload import Overload, OverloadPolicy
+from onenumber.sip.overload import DrainRate, Overload, OverloadPolicy
 
 from .test_stack import OPTIONS, SRC, make
 
@@ -46,6 +46,26 @@ def test_the_queue_counts_in_time_at_the_rate_the_server_drains_it() -> None:
     assert ov.sample(0.0, queue=queue, rate=1000.0) and ov.reason == "queue delay"  # a slow one: 400 ms
     assert ov.sample(0.0, queue=queue, rate=0.0)  # a stalled one: counted at 50 messages/s
     assert not ov.sample(10.0, queue=0, rate=0.0) and ov.queue_delay == 0.0
+
+
+def test_the_drain_rate_is_messages_per_busy_second_whatever_the_wall_clock_did() -> None:
+    drain = DrainRate(weight=0.5, min_messages=20)
+    assert drain.update(10, 0.001) == 0.0  # too few messages yet: not known
+    assert drain.update(10, 0.001) == pytest.approx(10_000.0)  # the two add up: 20 in 2 ms
+    # idle time is not busy time: a quiet 50 ms with nothing to do leaves the rate as it was, so
+    # datagrams queued while the loop was kept from running count as the few ms reading them takes
+    assert drain.update(0, 0.0) == pytest.approx(10_000.0)
+    assert drain.update(40, 0.008) == pytest.approx(7_500.0)  # a slower stretch moves it halfway
+    # a 200 ms stall with 20 messages handled around it is one sample among many...
+    assert drain.update(20, 0.2) == pytest.approx(3_800.0)
+    # ...while a server that keeps getting only half a core falls to what it manages
+    for _ in range(30):
+        drain.update(100, 0.1)
+    assert drain.rate == pytest.approx(1_000.0, rel=0.01)
+    ov = Overload(OverloadPolicy(max_queue=0, max_queue_delay=0.1))
+    # 75 datagrams queued in a stall, drained at 7,500 messages a second: 10 ms of work
+    assert not ov.sample(0.0, lag=0.15, queue=75 * 2304, rate=7_500.0)
+    assert ov.queue_delay == pytest.approx(0.01)
 
 
 def test_requests_with_credentials_are_admitted_until_twice_a_bound() -> None:
