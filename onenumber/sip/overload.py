@@ -14,16 +14,17 @@ INVITE or REGISTER that carries credentials (the second half of a call or regist
 challenged, whose first half has already cost us) is still admitted; only past twice a bound
 (or at the transactions bound) is everything new refused.
 
-Loop lag is smoothed (an exponential average of the samples, `lag_weight` per sample): one late
-timer — a collection, another process taking the core for a moment — is not an overload, a loop
-that keeps running late is. Being over a bound switches shedding on; it stays on for `hold`
-seconds after the last sample over a bound, so a single quiet sample in a storm does not let a
-burst in.
+The lag bound applies to the median of the last `lag_window` samples: one or two late timers — a
+collection, another process taking the core for a moment — are not an overload, a loop that
+keeps running late is. (An exponential average did not do: one stall of 400 ms on a busy machine
+moved it by 100 ms on its own, and refused half a second of calls at half the capacity.) Being
+over a bound switches shedding on; it stays on for `hold` seconds after the last sample over a
+bound, so a single quiet sample in a storm does not let a burst in.
 
 The UDP queue counts in time: its datagrams divided by the rate the server drains them when it
-has work (`DrainRate`: messages per second of the event loop's busy time, running or waiting
-for a core; idle time left out). Messages per second of wall-clock time would not do: under a
-modest load that is the offered rate, not how fast the server can go, and a stall of 200 ms (a
+has work (`DrainRate`: messages per second of the event loop's busy time, running or waiting for
+a core; idle time left out). Messages per second of wall-clock time would not do: under a modest
+load that is the offered rate, not how fast the server can go, and a stall of 200 ms (a
 collection, the core taken by another process for a moment) handles no message at all, so right
 after it the rate was near 0 and the few dozen datagrams that queued meanwhile counted as
 seconds of work: a soak at half the capacity refused 177 calls in four such seconds
@@ -34,6 +35,7 @@ what it manages.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -77,13 +79,13 @@ class OverloadPolicy:
     max_queue_delay: float = 0.1
     retry_after: int = 5  # Retry-After is drawn from [retry_after, 2 × retry_after] seconds
     hold: float = 0.5  # seconds shedding stays on after the last sample over a bound
-    lag_weight: float = 0.25  # weight of a new lag sample in the average (1: no smoothing)
+    lag_window: int = 5  # the lag bound applies to the median of this many samples (1: the last one)
 
     def __post_init__(self) -> None:
         if self.max_lag < 0 or self.max_transactions < 0 or self.max_queue < 0 or self.max_queue_delay < 0:
             raise ValueError(f"overload bounds must be >= 0, got {self}")
-        if self.retry_after < 1 or self.hold < 0 or not 0 < self.lag_weight <= 1:
-            raise ValueError(f"overload retry_after must be >= 1, hold >= 0 and 0 < lag_weight <= 1, got {self}")
+        if self.retry_after < 1 or self.hold < 0 or self.lag_window < 1:
+            raise ValueError(f"overload retry_after must be >= 1, hold >= 0 and lag_window >= 1, got {self}")
 
 
 @dataclass(slots=True)
@@ -93,7 +95,8 @@ class Overload:
     policy: OverloadPolicy = field(default_factory=OverloadPolicy)
     rand: Callable[[], float] = random.random
     lag: float = 0.0  # the last sample
-    lag_avg: float = 0.0  # the smoothed lag the bound applies to
+    lag_median: float = 0.0  # the median of the last samples: what the bound applies to
+    lags: deque[float] = field(default_factory=deque)  # the last `lag_window` samples (zeros at first)
     queue: int = 0
     queue_delay: float = 0.0  # the queue in seconds of work at the current message rate
     shedding_until: float = 0.0
@@ -108,12 +111,17 @@ class Overload:
         p = self.policy
         if lag is not None:
             self.lag = lag
-            self.lag_avg += p.lag_weight * (lag - self.lag_avg)
+            lags = self.lags
+            if len(lags) < p.lag_window:  # a start: counted as calm before it, so a start-up stall is not one
+                lags.extend([0.0] * (p.lag_window - len(lags)))
+            lags.append(lag)
+            lags.popleft()
+            self.lag_median = sorted(lags)[len(lags) // 2]
         if queue is not None:
             self.queue = queue
             self.queue_delay = queue / DATAGRAM_BYTES / max(rate or 0.0, MIN_RATE)
         over = ""
-        if p.max_lag and self.lag_avg > p.max_lag:
+        if p.max_lag and self.lag_median > p.max_lag:
             over = "lag"
         elif p.max_queue_delay and self.queue_delay > p.max_queue_delay:
             over = "queue delay"
@@ -122,7 +130,7 @@ class Overload:
         if over:
             self.reason = over
             self.shedding_until = max(self.shedding_until, now + p.hold)
-            if ((p.max_lag and self.lag_avg > 2 * p.max_lag) or (p.max_queue and self.queue > 2 * p.max_queue)
+            if ((p.max_lag and self.lag_median > 2 * p.max_lag) or (p.max_queue and self.queue > 2 * p.max_queue)
                     or (p.max_queue_delay and self.queue_delay > 2 * p.max_queue_delay)):
                 self.severe_until = max(self.severe_until, now + p.hold)
         return bool(over)

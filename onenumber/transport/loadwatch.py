@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 
 from ..sip.overload import DrainRate, Overload
@@ -32,24 +33,24 @@ def udp_queue_bytes(transport: asyncio.BaseTransport | None) -> int:
     return int(struct.unpack_from("I", raw)[0])
 
 
-def busy_clock() -> Callable[[], float]:
-    """Seconds the calling thread has been busy: running, or runnable and waiting for a core
-    (Linux's /proc/thread-self/schedstat), so that messages per busy second is the rate a
-    queue drains at, on a core of its own or a share of one. Elsewhere its CPU time only.
-    Call it in the thread measured (the event loop's)."""
+def sched_clock() -> Callable[[], tuple[float, float]]:
+    """Seconds the calling thread has spent running, and runnable but waiting for a core
+    (Linux's /proc/thread-self/schedstat; elsewhere its CPU time and no waiting). Their sum is
+    its busy time: messages per busy second is the rate a queue drains at, on a core of its own
+    or a share of one. Call it in the thread measured (the event loop's)."""
     try:
         fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
     except OSError:
-        return time.thread_time
+        return lambda: (time.thread_time(), 0.0)
 
-    def busy() -> float:
+    def times() -> tuple[float, float]:
         try:
             run, wait = os.pread(fd, 64, 0).split()[:2]
-            return (int(run) + int(wait)) / 1e9
+            return int(run) / 1e9, int(wait) / 1e9
         except (OSError, ValueError):
-            return time.thread_time()
+            return time.thread_time(), 0.0
 
-    return busy
+    return times
 
 
 class LoadWatch:
@@ -57,13 +58,15 @@ class LoadWatch:
 
     def __init__(self, overload: Overload, queue: Callable[[], int], *, handled: Callable[[], int] = lambda: 0,
                  interval: float = 0.05, clock: Callable[[], float] = time.time,
-                 busy: Callable[[], float] | None = None) -> None:
+                 sched: Callable[[], tuple[float, float]] | None = None) -> None:
         self.overload = overload
         self.queue = queue
         self.handled = handled  # messages handled so far (the stack's count): the drain rate
         self.interval = interval
         self.clock = clock
-        self.busy = busy  # the loop thread's busy seconds (`busy_clock`, the default): the drain rate's clock
+        self.sched = sched  # the loop thread's running and waiting seconds (`sched_clock`, the default)
+        # the last second's (running, waiting) per sample: what the overload's log line says
+        self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, round(1 / interval)))
         self.drain = DrainRate()
         self.max_lag = 0.0  # the worst lag seen since the last `take_max_lag` (for metrics)
 
@@ -74,8 +77,8 @@ class LoadWatch:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         was_over = False
-        busy = self.busy or busy_clock()  # opened here: in the loop's thread
-        handled, busy_at = self.handled(), busy()
+        sched = self.sched or sched_clock()  # opened here: in the loop's thread
+        handled, (run, wait) = self.handled(), sched()
         while True:
             start = loop.time()
             await asyncio.sleep(self.interval)
@@ -85,15 +88,21 @@ class LoadWatch:
             now = self.clock()
             ov = self.overload
             before, handled = handled, self.handled()
-            busy_before, busy_at = busy_at, busy()
-            rate = self.drain.update(handled - before, busy_at - busy_before)
+            run_before, wait_before = run, wait
+            run, wait = sched()
+            self.recent.append((run - run_before, wait - wait_before))
+            rate = self.drain.update(handled - before, run - run_before + wait - wait_before)
             ov.sample(now, lag=lag, queue=self.queue(), rate=rate)
             over = now < ov.shedding_until
             if over != was_over:
                 if over:
-                    log.warning("overload (%s: loop lag %.0f ms, on average %.0f ms; UDP queue %d KiB, %.0f ms "
-                                "of work): new INVITEs and REGISTERs get 503", ov.reason, ov.lag * 1000,
-                                ov.lag_avg * 1000, ov.queue // 1024, ov.queue_delay * 1000)
+                    # the last second's running and waiting time tell the server's own work from
+                    # a machine that did not give it the core
+                    ran, waited = sum(r for r, _ in self.recent), sum(w for _, w in self.recent)
+                    log.warning("overload (%s: loop lag %.0f ms, median %.0f ms; UDP queue %d KiB, %.0f ms "
+                                "of work; in the last second the loop ran %.0f ms and waited %.0f ms for a core): "
+                                "new INVITEs and REGISTERs get 503", ov.reason, ov.lag * 1000, ov.lag_median * 1000,
+                                ov.queue // 1024, ov.queue_delay * 1000, ran * 1000, waited * 1000)
                 else:
                     log.warning("overload over: %d request(s) refused so far", ov.shed_total)
                 was_over = over
