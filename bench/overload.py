@@ -24,6 +24,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -131,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             "server_cpu_pct": round(100 * cpu / (time.monotonic() - t0), 1),
             "server_refused_total": max(shed) if shed else None,
             "overload_log_lines": len(re.findall(r"overload \(", log)),
+            # what started each shedding spell: lag, queue delay, queue or transactions
+            "overload_reasons": dict(Counter(re.findall(r"overload \(([a-z ]+):", log))),
+            "overload_first_lines": [line for line in log.splitlines() if "overload (" in line][:5],
             "recovery_s": None if recovered is None else round(recovered, 2),
             "timeline": [(round(r["t"]), r["ok"], r["failed"]) for r in timeline],
         }

@@ -65,8 +65,9 @@ class LoadWatch:
         self.interval = interval
         self.clock = clock
         self.sched = sched  # the loop thread's running and waiting seconds (`sched_clock`, the default)
-        # the last second's (running, waiting) per sample: what the overload's log line says
-        self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, round(1 / interval)))
+        # the last samples' (running, waiting, wall) seconds, about a second's worth: what the
+        # overload's log line says
+        self.recent: deque[tuple[float, float, float]] = deque(maxlen=max(1, round(1 / interval)))
         self.drain = DrainRate()
         self.max_lag = 0.0  # the worst lag seen since the last `take_max_lag` (for metrics)
 
@@ -90,19 +91,19 @@ class LoadWatch:
             before, handled = handled, self.handled()
             run_before, wait_before = run, wait
             run, wait = sched()
-            self.recent.append((run - run_before, wait - wait_before))
+            self.recent.append((run - run_before, wait - wait_before, end - start))
             rate = self.drain.update(handled - before, run - run_before + wait - wait_before)
             ov.sample(now, lag=lag, queue=self.queue(), rate=rate)
             over = now < ov.shedding_until
             if over != was_over:
                 if over:
-                    # the last second's running and waiting time tell the server's own work from
-                    # a machine that did not give it the core
-                    ran, waited = sum(r for r, _ in self.recent), sum(w for _, w in self.recent)
+                    # the running and waiting time tell the server's own work from a machine that
+                    # did not give it the core
+                    ran, waited, span = (sum(x) for x in zip(*self.recent, strict=True))
                     log.warning("overload (%s: loop lag %.0f ms, median %.0f ms; UDP queue %d KiB, %.0f ms "
-                                "of work; in the last second the loop ran %.0f ms and waited %.0f ms for a core): "
+                                "of work; in the last %.1f s the loop ran %.0f ms and waited %.0f ms for a core): "
                                 "new INVITEs and REGISTERs get 503", ov.reason, ov.lag * 1000, ov.lag_median * 1000,
-                                ov.queue // 1024, ov.queue_delay * 1000, ran * 1000, waited * 1000)
+                                ov.queue // 1024, ov.queue_delay * 1000, span, ran * 1000, waited * 1000)
                 else:
                     log.warning("overload over: %d request(s) refused so far", ov.shed_total)
                 was_over = over
