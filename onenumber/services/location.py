@@ -4,7 +4,7 @@ Held per account and indexed by connection, so the call path never touches the
 database. Changes are queued and flushed by `run_flusher` within `flush_interval`
 (Kamailio usrloc's write-back mode); `flush()` on shutdown writes what is left, so a
 restart finds the bindings again. A plain refresh (the same binding, only its expiry and
-CSeq moved on) waits for the periodic flush, up to `refresh_interval`, while the stored
+CSeq, maybe Call-ID, moved on) waits for the periodic flush, up to `refresh_interval`, while the stored
 expiry is far enough ahead: a device refreshing every few seconds (a NAT keep-alive by
 REGISTER; the benchmark's phones) then costs one write per interval instead of one per
 REGISTER (a write was ~12 µs of CPU, ~3 % of a REGISTER), and after a kill -9 the binding
@@ -186,8 +186,8 @@ class Location:
         return removed
 
     def _refresh_may_wait(self, old: Binding, new: Binding, now: float | None) -> bool:
-        """Whether `new`, replacing `old`, may wait for the periodic flush: only its expiry and
-        CSeq moved on, and the expiry stored (`old`'s, or an earlier one, whose own wait was
+        """Whether `new`, replacing `old`, may wait for the periodic flush: only its expiry, CSeq
+        and Call-ID moved on, and the expiry stored (`old`'s, or an earlier one, whose own wait was
         checked the same way) stays live for another `refresh_interval` after the write is due,
         so a server killed meanwhile and restarted within that time still has the binding."""
         return (now is not None and old.expires_at - now > 2 * self.refresh_interval
@@ -286,8 +286,11 @@ class Location:
             await self.flush()
 
 
-# every field of a binding but those a plain refresh moves on (a field added later counts as a change)
-_refresh_fields = attrgetter(*(f.name for f in fields(Binding) if f.name not in ("expires_at", "cseq")))
+# every field of a binding but those a plain refresh moves on (a field added later counts as a change):
+# the Call-ID too (SIPp and some phones take a new one per REGISTER); a stale stored Call-ID and
+# CSeq only mean the next REGISTER after a restart is taken as from a new registration, as it is
+_REFRESHED = ("expires_at", "cseq", "call_id")
+_refresh_fields = attrgetter(*(f.name for f in fields(Binding) if f.name not in _REFRESHED))
 
 
 def _same_route(a: Binding, b: Binding) -> bool:

@@ -65,12 +65,12 @@ def test_a_plain_refresh_waits_for_the_periodic_write_while_the_stored_expiry_is
     b = replace(binding("1000", 1, "udp", 0), expires_at=now + 3600, cseq=1, call_id="c1")
     loc.apply([b], [], now)
     assert _woken(loc)  # a new binding: written within flush_interval
-    refreshed = replace(b, expires_at=now + 3604, cseq=2)
+    refreshed = replace(b, expires_at=now + 3604, cseq=2, call_id="c2")  # SIPp: a new Call-ID each time
     loc.apply([refreshed], [], now + 4)
     assert not _woken(loc) and loc._pending_up[("1000", b.key)] is refreshed  # queued for the periodic flush
     assert loc.lookup("1000", b.key) is refreshed  # served from memory at once
     for changed in (replace(refreshed, user_agent="other"), replace(refreshed, path=("<sip:edge;lr>",)),
-                    replace(refreshed, call_id="c2"), replace(refreshed, q=0.5)):
+                    replace(refreshed, source=("127.0.0.1", 7000)), replace(refreshed, q=0.5)):
         loc.apply([changed], [], now + 5)
         assert _woken(loc), changed  # anything but the expiry and CSeq: written at once
     loc.apply([replace(refreshed, expires_at=now + 3700)], [])
