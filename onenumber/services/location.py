@@ -3,13 +3,13 @@
 Held per account and indexed by connection, so the call path never touches the
 database. Changes are queued and flushed by `run_flusher` within `flush_interval`
 (Kamailio usrloc's write-back mode); `flush()` on shutdown writes what is left, so a
-restart finds the bindings again. A plain refresh (the same binding, only its expiry and
-CSeq, maybe Call-ID, moved on) waits for the periodic flush, up to `refresh_interval`, while the stored
-expiry is far enough ahead: a device refreshing every few seconds (a NAT keep-alive by
-REGISTER; the benchmark's phones) then costs one write per interval instead of one per
-REGISTER (a write was ~12 µs of CPU, ~3 % of a REGISTER), and after a kill -9 the binding
-comes back with its previous expiry, still live. Bindings on a closed TCP/TLS/WS connection
-and expired bindings are removed here.
+restart finds the bindings again. A plain refresh (the same binding, only its expiry,
+CSeq and maybe Call-ID moved on) waits for the periodic flush, up to `refresh_interval`,
+while the stored expiry is far enough ahead: a device refreshing every few seconds (a NAT
+keep-alive by REGISTER; the benchmark's phones) then costs one write per interval instead of
+one per REGISTER (a write was ~12 µs of CPU, ~3 % of a REGISTER), and after a kill -9 the
+binding comes back with its previous expiry, still live. Bindings on a closed TCP/TLS/WS
+connection and expired bindings are removed here.
 
 The interface (`get`, `apply`, `drop_flow`, `expire`) stays the same with several worker
 processes: each keeps this in-memory copy as its cache, queues its own changes in

@@ -14,14 +14,15 @@ their transaction and leave nothing alive).
 
 Most rounds do not even scan: a call or a registration leaves no cyclic garbage (main.py), so
 a round whose messages' survivors are only freed by refcounting gains nothing from a scan, and
-the scan was ~6 % of a REGISTER's CPU at 500/s (10-20 ms a second, ~20,000 young objects: the
-transactions waiting out Timer J). While the last scanning round found nothing unreachable,
-`scan_every` - 1 rounds of every `scan_every` freeze the young generations instead
-(`gc.freeze()`: a constant-time move to the permanent generation that also resets the
-allocation count, which is what keeps the automatic collector away); a round that finds
-garbage makes every round scan until one finds none again. Frozen objects are still freed by
-refcounting; a cycle frozen in an unscanned round waits for the next full collection, which
-unfreezes (the start-up state main.py froze too), collects and freezes again.
+the scans were ~6 % of a REGISTER's CPU at 500/s (10-20 ms a second, ~20,000 young objects:
+the transactions waiting out Timer J) and ~8 % of a forked call's at 50 calls/s
+(bench/README.md). While the last scanning round found nothing unreachable, `scan_every` - 1
+rounds of every `scan_every` freeze the young generations instead (`gc.freeze()`: a
+constant-time move to the permanent generation that also resets the allocation count, which
+is what keeps the automatic collector away); a round that finds garbage makes every round
+scan until one finds none again. Frozen objects are still freed by refcounting; a cycle
+frozen in an unscanned round waits for the next full collection, which unfreezes (the
+start-up state main.py froze too), collects and freezes again.
 
 The old generation is out of the automatic collector's reach (a scan of the whole heap under
 load is a pause of a second or more), so a reference cycle that reached it would stay for good.
@@ -118,7 +119,7 @@ class GcPacer:
         self.window_at, self.window_handled = start, self.last  # the current quiet window
 
     def tick(self) -> bool:
-        """One check; True when it collected."""
+        """One check; True when it collected or froze."""
         now = self.clock()
         if self.trim is not None and now - self.trimmed_at >= self.trim_interval:
             self.trimmed_at = now
