@@ -88,7 +88,7 @@ class Registrar:
             own = self.node_path(origin)
             result.upserts = [replace(b, path=(own, *b.path)) for b in result.upserts]
         if result.upserts or result.removes:
-            self.location.apply(result.upserts, result.removes)
+            self.location.apply(result.upserts, result.removes, now)
         headers = [("Contact", contact_header(b, now)) for b in result.bindings]
         if any(b.outbound and b.reg_id is not None for b in result.upserts):
             headers.append(("Require", "outbound"))

@@ -12,6 +12,18 @@ the collector and the automatic thresholds stay as a safety net (main.py). The s
 the messages `Stack.gc_paced` says: all but the NOTIFYs' 200s (matched from their bytes, they end
 their transaction and leave nothing alive).
 
+Most rounds do not even scan: a call or a registration leaves no cyclic garbage (main.py), so
+a round whose messages' survivors are only freed by refcounting gains nothing from a scan, and
+the scans were ~6 % of a REGISTER's CPU at 500/s (10-20 ms a second, ~20,000 young objects:
+the transactions waiting out Timer J) and ~8 % of a forked call's at 50 calls/s
+(bench/README.md). While the last scanning round found nothing unreachable, `scan_every` - 1
+rounds of every `scan_every` freeze the young generations instead (`gc.freeze()`: a
+constant-time move to the permanent generation that also resets the allocation count, which
+is what keeps the automatic collector away); a round that finds garbage makes every round
+scan until one finds none again. Frozen objects are still freed by refcounting; a cycle
+frozen in an unscanned round waits for the next full collection, which unfreezes (the
+start-up state main.py froze too), collects and freezes again.
+
 The old generation is out of the automatic collector's reach (a scan of the whole heap under
 load is a pause of a second or more), so a reference cycle that reached it would stay for good.
 The pacer collects it itself: at a quiet moment (under `quiet_rate` messages a second for
@@ -35,6 +47,7 @@ log = logging.getLogger("onenumber.gc")
 # their own (the pacer runs them), and the old generation's out of reach (see main.py)
 THRESHOLDS = (100_000, 50, 1_000_000_000)
 EVERY = 1000  # messages handled between two young collections (a few ms of scanning at any rate)
+SCAN_EVERY = 4  # one young round in this many scans; the others freeze (while scans find no garbage)
 TRIM_INTERVAL = 30.0  # seconds between two malloc_trim calls (0.1-0.2 ms each)
 FULL_EVERY = 600.0  # seconds: at most one full collection this often, when the server is quiet…
 FULL_AT_LATEST = 6 * 3600.0  # …and one at least this often, quiet or not
@@ -61,18 +74,20 @@ def malloc_trim() -> Callable[[], object] | None:
 
 
 class GcPacer:
-    """Checks every `interval` seconds; collects generations 0 and 1 once `every` more messages
-    have been handled, the whole heap now and then (see the module's text), and calls `trim`
-    (malloc_trim) every `trim_interval` seconds."""
+    """Checks every `interval` seconds; once `every` more messages have been handled, collects
+    generations 0 and 1 or freezes them (see the module's text); collects the whole heap now and
+    then, and calls `trim` (malloc_trim) every `trim_interval` seconds."""
 
     def __init__(self, handled: Callable[[], int], *, every: int = EVERY, interval: float = 0.05,
                  collect: Callable[[int], int] = gc.collect, clock: Callable[[], float] = time.perf_counter,
+                 scan_every: int = SCAN_EVERY, freeze: Callable[[], None] = gc.freeze,
+                 unfreeze: Callable[[], None] = gc.unfreeze,
                  trim: Callable[[], object] | None = None, trim_interval: float = TRIM_INTERVAL,
                  full_every: float = FULL_EVERY, full_at_latest: float = FULL_AT_LATEST,
                  quiet_rate: float = QUIET_RATE, quiet_window: float = QUIET_WINDOW) -> None:
-        if every < 1 or interval <= 0 or trim_interval <= 0:
-            raise ValueError(f"every must be >= 1, interval and trim_interval > 0, got {every}, {interval}, "
-                             f"{trim_interval}")
+        if every < 1 or scan_every < 1 or interval <= 0 or trim_interval <= 0:
+            raise ValueError(f"every and scan_every must be >= 1, interval and trim_interval > 0, got {every}, "
+                             f"{scan_every}, {interval}, {trim_interval}")
         if not 0 < full_every <= full_at_latest or quiet_rate < 0 or quiet_window <= 0:
             raise ValueError(f"need 0 < full_every <= full_at_latest, quiet_rate >= 0, quiet_window > 0, got "
                              f"{full_every}, {full_at_latest}, {quiet_rate}, {quiet_window}")
@@ -81,6 +96,9 @@ class GcPacer:
         self.interval = interval
         self.collect = collect
         self.clock = clock
+        self.scan_every = scan_every
+        self.freeze = freeze
+        self.unfreeze = unfreeze
         self.trim = trim  # malloc_trim() in the server; None: no trimming
         self.trim_interval = trim_interval
         self.full_every = full_every
@@ -90,7 +108,11 @@ class GcPacer:
         start = clock()
         self.trimmed_at = start
         self.last = handled()
-        self.collections = 0
+        self.collections = 0  # young rounds that scanned
+        self.freezes = 0  # young rounds that froze instead
+        # young rounds frozen since the last scan; held at scan_every - 1 (every round scans) from
+        # the start and while scans find garbage
+        self.unscanned = scan_every - 1
         self.longest = 0.0  # seconds, the longest paced collection
         self.full_collections = 0
         self.full_longest = 0.0  # seconds, the longest full collection
@@ -98,7 +120,7 @@ class GcPacer:
         self.window_at, self.window_handled = start, self.last  # the current quiet window
 
     def tick(self) -> bool:
-        """One check; True when it collected."""
+        """One check; True when it collected or froze."""
         now = self.clock()
         if self.trim is not None and now - self.trimmed_at >= self.trim_interval:
             self.trimmed_at = now
@@ -115,7 +137,14 @@ class GcPacer:
         if handled - self.last < self.every:
             return False
         self.last = handled
-        self.collect(1)  # generation 1 and the younger one: both hold only what was allocated lately
+        if self.unscanned < self.scan_every - 1:
+            self.freeze()  # constant time: nothing is scanned (see the module's text)
+            self.unscanned += 1
+            self.freezes += 1
+            return True
+        found = self.collect(1)  # generation 1 and the younger one: both hold only what was allocated lately
+        # garbage found: the next rounds scan too, until one finds none
+        self.unscanned = self.scan_every - 1 if found else 0
         took = self.clock() - now
         self.collections += 1
         if took > self.longest:
@@ -127,7 +156,9 @@ class GcPacer:
 
     def _full(self, rate: float) -> None:
         start = self.clock()
+        self.unfreeze()  # what the young rounds froze, and the start-up state main.py froze
         found = self.collect(2)
+        self.freeze()  # the survivors are old: out of the young rounds' scans again
         end = self.clock()
         took = end - start
         self.full_at = end

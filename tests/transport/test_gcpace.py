@@ -13,7 +13,7 @@ from onenumber.transport.gcpace import GcPacer, malloc_trim
 def test_collects_the_young_generations_once_enough_messages_were_handled() -> None:
     handled = [100]
     collected: list[int] = []
-    pacer = GcPacer(lambda: handled[0], every=1000, collect=lambda gen: collected.append(gen) or 0)
+    pacer = GcPacer(lambda: handled[0], every=1000, collect=lambda gen: collected.append(gen) or 0, scan_every=1)
     assert not pacer.tick()  # nothing handled since it started
     handled[0] = 1099
     assert not pacer.tick() and collected == []
@@ -42,7 +42,7 @@ def test_records_the_longest_pause() -> None:
         return 0
 
     handled = [0]
-    pacer = GcPacer(lambda: handled[0], every=1, collect=collect, clock=clock)
+    pacer = GcPacer(lambda: handled[0], every=1, collect=collect, clock=clock, scan_every=1)
     handled[0] = 1
     pacer.tick()
     clock.now += 1.0
@@ -55,8 +55,10 @@ def test_the_old_generation_is_collected_when_quiet_and_at_the_latest_after_hour
     clock = FakeClock()
     handled = [0]
     collected: list[int] = []
+    frozen: list[str] = []
     pacer = GcPacer(lambda: handled[0], every=10**9, collect=lambda gen: collected.append(gen) or 0, clock=clock,
-                    full_every=600, full_at_latest=3600, quiet_rate=20, quiet_window=10)
+                    full_every=600, full_at_latest=3600, quiet_rate=20, quiet_window=10,
+                    freeze=lambda: frozen.append("freeze"), unfreeze=lambda: frozen.append("unfreeze"))
 
     total = [0.0]
 
@@ -73,6 +75,7 @@ def test_the_old_generation_is_collected_when_quiet_and_at_the_latest_after_hour
     assert collected == []  # due, but busy: it waits for a quiet moment
     run(20, 10)
     assert collected == [2] and pacer.full_collections == 1  # quiet enough: collected once
+    assert frozen == ["unfreeze", "freeze"]  # what the young rounds froze is collected too
     run(120, 0)
     assert collected == [2]  # at most once every full_every
     run(3600, 100)
@@ -80,7 +83,37 @@ def test_the_old_generation_is_collected_when_quiet_and_at_the_latest_after_hour
     assert pacer.full_at == pytest.approx(clock.now, abs=700)
 
 
+def test_young_rounds_freeze_instead_of_scanning_while_scans_find_no_garbage() -> None:
+    handled = [0]
+    found = [0]
+    rounds: list[str] = []
+    pacer = GcPacer(lambda: handled[0], every=10, scan_every=4, collect=lambda gen: rounds.append("scan") or found[0],
+                    freeze=lambda: rounds.append("freeze"))
+
+    def round_() -> None:
+        handled[0] += 10
+        assert pacer.tick()
+
+    for _ in range(9):
+        round_()
+    # the first round scans; then one scan in every four rounds while they find nothing
+    assert rounds == ["scan", "freeze", "freeze", "freeze", "scan", "freeze", "freeze", "freeze", "scan"]
+    assert pacer.collections == 3 and pacer.freezes == 6
+    rounds.clear()
+    round_()
+    found[0] = 12  # a scan finds cyclic garbage: every round scans until one finds none
+    round_(), round_(), round_()
+    assert rounds == ["freeze", "freeze", "freeze", "scan"]
+    rounds.clear()
+    round_(), round_()
+    found[0] = 0
+    round_(), round_(), round_()
+    assert rounds == ["scan", "scan", "scan", "freeze", "freeze"]
+
+
 def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        GcPacer(lambda: 0, scan_every=0)
     with pytest.raises(ValueError):
         GcPacer(lambda: 0, every=0)
     with pytest.raises(ValueError):
@@ -92,7 +125,7 @@ def test_bad_settings_are_refused() -> None:
 async def test_runs_on_the_loop_with_the_real_collector() -> None:
     handled = [0]
     before = gc.get_stats()[1]["collections"]
-    pacer = GcPacer(lambda: handled[0], every=10, interval=0.001)
+    pacer = GcPacer(lambda: handled[0], every=10, interval=0.001)  # the first round scans
     task = asyncio.get_running_loop().create_task(pacer.run())
     handled[0] = 10
     for _ in range(200):
@@ -126,3 +159,20 @@ def test_malloc_trim_is_callable_where_glibc_is() -> None:
     trim = malloc_trim()
     if trim is not None:  # glibc: 1 when memory was released, 0 when there was none to release
         assert trim() in (0, 1)
+
+
+def test_a_frozen_round_really_freezes_and_a_full_collection_unfreezes() -> None:
+    frozen_before = gc.get_freeze_count()
+    handled = [0]
+    pacer = GcPacer(lambda: handled[0], every=1, scan_every=2, collect=lambda gen: 0)  # real freeze, unfreeze
+    try:
+        handled[0] = 1
+        pacer.tick()  # scans
+        young = [[] for _ in range(100)]  # tracked objects allocated since
+        handled[0] = 2
+        pacer.tick()  # freezes
+        assert pacer.freezes == 1 and gc.get_freeze_count() >= frozen_before + len(young)
+        pacer._full(0.0)
+        assert pacer.full_collections == 1 and gc.get_freeze_count() >= len(young)  # frozen again after
+    finally:
+        gc.unfreeze()  # leave the test process's collector as it was (nothing frozen under pytest)
