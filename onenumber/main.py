@@ -247,7 +247,8 @@ async def _serve(config: ServerConfig, store: Store) -> None:
     # automatic collection (a burst of allocations: a configuration reload, a CSV import)
     # would scan the whole heap (the one at exit after an overload run takes over a second).
     # A full one came only after 2,500 young ones before the pacing (never, in practice): so
-    # it stays, and the pacer runs one at a quiet moment instead (transport/gcpace.py).
+    # it stays, and the pacer runs one at a quiet moment instead (transport/gcpace.py), which
+    # unfreezes this state first: the full collection scans it too.
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
