@@ -144,7 +144,9 @@ class GcPacer:
             self.unscanned += 1
             self.freezes += 1
             return True
+        cpu = time.thread_time()
         found = self.collect(1)  # generation 1 and the younger one: both hold only what was allocated lately
+        cpu = time.thread_time() - cpu
         # garbage found: the next rounds scan too, until one finds none
         self.unscanned = self.scan_every - 1 if found else 0
         took = self.clock() - now
@@ -153,7 +155,8 @@ class GcPacer:
             self.longest = took
             log.debug("paced collection took %.1f ms", took * 1000)
         if took > SLOW:
-            log.warning("slow paced collection: %.1f ms", took * 1000)
+            # the CPU time tells a long scan from a machine that did not give the process its core
+            log.warning("slow paced collection: %.1f ms (%.1f ms of CPU)", took * 1000, cpu * 1000)
         return True
 
     def _full(self, rate: float) -> None:

@@ -176,3 +176,19 @@ def test_a_frozen_round_really_freezes_and_a_full_collection_unfreezes() -> None
         assert pacer.full_collections == 1 and gc.get_freeze_count() >= len(young)  # frozen again after
     finally:
         gc.unfreeze()  # leave the test process's collector as it was (nothing frozen under pytest)
+
+
+def test_a_slow_scan_is_logged_with_its_cpu_time(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    handled = [0]
+
+    def collect(gen: int) -> int:
+        clock.now += 0.2  # 200 ms of wall time, hardly any of it this thread's CPU
+        return 0
+
+    pacer = GcPacer(lambda: handled[0], every=10, collect=collect, clock=clock, scan_every=1)
+    handled[0] = 10
+    with caplog.at_level("WARNING", logger="onenumber.gc"):
+        assert pacer.tick()
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("slow paced collection: 200.0 ms (") and "ms of CPU)" in line
