@@ -45,6 +45,7 @@ from ..sip.proxy import (
     pop_own_via,
     prepare_forward,
     record_route,
+    set_from,
     signed_route_params,
     via_value,
 )
@@ -187,8 +188,7 @@ class CallProxy:
         if caller is not None and device is not None:
             identity = caller_identity(caller, external=target is None and not number.startswith(self.access_number))
             name_addr = identity.name_addr(self.domain())
-            identity_from = f"{name_addr};tag={from_tag}" if from_tag else name_addr
-            req.headers.set("From", identity_from)
+            identity_from = set_from(req, name_addr, from_tag)
             req.headers.remove("p-preferred-identity")
             req.headers.set("P-Asserted-Identity", name_addr)
             party = Party(identity.number, identity.name, caller.number, device.auth_username, device.position)
