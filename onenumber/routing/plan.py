@@ -45,6 +45,8 @@ from onenumber.routing.model import (
     Stage,
 )
 
+from ..frozen import quick_init
+
 # Why a device does not ring.
 DISABLED = "disabled"
 ORDER_ZERO = "ring order 0 (never rings)"
@@ -76,6 +78,7 @@ _SELECTED_REASONS = {
 _BUSY_REASONS = frozenset({CALL_WAITING_OFF, DEVICE_IN_CALL})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _View:
     """The account as routing sees it at `now`: its own devices and their live bindings."""
