@@ -545,6 +545,7 @@ class CallProxy:
         ringing or being cancelled may answer late and must be ACKed and hung up), so calls
         waiting out their transactions' timers hold few objects."""
         ctx.base = None  # type: ignore[assignment]  # released: nothing reads it once done
+        ctx.plan = None  # read only while the call is ringing (stages, no-answer, every branch failed)
         if self.live.get(ctx.record.call_id) is ctx:
             del self.live[ctx.record.call_id]
         for br in ctx.branches.values():
@@ -561,6 +562,10 @@ class CallProxy:
         if dbr is not None:
             self.dialogs.set_state(ctx.record, dbr, DialogState.TERMINATED, now)
         if was_cancelled or ctx.done or br.attempt != ctx.attempt:
+            if ctx.done:
+                # a branch cancelled once the call was decided: its final ends it, and no late
+                # answer can follow, so its request (what `_release` kept for one) is released
+                br.request = None
             return
         br.response = resp  # kept for choosing the best final response
         if declines_everywhere(ctx.plan, status):
