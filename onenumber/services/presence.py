@@ -139,10 +139,12 @@ class PresenceService:
             self._mark(event.account)
 
     def _dialog_changed(self, ev: DialogChanged) -> None:
-        legs = self.legs.setdefault(ev.account, {})
+        legs = self.legs.get(ev.account)
+        if legs is None:
+            legs = self.legs[ev.account] = {}
         key = (ev.call_id, ev.position, ev.direction)
         direction = _DIRECTION[ev.direction]
-        state = _STATE[ev.state.value]
+        state = _STATE[ev.state]  # a StrEnum member hashes and compares as its value
         leg = legs.get(key)
         if state is _TERMINATED:
             legs.pop(key, None)
