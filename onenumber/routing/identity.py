@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..frozen import quick_init
 from .model import Account
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Identity:
     number: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ..frozen import quick_init
 from ..model import Binding
 from ..settings import Settings, Trunk
 
@@ -100,6 +101,7 @@ class Device:
     secret_rotated_at: float | None = None  # unix time the current secret was set
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallState:
     """What the account is doing now, as far as routing cares."""
@@ -113,6 +115,7 @@ class FinalKind(StrEnum):
     REJECT = "reject"  # answer `status` `reason` upstream
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FinalAction:
     kind: FinalKind
@@ -121,6 +124,7 @@ class FinalAction:
     target: str | None = None  # for FORWARD: the number to call instead
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Stage:
     """Bindings rung together, starting `start` seconds after the call arrived."""
@@ -130,6 +134,7 @@ class Stage:
     positions: tuple[int, ...]  # the devices these bindings belong to
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeviceDecision:
     """Why a device is in or out of a plan, for `onenumber ring-plan` and the API."""
@@ -141,6 +146,7 @@ class DeviceDecision:
     reason: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RingPlan:
     account: str

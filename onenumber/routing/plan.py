@@ -45,6 +45,8 @@ from onenumber.routing.model import (
     Stage,
 )
 
+from ..frozen import quick_init
+
 # Why a device does not ring.
 DISABLED = "disabled"
 ORDER_ZERO = "ring order 0 (never rings)"
@@ -76,6 +78,7 @@ _SELECTED_REASONS = {
 _BUSY_REASONS = frozenset({CALL_WAITING_OFF, DEVICE_IN_CALL})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _View:
     """The account as routing sees it at `now`: its own devices and their live bindings."""
@@ -90,15 +93,29 @@ class _View:
 def _view(
     account: Account, devices: Sequence[Device], bindings: Sequence[Binding], state: CallState, now: float
 ) -> _View:
-    own = sorted((d for d in devices if d.account == account.number), key=lambda d: d.position)
+    number = account.number
+    own = sorted([d for d in devices if d.account == number], key=_by_position)
     live: dict[str, list[Binding]] = {}
     for b in bindings:
-        if b.account == account.number and b.expires_at > now:
-            live.setdefault(b.auth_username, []).append(b)
-    # a total order, so the plan never depends on the order bindings were given in
-    order = lambda b: (b.contact, b.key, b.expires_at, b.source, b.transport)  # noqa: E731
-    by_contact = {user: tuple(sorted(bs, key=order)) for user, bs in live.items()}
+        if b.account == number and b.expires_at > now:
+            found = live.get(b.auth_username)
+            if found is None:
+                live[b.auth_username] = [b]
+            else:
+                found.append(b)
+    # a total order, so the plan never depends on the order bindings were given in (one binding
+    # per device is the usual case: nothing to sort)
+    by_contact = {user: tuple(sorted(bs, key=_binding_order)) if len(bs) > 1 else (bs[0],)
+                  for user, bs in live.items()}
     return _View(account, tuple(own), by_contact, state, now)
+
+
+def _by_position(d: Device) -> int:
+    return d.position
+
+
+def _binding_order(b: Binding) -> tuple[str, str, float, tuple[str, int], str]:
+    return (b.contact, b.key, b.expires_at, b.source, b.transport)
 
 
 # -- the checks every mode shares ---------------------------------------------------------
@@ -216,10 +233,7 @@ def _assemble(view: _View, ringing: Sequence[tuple[Device, str]], out: Mapping[i
     """Group ringing devices into additive stages by ring order, then decide the finals."""
     account = view.account
     names = {d.position: d.auth_username for d in view.devices}
-    decisions = {
-        pos: DeviceDecision(pos, names[pos], rings=False, stage=None, reason=why)
-        for pos, why in out.items()
-    }
+    decisions = {pos: DeviceDecision(pos, names[pos], False, None, why) for pos, why in out.items()}
     stages: list[Stage] = []
     ranked = sorted(ringing, key=lambda r: (r[0].ring_order, r[0].position))
     for step, (order, group) in enumerate(groupby(ranked, key=lambda r: r[0].ring_order)):
@@ -232,17 +246,14 @@ def _assemble(view: _View, ringing: Sequence[tuple[Device, str]], out: Mapping[i
                     device.position, device.auth_username, rings=False, stage=None, reason=late
                 )
             continue
+        stage = len(stages)
         for device, why in members:
-            decisions[device.position] = DeviceDecision(
-                device.position, device.auth_username, rings=True, stage=len(stages), reason=why
-            )
-        stages.append(
-            Stage(
-                start=start,
-                bindings=tuple(b for device, _ in members for b in view.live[device.auth_username]),
-                positions=tuple(device.position for device, _ in members),
-            )
-        )
+            decisions[device.position] = DeviceDecision(device.position, device.auth_username, True, stage, why)
+        stages.append(Stage(
+            start,
+            tuple([b for device, _ in members for b in view.live[device.auth_username]]),
+            tuple([device.position for device, _ in members]),
+        ))
     finals = final_actions(account)
     on_the_phone = not stages and any(d.reason in _BUSY_REASONS for d in decisions.values())
     return RingPlan(

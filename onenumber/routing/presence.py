@@ -42,6 +42,8 @@ from enum import StrEnum
 
 from onenumber.routing.model import Account, Binding, Device, DeviceKind, RingMode
 
+from ..frozen import quick_init
+
 
 class Presence(StrEnum):
     AVAILABLE = "available"
@@ -68,6 +70,7 @@ class Direction(StrEnum):
     RECIPIENT = "recipient"  # the device was called
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeviceDialog:
     """One dialog (or early dialog) of one device of the account."""

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..frozen import quick_init
+
 log = logging.getLogger("onenumber.events")
 
 
@@ -50,6 +52,7 @@ class FailCause(StrEnum):
     FAILED = "failed"  # any other failure (timeout, trunk error, loop…)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Party:
     """One end of a call as people see it: a number and a display name, and, when it is one
@@ -62,6 +65,7 @@ class Party:
     position: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallStarted:
     call_id: str
@@ -72,6 +76,7 @@ class CallStarted:
     trunk: str | None = None  # the trunk the call came in on, if any
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BranchRinging:
     """A device (or a trunk leg) of the call is alerting (first 18x on its branch)."""
@@ -83,6 +88,7 @@ class BranchRinging:
     position: int | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallForwarded:
     call_id: str
@@ -92,6 +98,7 @@ class CallForwarded:
     to: str  # the number it now rings
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallAnswered:
     call_id: str
@@ -102,6 +109,7 @@ class CallAnswered:
     number: str  # the number that answered (account number or the external number)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallFailed:
     """The call ended without an answer: the status the caller got, and why."""
@@ -113,6 +121,7 @@ class CallFailed:
     account: str | None  # the account being rung when it failed, if any
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallEnded:
     """An answered call ended (BYE from either side, or forgotten after the dialog limit)."""
@@ -123,6 +132,7 @@ class CallEnded:
     by: str | None  # "caller" | "callee" | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DialogChanged:
     """A branch's RFC 4235 state changed: what presence and BLF watch."""
@@ -136,6 +146,7 @@ class DialogChanged:
     direction: str  # "initiator" (the device placed the call) | "recipient"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BindingChanged:
     account: str
@@ -146,6 +157,7 @@ class BindingChanged:
     reason: str  # register | unregister | expired | connection-closed | replaced | keepalive
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MediaRequest:
     """An action, not a report: the call waits until the glue answers it. Rewrite `sdp` through

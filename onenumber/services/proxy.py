@@ -45,6 +45,7 @@ from ..sip.proxy import (
     pop_own_via,
     prepare_forward,
     record_route,
+    set_from,
     signed_route_params,
     via_value,
 )
@@ -187,8 +188,7 @@ class CallProxy:
         if caller is not None and device is not None:
             identity = caller_identity(caller, external=target is None and not number.startswith(self.access_number))
             name_addr = identity.name_addr(self.domain())
-            identity_from = f"{name_addr};tag={from_tag}" if from_tag else name_addr
-            req.headers.set("From", identity_from)
+            identity_from = set_from(req, name_addr, from_tag)
             req.headers.remove("p-preferred-identity")
             req.headers.set("P-Asserted-Identity", name_addr)
             party = Party(identity.number, identity.name, caller.number, device.auth_username, device.position)
@@ -545,6 +545,7 @@ class CallProxy:
         ringing or being cancelled may answer late and must be ACKed and hung up), so calls
         waiting out their transactions' timers hold few objects."""
         ctx.base = None  # type: ignore[assignment]  # released: nothing reads it once done
+        ctx.plan = None  # read only while the call is ringing (stages, no-answer, every branch failed)
         if self.live.get(ctx.record.call_id) is ctx:
             del self.live[ctx.record.call_id]
         for br in ctx.branches.values():
@@ -561,6 +562,10 @@ class CallProxy:
         if dbr is not None:
             self.dialogs.set_state(ctx.record, dbr, DialogState.TERMINATED, now)
         if was_cancelled or ctx.done or br.attempt != ctx.attempt:
+            if ctx.done:
+                # a branch cancelled once the call was decided: its final ends it, and no late
+                # answer can follow, so its request (what `_release` kept for one) is released
+                br.request = None
             return
         br.response = resp  # kept for choosing the best final response
         if declines_everywhere(ctx.plan, status):

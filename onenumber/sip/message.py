@@ -205,12 +205,16 @@ class Headers:
         """Replace every field of this name by one (kept at the first one's place)."""
         key = _canon(name)
         self._forget(key)
-        for i, item in enumerate(self._items):
+        items = self._items
+        for i, item in enumerate(items):
             if item[0] == key:
                 item[2] = value
-                self._items[i + 1 :] = [it for it in self._items[i + 1 :] if it[0] != key]
+                for j in range(i + 1, len(items)):  # most fields set here appear once: no copy then
+                    if items[j][0] == key:
+                        items[i + 1 :] = [it for it in items[i + 1 :] if it[0] != key]
+                        break
                 return
-        self._items.append([key, CANONICAL.get(key, name), value])
+        items.append([key, CANONICAL.get(key, name), value])
 
     def remove(self, name: str) -> None:
         key = _canon(name)

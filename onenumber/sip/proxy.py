@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .headers import NameAddr
+from .headers import NameAddr, Via, is_token
 from .message import Headers, Request, Response
 from .uri import SipUri, parse_uri
 
@@ -127,7 +127,27 @@ def record_route(host: str, port: int, transport: str, params: str = "") -> str:
 
 
 def via_value(transport: str, host: str, port: int, branch: str) -> str:
-    return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport"
+    """Our Via for a request we send. Its parsed form is remembered (`Via.remember`): the stack
+    reads the top Via of every request it sends, and every response to it carries it back, so
+    parsing it would be work done at least twice per branch for a value we wrote ourselves."""
+    tp = transport.upper()
+    value = f"SIP/2.0/{tp} {host}:{port};branch={branch};rport"
+    Via.remember(value, Via(tp, host, port, (("branch", branch), ("rport", None))))
+    return value
+
+
+def set_from(req: Request, name_addr: str, tag: str) -> str:
+    """Rewrite the From to `name_addr` (no parameters) with the caller's `tag`; returns the value
+    written. Its parsed form is built from `name_addr`'s (the same for every call a caller places,
+    so parsed once and cached) and the tag, rather than parsing the new value: loop detection
+    reads the From tag of every INVITE we forward."""
+    value = f"{name_addr};tag={tag}" if tag else name_addr
+    req.headers.set("From", value)
+    base = NameAddr.parse(name_addr)
+    if not base.params and base.bracketed and (not tag or is_token(tag)):
+        params = (("tag", tag),) if tag else ()
+        req.headers.remember("from", NameAddr(base.uri, base.display, params, True))
+    return value
 
 
 def prepare_forward(

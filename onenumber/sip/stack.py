@@ -253,25 +253,9 @@ class Stack:
         raw = req.headers.get("via")
         assert raw is not None
         via = Via.parse(raw)
-        params = list(via.params)
-        changed = False
-        host = source.remote[0]
-        stale = [p for p in params if p[0].lower() == "received" and (p[1] or "").strip("[]").lower() != host.lower()]
-        if stale:  # a received= we did not write must not steer our response elsewhere
-            params = [p for p in params if p[0].lower() != "received"]
-            changed = True
-        if via.host.strip("[]").lower() != host.lower() and not any(p[0].lower() == "received" for p in params):
-            params.append(("received", host))
-            changed = True
-        for i, (k, v) in enumerate(params):
-            if k.lower() == "rport" and not v:
-                params[i] = ("rport", str(source.remote[1]))
-                if not any(p[0].lower() == "received" for p in params):
-                    params.append(("received", host))
-                changed = True
-                break
-        if changed:
-            via = Via(via.transport, via.host, via.port, tuple(params))
+        params = _stamped_params(via, source.remote[0], source.remote[1])
+        if params is not None:
+            via = Via(via.transport, via.host, via.port, params)
             value = str(via)
             req.headers.replace_first("via", value)
             # every response goes out along this value (`_queue_response`): parsing it back
@@ -749,6 +733,38 @@ class Stack:
         h.add("CSeq", f"{invite.cseq.number} ACK")
         h.add("Content-Length", "0")
         return Request("ACK", invite.uri, h)
+
+
+def _stamped_params(via: Via, host: str, port: int) -> tuple[tuple[str, str | None], ...] | None:
+    """The top Via's parameters once stamped for a request from `host`:`port` (§18.2.1
+    received=, RFC 3581 rport); None when they stay as they are. The parameter names are
+    lowered once: this runs for every request received."""
+    params = list(via.params)
+    names = [k.lower() for k, _ in params]
+    lhost = host.lower()
+    changed = False
+    has_received = "received" in names
+    if has_received and any(
+        n == "received" and (v or "").strip("[]").lower() != lhost for n, (_, v) in zip(names, params, strict=True)
+    ):  # a received= we did not write must not steer our response elsewhere
+        params = [p for n, p in zip(names, params, strict=True) if n != "received"]
+        names = [n for n in names if n != "received"]
+        has_received = False
+        changed = True
+    if not has_received and via.host.strip("[]").lower() != lhost:
+        params.append(("received", host))
+        names.append("received")
+        has_received = True
+        changed = True
+    if "rport" in names:
+        for i, n in enumerate(names):
+            if n == "rport" and not params[i][1]:
+                params[i] = ("rport", str(port))
+                if not has_received:
+                    params.append(("received", host))
+                changed = True
+                break
+    return tuple(params) if changed else None
 
 
 # the few fields `_receive_light` reads from a response's bytes: the first Via line, the CSeq method

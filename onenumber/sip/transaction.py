@@ -195,43 +195,43 @@ def _ack_and_pass_up(t: _Transaction, now: float, arg: bytes | None, out: list[A
     # §17.1.1.3: the INVITE client transaction generates the ACK for a non-2xx final.
     if arg is None:
         raise TransactionError("a 300-699 response to INVITE needs the ACK bytes (ack=...)")
-    t._ack_tx = ack = Transmit(arg)
-    out.append(ack)
+    t._ack_tx = arg
+    out.append(Transmit(arg))
     out.append(_PASS_UP)
 
 
 def _resend_ack(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
-    out.append(t._ack_tx)  # type: ignore[arg-type]  # set on entering Completed
+    out.append(Transmit(t._ack_tx))  # type: ignore[arg-type]  # set on entering Completed
 
 
 def _retransmit_request(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
     # Timer A (cap = inf) or E in Trying (cap = T2): double the interval.
-    out.append(t._main_tx)  # type: ignore[arg-type]  # set when the request is first sent
+    out.append(Transmit(t._main_tx))  # type: ignore[arg-type]  # set when the request is first sent
     t._rtx_interval = interval = min(t._rtx_interval * 2.0, t._rtx_cap)
     t._rtx_at = now + interval
 
 
 def _retransmit_request_t2(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
     # §17.1.2.2: Timer E in Proceeding is reset to T2 each time.
-    out.append(t._main_tx)  # type: ignore[arg-type]  # set when the request is first sent
+    out.append(Transmit(t._main_tx))  # type: ignore[arg-type]  # set when the request is first sent
     t._rtx_interval = interval = t._timers.t2
     t._rtx_at = now + interval
 
 
 def _send_response(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
-    t._main_tx = tx = Transmit(arg)  # type: ignore[arg-type]  # public callers pass bytes
-    out.append(tx)
+    t._main_tx = arg
+    out.append(Transmit(arg))  # type: ignore[arg-type]  # public callers pass bytes
 
 
 def _resend_response(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
     # Nothing to repeat if the TU has not answered yet (INVITE Proceeding without a 1xx).
     if t._main_tx is not None:
-        out.append(t._main_tx)
+        out.append(Transmit(t._main_tx))
 
 
 def _retransmit_response(t: _Transaction, now: float, arg: bytes | None, out: list[Action]) -> None:
     # Timer G: doubling, capped at T2.
-    out.append(t._main_tx)  # type: ignore[arg-type]  # set when the request is first sent
+    out.append(Transmit(t._main_tx))  # type: ignore[arg-type]  # set when the response is first sent
     t._rtx_interval = interval = min(t._rtx_interval * 2.0, t._rtx_cap)
     t._rtx_at = now + interval
 
@@ -465,8 +465,11 @@ class _Transaction:
         self._plan = _plan(kind, timers, reliable)
         # A (INVITE client) doubles without a cap; E and G stop at T2.
         self._rtx_cap = math.inf if kind == "invite-client" else timers.t2
-        self._main_tx: Transmit | None = None  # client: the request; server: last response sent
-        self._ack_tx: Transmit | None = None
+        # client: the request; server: the last response sent. Bytes, wrapped in a Transmit only
+        # when (re)sent: a transaction waits out Timer J/M/D (32 s) holding them, and a bytes
+        # object is not one more for every young collection to scan
+        self._main_tx: bytes | None = None
+        self._ack_tx: bytes | None = None
         self._rtx_name: str | None = None
         self._rtx_at: float | None = None
         self._rtx_interval = 0.0
@@ -572,19 +575,19 @@ class ClientTransaction(_Transaction):
         else:
             super().__init__("non-invite-client", NON_INVITE_CLIENT, State.TRYING, False, reliable,
                              now, timers)
-        self._main_tx = Transmit(request)
+        self._main_tx = request
         self._started = False
 
     @property
     def request(self) -> bytes:
-        return self._main_tx.data  # type: ignore[union-attr]  # always set for clients
+        return self._main_tx  # type: ignore[return-value]  # always set for clients
 
     def start(self, now: float) -> list[Action]:
         """Send the request for the first time and arm A+B (INVITE) or E+F (non-INVITE)."""
         if self._started:
             raise TransactionError(f"{self._kind} transaction already started")
         self._started = True
-        out: list[Action] = [self._main_tx]  # type: ignore[list-item]  # set by start()
+        out: list[Action] = [Transmit(self._main_tx)]  # type: ignore[arg-type]  # set by __init__
         self._enter(self.state, now, out)
         return out
 

@@ -51,3 +51,26 @@ def test_failed_call_context_is_freed_after_its_transactions() -> None:
     net.advance(40.0)
     gc.collect()
     assert ref() is None
+
+
+def test_decided_call_keeps_no_plan_nor_the_cancelled_branch_request() -> None:
+    """While its transactions wait out Timer M/D the context holds what a late answer needs,
+    not the ring plan nor the request of a branch whose final (487) came in: fewer objects for
+    every young collection to scan."""
+    from .sipnet import invite
+
+    net, _ = two_devices()
+    req = invite("1000", TRUNK)
+    out = net.send(req, TRUNK)
+    ctx = _context_of(net, req.call_id)()
+    assert ctx is not None and ctx.plan is not None
+    inv0, inv1 = requests_to(out, D0, "INVITE")[0], requests_to(out, D1, "INVITE")[0]
+    net.send(reply(inv1, 180, "Ringing", tag="d1"), ("127.0.0.1", D1))
+    out = net.send(reply(inv0, 200, "OK", tag="d0", contact="sip:1000@127.0.0.1:31000"), ("127.0.0.1", D0))
+    assert ctx.plan is None
+    cancelled = [b for b in ctx.branches.values() if b.request is not None]
+    assert len(cancelled) == 1  # still ringing: a late 200 would need its request to be hung up
+    (cancel,) = requests_to(out, D1, "CANCEL")
+    net.send(reply(cancel, 200, "OK"), ("127.0.0.1", D1))
+    net.send(reply(inv1, 487, "Request Terminated", tag="d1"), ("127.0.0.1", D1))
+    assert all(b.request is None for b in ctx.branches.values())

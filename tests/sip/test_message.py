@@ -420,3 +420,15 @@ def test_has_any_finds_a_field_by_its_long_or_compact_name() -> None:
     assert req.headers.has_any(frozenset({"via"}))  # `v`, the compact form, is stored as via
     assert not req.headers.has_any(frozenset({"proxy-require", "supported"}))
     assert not Headers().has_any(frozenset({"require"}))
+
+
+def test_headers_set_replaces_every_field_of_the_name_at_the_first_ones_place() -> None:
+    from onenumber.sip.message import Headers
+
+    h = Headers([("Via", "a"), ("From", "x"), ("To", "y"), ("f", "dup"), ("CSeq", "1 INVITE")])
+    h.set("From", "z")
+    assert list(h) == [("Via", "a"), ("From", "z"), ("To", "y"), ("CSeq", "1 INVITE")]
+    h.set("To", "w")  # the only one: replaced in place
+    assert list(h) == [("Via", "a"), ("From", "z"), ("To", "w"), ("CSeq", "1 INVITE")]
+    h.set("Expires", "60")  # none yet: appended
+    assert list(h)[-1] == ("Expires", "60")

@@ -370,3 +370,22 @@ def test_stamped_via_remembered_is_what_parsing_it_gives() -> None:
             via = stack._stamp_via(req, source)
             value = req.headers.get("via") or ""
             assert headers.Via._parse(value) == via
+
+
+@pytest.mark.parametrize(("host", "params", "source", "stamped"), [
+    ("10.0.0.1", (("branch", "z9hG4bK1"),), "10.0.0.1", None),  # nothing to add
+    ("10.0.0.1", (("branch", "z9hG4bK1"), ("rport", None)), "10.0.0.1",
+     (("branch", "z9hG4bK1"), ("rport", "5070"), ("received", "10.0.0.1"))),
+    ("pbx.example", (("branch", "z9hG4bK1"),), "10.0.0.2", (("branch", "z9hG4bK1"), ("received", "10.0.0.2"))),
+    # a received= naming another address is dropped (every one of them), ours is written
+    ("10.0.0.1", (("Received", "10.9.9.9"), ("received", "10.0.0.2"), ("RPORT", None)), "10.0.0.2",
+     (("rport", "5070"), ("received", "10.0.0.2"))),
+    # a received= naming the source already stays; an rport with a value is not ours to fill
+    ("pbx.example", (("received", "[::1]"), ("rport", "5060"), ("rport", None)), "::1",
+     (("received", "[::1]"), ("rport", "5060"), ("rport", "5070"))),
+])
+def test_stamped_via_params(host: str, params: tuple, source: str, stamped: tuple | None) -> None:
+    from onenumber.sip.headers import Via
+    from onenumber.sip.stack import _stamped_params
+
+    assert _stamped_params(Via("UDP", host, 5060, params), source, 5070) == stamped
