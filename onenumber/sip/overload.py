@@ -96,7 +96,7 @@ class Overload:
     rand: Callable[[], float] = random.random
     lag: float = 0.0  # the last sample
     lag_median: float = 0.0  # the median of the last samples: what the bound applies to
-    lags: deque[float] = field(default_factory=deque)  # the last `lag_window` samples (zeros at first)
+    lags: deque[float] = field(default_factory=deque)  # the last `lag_window` samples
     queue: int = 0
     queue_delay: float = 0.0  # the queue in seconds of work at the current message rate
     shedding_until: float = 0.0
@@ -111,12 +111,12 @@ class Overload:
         p = self.policy
         if lag is not None:
             self.lag = lag
-            lags = self.lags
-            if len(lags) < p.lag_window:  # a start: counted as calm before it, so a start-up stall is not one
-                lags.extend([0.0] * (p.lag_window - len(lags)))
+            lags, window = self.lags, p.lag_window
             lags.append(lag)
-            lags.popleft()
-            self.lag_median = sorted(lags)[len(lags) // 2]
+            while len(lags) > window:  # (the window may shrink when the settings reload)
+                lags.popleft()
+            calm = [0.0] * (window - len(lags))  # no sample yet counts as calm: a start-up stall is not one
+            self.lag_median = sorted([*calm, *lags])[window // 2]
         if queue is not None:
             self.queue = queue
             self.queue_delay = queue / DATAGRAM_BYTES / max(rate or 0.0, MIN_RATE)

@@ -49,6 +49,17 @@ def test_the_queue_counts_in_time_at_the_rate_the_server_drains_it() -> None:
     assert not ov.sample(10.0, queue=0, rate=0.0) and ov.queue_delay == 0.0
 
 
+def test_a_reloaded_lag_window_applies_to_the_samples_already_taken() -> None:
+    ov = Overload(OverloadPolicy(max_lag=0.1, lag_window=5))
+    for lag in (0.3, 0.3, 0.0, 0.0):
+        ov.sample(0.0, lag=lag)
+    assert ov.lag_median == 0.0  # [0 (no sample yet), 0.3, 0.3, 0, 0]
+    ov.policy = OverloadPolicy(max_lag=0.1, lag_window=1)  # the settings reload (services/core.py)
+    assert ov.sample(0.0, lag=0.2) and ov.lag_median == 0.2 and len(ov.lags) == 1
+    ov.policy = OverloadPolicy(max_lag=0.1, lag_window=3)
+    assert not ov.sample(0.0, lag=0.0) and ov.lag_median == 0.0  # [0 (no sample yet), 0.2, 0]
+
+
 def test_the_drain_rate_is_messages_per_busy_second_whatever_the_wall_clock_did() -> None:
     drain = DrainRate(weight=0.5, min_messages=20)
     assert drain.update(10, 0.001) == 0.0  # too few messages yet: not known
